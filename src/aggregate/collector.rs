@@ -1,0 +1,206 @@
+//! The collector side of aggregation: merges worker intervals into the run total and a per-second time
+//! series. Memory grows with tags × seconds (one small row per second), never with requests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Dist, Msg, Summary, WorkerStats};
+
+/// One second of the run, all workers and tags together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondStats {
+    /// Seconds since the run started (this row covers [t, t+1)).
+    pub t_s: u64,
+    pub n_requests: u64,
+    pub n_errors: u64,
+    pub bytes_in: u64,
+    pub latency: Dist,
+}
+
+/// What aggregation hands to the report stage.
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub total: Summary,
+    pub series: Vec<SecondStats>,
+    pub workers: Vec<WorkerStats>,
+}
+
+pub struct Collector {
+    total: Summary,
+    /// Seconds some worker has not reported yet, merged so far.
+    pending: BTreeMap<u64, Summary>,
+    /// Per worker: the last second it handed over (`None`: none yet); once done, `u64::MAX`.
+    reported: Vec<Option<u64>>,
+    workers: Vec<Option<WorkerStats>>,
+    series: Vec<SecondStats>,
+    n_requests: u64,
+}
+
+impl Collector {
+    pub fn new(names: &[String], n_workers: usize) -> Collector {
+        Collector {
+            total: Summary::new(names),
+            pending: BTreeMap::new(),
+            reported: vec![None; n_workers],
+            workers: vec![None; n_workers],
+            series: Vec::new(),
+            n_requests: 0,
+        }
+    }
+
+    pub fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Interval {
+                worker,
+                sec,
+                summary,
+            } => {
+                self.total += &summary;
+                self.n_requests += summary.tags.iter().map(|t| t.n_requests).sum::<u64>();
+                match self.pending.get_mut(&sec) {
+                    Some(p) => *p += &summary,
+                    None => {
+                        self.pending.insert(sec, summary);
+                    }
+                }
+                self.reported[worker] = Some(sec);
+            }
+            Msg::Done { worker, stats } => {
+                self.reported[worker] = Some(u64::MAX);
+                self.workers[worker] = Some(stats);
+            }
+        }
+        self.finalize_ready();
+    }
+
+    /// Requests finished so far (as of the last handed-over intervals), for progress display.
+    pub fn n_requests(&self) -> u64 {
+        self.n_requests
+    }
+
+    /// True once every worker has said it is done.
+    pub fn is_finished(&self) -> bool {
+        self.workers.iter().all(Option::is_some)
+    }
+
+    /// Turns every second that all workers have reported into a time-series row.
+    fn finalize_ready(&mut self) {
+        let Some(upto) = self.reported.iter().copied().min().flatten() else {
+            return;
+        };
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() > upto {
+                break;
+            }
+            let sec = *entry.key();
+            let summary = entry.remove();
+            self.push_second(sec, &summary);
+        }
+    }
+
+    fn push_second(&mut self, sec: u64, s: &Summary) {
+        // Seconds in which nothing finished still get a row, so the series has no holes.
+        while (self.series.len() as u64) < sec {
+            let t_s = self.series.len() as u64;
+            self.series.push(SecondStats {
+                t_s,
+                n_requests: 0,
+                n_errors: 0,
+                bytes_in: 0,
+                latency: Dist::of(&super::new_histogram()),
+            });
+        }
+        let all = s.total();
+        self.series.push(SecondStats {
+            t_s: sec,
+            n_requests: all.n_requests,
+            n_errors: all.n_errors(),
+            bytes_in: all.bytes_in,
+            latency: Dist::of(&all.latency),
+        });
+    }
+
+    /// The run's aggregate. Workers that never reported (a crash) count as zero CPU.
+    pub fn finish(mut self) -> Aggregate {
+        for r in &mut self.reported {
+            *r = Some(u64::MAX);
+        }
+        self.finalize_ready();
+        Aggregate {
+            total: self.total,
+            series: self.series,
+            workers: self
+                .workers
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        }
+    }
+}
+
+/// Total CPU of the workers.
+pub fn workers_cpu(workers: &[WorkerStats]) -> Duration {
+    workers.iter().map(|w| w.cpu).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Outcome, Sample};
+    use std::time::Instant;
+
+    fn one(base: Instant, at_ms: u64) -> Summary {
+        let mut s = Summary::new(&["t"]);
+        let done = base + Duration::from_millis(at_ms);
+        s.tags[0].record(&Sample {
+            tag: 0,
+            intended: done - Duration::from_millis(1),
+            sent: done - Duration::from_millis(1),
+            first_byte: Some(done),
+            done,
+            outcome: Outcome::Status(200),
+            bytes_in: 1,
+            body_bytes: 1,
+            bytes_out: 1,
+            connect: None,
+        });
+        s
+    }
+
+    #[test]
+    fn seconds_are_final_only_when_every_worker_passed_them() {
+        let base = Instant::now();
+        let names = vec!["t".to_string()];
+        let mut c = Collector::new(&names, 2);
+        c.handle(Msg::Interval {
+            worker: 0,
+            sec: 0,
+            summary: one(base, 10),
+        });
+        c.handle(Msg::Interval {
+            worker: 0,
+            sec: 2,
+            summary: one(base, 2100),
+        });
+        assert!(c.series.is_empty(), "worker 1 has not reported second 0");
+        c.handle(Msg::Interval {
+            worker: 1,
+            sec: 1,
+            summary: one(base, 1500),
+        });
+        assert_eq!(c.series.len(), 2);
+        c.handle(Msg::Done {
+            worker: 1,
+            stats: WorkerStats::default(),
+        });
+        c.handle(Msg::Done {
+            worker: 0,
+            stats: WorkerStats::default(),
+        });
+        assert!(c.is_finished());
+        let agg = c.finish();
+        assert_eq!(agg.series.len(), 3);
+        assert_eq!(agg.series.iter().map(|s| s.n_requests).sum::<u64>(), 3);
+        assert_eq!(agg.total.total().n_requests, 3);
+    }
+}

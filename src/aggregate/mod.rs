@@ -1,0 +1,16 @@
+//! Stage: aggregate — HDR histograms per tag × metric, counters, 1-second interval snapshots, exact merge.
+//!
+//! Must not keep per-request data: memory grows with tags × seconds, never with requests.
+
+mod collector;
+mod recorder;
+mod summary;
+mod validity;
+
+pub use collector::{workers_cpu, Aggregate, Collector, SecondStats};
+pub use recorder::{Msg, Recorder, WorkerStats};
+pub use summary::{
+    linear_bins, new_histogram, Dist, Summary, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT,
+    QUANTILES,
+};
+pub use validity::{judge, Validity, MAX_WORKER_CPU_SHARE};

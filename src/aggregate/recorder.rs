@@ -1,0 +1,103 @@
+//! The per-worker side of aggregation. A worker owns one `Recorder` (no sharing, no atomics); every
+//! second of run time it hands the interval's [`Summary`] to the collector over a channel — one message
+//! per worker per second, never per request.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::Summary;
+use crate::sample::Sample;
+
+/// What workers tell the collector.
+#[derive(Debug)]
+pub enum Msg {
+    /// Everything worker `worker` recorded in second `sec` of the run (samples are filed by their
+    /// `done` instant). A worker sends each second at most once, in increasing order.
+    Interval {
+        worker: usize,
+        sec: u64,
+        summary: Summary,
+    },
+    /// The worker has stopped and sent its last interval.
+    Done { worker: usize, stats: WorkerStats },
+}
+
+/// What a worker reports about itself when it stops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerStats {
+    /// CPU time (user + system) of the worker thread.
+    pub cpu: Duration,
+    /// Requests started but abandoned unfinished because the run was interrupted.
+    pub n_cancelled: u64,
+}
+
+pub struct Recorder {
+    worker: usize,
+    start: Instant,
+    sec: u64,
+    current: Summary,
+    sink: UnboundedSender<Msg>,
+}
+
+impl Recorder {
+    pub fn new(
+        worker: usize,
+        start: Instant,
+        names: &[String],
+        sink: UnboundedSender<Msg>,
+    ) -> Self {
+        Recorder {
+            worker,
+            start,
+            sec: 0,
+            current: Summary::new(names),
+            sink,
+        }
+    }
+
+    /// Files one sample under its tag in the interval of its `done` instant.
+    #[inline]
+    pub fn record(&mut self, s: &Sample) {
+        let sec = s.done.saturating_duration_since(self.start).as_secs();
+        if sec > self.sec {
+            self.roll(sec);
+        }
+        self.current.tags[s.tag as usize].record(s);
+    }
+
+    /// Called by the worker's ticker so idle seconds are handed over too.
+    pub fn tick(&mut self, now: Instant) {
+        let sec = now.saturating_duration_since(self.start).as_secs();
+        if sec > self.sec {
+            self.roll(sec);
+        }
+    }
+
+    fn roll(&mut self, sec: u64) {
+        let next = self.current.empty_like();
+        let summary = std::mem::replace(&mut self.current, next);
+        // A closed channel means the collector is gone (the run is being torn down): nothing to do.
+        let _ = self.sink.send(Msg::Interval {
+            worker: self.worker,
+            sec: self.sec,
+            summary,
+        });
+        self.sec = sec;
+    }
+
+    /// Hands over the last interval and says the worker is done.
+    pub fn finish(&mut self, stats: WorkerStats) {
+        let next = self.current.empty_like();
+        let summary = std::mem::replace(&mut self.current, next);
+        let _ = self.sink.send(Msg::Interval {
+            worker: self.worker,
+            sec: self.sec,
+            summary,
+        });
+        let _ = self.sink.send(Msg::Done {
+            worker: self.worker,
+            stats,
+        });
+    }
+}

@@ -1,0 +1,485 @@
+//! Mergeable statistics: per-tag HDR histograms and counters. `Summary += Summary` gives exactly what one
+//! process would have recorded; serde writes histograms as HdrHistogram V2-deflate base64 so shards from
+//! other processes merge without loss.
+
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::sample::{ErrorKind, Outcome, Sample};
+
+/// All histograms record nanoseconds, 3 significant digits, from 1 ns to one hour. Values above the range
+/// are clamped to it (saturating), which only a run with a timeout above an hour could see.
+pub const HIST_UNIT: &str = "ns";
+pub const HIST_MAX_NS: u64 = 3_600_000_000_000;
+pub const HIST_SIGFIG: u8 = 3;
+
+/// Percentiles every report lists.
+pub const QUANTILES: [(f64, &str); 7] = [
+    (0.50, "p50"),
+    (0.75, "p75"),
+    (0.90, "p90"),
+    (0.95, "p95"),
+    (0.99, "p99"),
+    (0.999, "p99.9"),
+    (0.9999, "p99.99"),
+];
+
+/// A histogram with the one configuration every histogram in regbench uses, so any two merge exactly.
+pub fn new_histogram() -> Histogram<u64> {
+    // invariant: the bounds are constants that satisfy hdrhistogram's preconditions (low ≥ 1,
+    // high ≥ 2·low, sigfig ≤ 5), so construction cannot fail.
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("constant histogram bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+    h.saturating_record(ns);
+}
+
+fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // invariant: both histograms come from `new_histogram` (or deserialise from one with the same
+    // bounds), so every value of `from` fits in `into` and `add` cannot fail.
+    into.add(from).expect("histograms share one configuration");
+}
+
+/// Statistics of one tag (endpoint): counters and one histogram per timing metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TagStats {
+    pub name: String,
+    /// Requests that finished, with a response or an error.
+    pub n_requests: u64,
+    /// Responses per HTTP status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Failures per error kind.
+    #[serde(with = "error_counts")]
+    pub errors: [u64; ErrorKind::COUNT],
+    pub bytes_in: u64,
+    pub body_bytes: u64,
+    pub bytes_out: u64,
+    /// Requests that had to open a new connection.
+    pub n_new_connections: u64,
+    /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
+    #[serde(with = "hist_b64")]
+    pub latency: Histogram<u64>,
+    /// `done − sent`, same population as latency.
+    #[serde(with = "hist_b64")]
+    pub service_time: Histogram<u64>,
+    /// `first_byte − sent` of every request that got response bytes.
+    #[serde(with = "hist_b64")]
+    pub ttfb: Histogram<u64>,
+    /// `sent − intended` of every request that was sent.
+    #[serde(with = "hist_b64")]
+    pub lag: Histogram<u64>,
+    /// TCP connect time of every new connection.
+    #[serde(with = "hist_b64")]
+    pub connect: Histogram<u64>,
+}
+
+impl TagStats {
+    pub fn new(name: &str) -> TagStats {
+        TagStats {
+            name: name.to_string(),
+            n_requests: 0,
+            status: BTreeMap::new(),
+            errors: [0; ErrorKind::COUNT],
+            bytes_in: 0,
+            body_bytes: 0,
+            bytes_out: 0,
+            n_new_connections: 0,
+            latency: new_histogram(),
+            service_time: new_histogram(),
+            ttfb: new_histogram(),
+            lag: new_histogram(),
+            connect: new_histogram(),
+        }
+    }
+
+    /// Adds one sample. Allocation-free once a status code has been seen in this interval.
+    #[inline]
+    pub fn record(&mut self, s: &Sample) {
+        self.n_requests += 1;
+        self.bytes_in += s.bytes_in;
+        self.body_bytes += s.body_bytes;
+        self.bytes_out += s.bytes_out;
+        if let Some(c) = s.connect {
+            self.n_new_connections += 1;
+            record(&mut self.connect, c);
+        }
+        let timed = match s.outcome {
+            Outcome::Status(code) => {
+                *self.status.entry(code).or_insert(0) += 1;
+                true
+            }
+            Outcome::Error(kind) => {
+                self.errors[kind.index()] += 1;
+                // A timeout is a real (lower-bound) latency; a refused or reset request has none.
+                kind == ErrorKind::Timeout
+            }
+        };
+        if timed {
+            record(&mut self.latency, s.latency());
+            record(&mut self.service_time, s.service_time());
+        }
+        if s.bytes_out > 0 {
+            record(&mut self.lag, s.lag());
+        }
+        if let Some(t) = s.ttfb() {
+            record(&mut self.ttfb, t);
+        }
+    }
+
+    /// Requests that ended in an error kind (no HTTP status).
+    pub fn n_errors(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Responses with a status below 400.
+    pub fn n_success(&self) -> u64 {
+        self.status.range(..400).map(|(_, n)| n).sum()
+    }
+
+    /// Failed requests: transport errors plus 4xx/5xx responses.
+    pub fn n_failed(&self) -> u64 {
+        self.n_requests - self.n_success()
+    }
+}
+
+impl AddAssign<&TagStats> for TagStats {
+    fn add_assign(&mut self, o: &TagStats) {
+        self.n_requests += o.n_requests;
+        for (code, n) in &o.status {
+            *self.status.entry(*code).or_insert(0) += n;
+        }
+        for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
+            *a += b;
+        }
+        self.bytes_in += o.bytes_in;
+        self.body_bytes += o.body_bytes;
+        self.bytes_out += o.bytes_out;
+        self.n_new_connections += o.n_new_connections;
+        merge(&mut self.latency, &o.latency);
+        merge(&mut self.service_time, &o.service_time);
+        merge(&mut self.ttfb, &o.ttfb);
+        merge(&mut self.lag, &o.lag);
+        merge(&mut self.connect, &o.connect);
+    }
+}
+
+/// Statistics of a run or of one interval: one [`TagStats`] per tag, in plan order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub tags: Vec<TagStats>,
+}
+
+impl Summary {
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Summary {
+        Summary {
+            tags: names.iter().map(|n| TagStats::new(n.as_ref())).collect(),
+        }
+    }
+
+    /// An empty summary with the same tags.
+    pub fn empty_like(&self) -> Summary {
+        Summary {
+            tags: self.tags.iter().map(|t| TagStats::new(&t.name)).collect(),
+        }
+    }
+
+    /// All tags merged into one.
+    pub fn total(&self) -> TagStats {
+        let mut all = TagStats::new("all");
+        for t in &self.tags {
+            all += t;
+        }
+        all
+    }
+}
+
+/// Merges by tag name, so shards whose plans list tags in another order still add up.
+impl AddAssign<&Summary> for Summary {
+    fn add_assign(&mut self, o: &Summary) {
+        for (i, t) in o.tags.iter().enumerate() {
+            // Fast path: the same plan lists tags in the same order.
+            match self.tags.get(i).filter(|s| s.name == t.name) {
+                Some(_) => self.tags[i] += t,
+                None => match self.tags.iter_mut().find(|s| s.name == t.name) {
+                    Some(s) => *s += t,
+                    None => self.tags.push(t.clone()),
+                },
+            }
+        }
+    }
+}
+
+/// The distribution of one metric as reports print it. Computed here so reporters never compute
+/// percentiles themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dist {
+    pub count: u64,
+    pub min: Duration,
+    pub mean: Duration,
+    pub stdev: Duration,
+    pub max: Duration,
+    /// One value per entry of [`QUANTILES`].
+    pub quantiles: [Duration; QUANTILES.len()],
+}
+
+impl Dist {
+    pub fn of(h: &Histogram<u64>) -> Dist {
+        let ns = |v: f64| Duration::from_nanos(v.max(0.0) as u64);
+        if h.is_empty() {
+            return Dist {
+                count: 0,
+                min: Duration::ZERO,
+                mean: Duration::ZERO,
+                stdev: Duration::ZERO,
+                max: Duration::ZERO,
+                quantiles: [Duration::ZERO; QUANTILES.len()],
+            };
+        }
+        Dist {
+            count: h.len(),
+            min: Duration::from_nanos(h.min()),
+            mean: ns(h.mean()),
+            stdev: ns(h.stdev()),
+            max: Duration::from_nanos(h.max()),
+            quantiles: QUANTILES.map(|(q, _)| Duration::from_nanos(h.value_at_quantile(q))),
+        }
+    }
+
+    /// The value at a quantile listed in [`QUANTILES`] by name (`"p99"`).
+    pub fn quantile(&self, name: &str) -> Option<Duration> {
+        QUANTILES
+            .iter()
+            .position(|(_, n)| *n == name)
+            .map(|i| self.quantiles[i])
+    }
+}
+
+/// Linear bins between the smallest and largest recorded value, for the text report's bar chart:
+/// `(upper bound, count)` per bin.
+pub fn linear_bins(h: &Histogram<u64>, n_bins: usize) -> Vec<(Duration, u64)> {
+    if h.is_empty() || n_bins == 0 {
+        return Vec::new();
+    }
+    let lo = h.min();
+    let hi = h.max().max(lo + 1);
+    let width = (hi - lo).div_ceil(n_bins as u64).max(1);
+    let mut bins: Vec<(Duration, u64)> = (1..=n_bins as u64)
+        .map(|i| (Duration::from_nanos(lo + i * width), 0))
+        .collect();
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to()).min(hi);
+        let i = (((value.saturating_sub(lo)) / width) as usize).min(n_bins - 1);
+        bins[i].1 += v.count_at_value();
+    }
+    bins
+}
+
+mod hist_b64 {
+    use base64::Engine;
+    use hdrhistogram::serialization::{
+        Deserializer as HistDe, Serializer as _, V2DeflateSerializer,
+    };
+    use hdrhistogram::Histogram;
+    use serde::{de, ser, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut buf)
+            .map_err(|e| ser::Error::custom(format!("histogram encoding failed: {e:?}")))?;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(buf))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| de::Error::custom(format!("histogram is not base64: {e}")))?;
+        let decoded: Histogram<u64> = HistDe::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| de::Error::custom(format!("histogram is not HdrHistogram V2: {e:?}")))?;
+        // Re-home the counts in the standard configuration so a deserialised histogram merges and
+        // compares exactly like a recorded one.
+        let mut h = super::new_histogram();
+        h.add(&decoded)
+            .map_err(|e| de::Error::custom(format!("histogram out of range: {e:?}")))?;
+        Ok(h)
+    }
+}
+
+mod error_counts {
+    use std::collections::BTreeMap;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    use crate::sample::ErrorKind;
+
+    pub fn serialize<S: Serializer>(c: &[u64; ErrorKind::COUNT], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            ErrorKind::ALL
+                .iter()
+                .filter(|k| c[k.index()] > 0)
+                .map(|k| (k.name(), c[k.index()])),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<[u64; ErrorKind::COUNT], D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(d)?;
+        let mut out = [0; ErrorKind::COUNT];
+        for (name, n) in map {
+            let k = ErrorKind::from_name(&name)
+                .ok_or_else(|| de::Error::custom(format!("unknown error kind '{name}'")))?;
+            out[k.index()] += n;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::Rng;
+    use std::time::Instant;
+
+    fn sample(rng: &mut Rng, base: Instant, tag: u16) -> Sample {
+        let lat = Duration::from_nanos(1_000 + rng.next_u64() % 50_000_000);
+        let lag = Duration::from_nanos(rng.next_u64() % 10_000);
+        let outcome = match rng.next_u64() % 10 {
+            0 => Outcome::Error(ErrorKind::Refused),
+            1 => Outcome::Error(ErrorKind::Timeout),
+            2 => Outcome::Status(503),
+            _ => Outcome::Status(200),
+        };
+        Sample {
+            tag,
+            intended: base,
+            sent: base + lag,
+            first_byte: Some(base + lag + lat / 2),
+            done: base + lag + lat,
+            outcome,
+            bytes_in: 100,
+            body_bytes: 13,
+            bytes_out: 40,
+            connect: rng.next_u64().is_multiple_of(7).then_some(Duration::from_micros(80)),
+        }
+    }
+
+    #[test]
+    fn merge_of_split_equals_whole() {
+        let names = ["a", "b", "c"];
+        let base = Instant::now();
+        let mut rng = Rng::new(42);
+        let samples: Vec<Sample> = (0..20_000)
+            .map(|i| sample(&mut rng, base, (i % 3) as u16))
+            .collect();
+        let mut whole = Summary::new(&names);
+        for s in &samples {
+            whole.tags[s.tag as usize].record(s);
+        }
+        // Split into 4 shards by striping, as workers and segments do.
+        let mut shards: Vec<Summary> = (0..4).map(|_| Summary::new(&names)).collect();
+        for (i, s) in samples.iter().enumerate() {
+            shards[i % 4].tags[s.tag as usize].record(s);
+        }
+        let mut merged = Summary::new(&names);
+        for s in &shards {
+            merged += s;
+        }
+        assert_eq!(merged, whole);
+        assert_eq!(merged.total().n_requests, 20_000);
+        assert_eq!(
+            Dist::of(&merged.total().latency),
+            Dist::of(&whole.total().latency)
+        );
+    }
+
+    #[test]
+    fn merge_by_name_tolerates_other_order_and_new_tags() {
+        let base = Instant::now();
+        let mut rng = Rng::new(1);
+        let mut a = Summary::new(&["x", "y"]);
+        let mut b = Summary::new(&["y", "z"]);
+        a.tags[0].record(&sample(&mut rng, base, 0));
+        b.tags[0].record(&sample(&mut rng, base, 0));
+        b.tags[1].record(&sample(&mut rng, base, 1));
+        a += &b;
+        let names: Vec<&str> = a.tags.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["x", "y", "z"]);
+        assert_eq!(a.tags[1].n_requests, 1);
+        assert_eq!(a.total().n_requests, 3);
+    }
+
+    #[test]
+    fn serde_round_trip_is_exact() {
+        let base = Instant::now();
+        let mut rng = Rng::new(9);
+        let mut s = Summary::new(&["only"]);
+        for _ in 0..5_000 {
+            let x = sample(&mut rng, base, 0);
+            s.tags[0].record(&x);
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(
+            json.contains("\"refused\""),
+            "error kinds are named in JSON"
+        );
+    }
+
+    #[test]
+    fn record_classifies_populations() {
+        let base = Instant::now();
+        let mut t = TagStats::new("t");
+        let ok = Sample {
+            tag: 0,
+            intended: base,
+            sent: base + Duration::from_millis(1),
+            first_byte: Some(base + Duration::from_millis(2)),
+            done: base + Duration::from_millis(5),
+            outcome: Outcome::Status(200),
+            bytes_in: 10,
+            body_bytes: 2,
+            bytes_out: 20,
+            connect: Some(Duration::from_micros(50)),
+        };
+        t.record(&ok);
+        let refused = Sample {
+            outcome: Outcome::Error(ErrorKind::Refused),
+            first_byte: None,
+            bytes_out: 0,
+            connect: None,
+            ..ok
+        };
+        t.record(&refused);
+        assert_eq!(t.n_requests, 2);
+        assert_eq!(t.n_errors(), 1);
+        assert_eq!(t.n_success(), 1);
+        assert_eq!(t.latency.len(), 1, "a refused request has no latency");
+        let d = Dist::of(&t.latency);
+        assert!(d.min >= Duration::from_micros(4995) && d.max <= Duration::from_micros(5005));
+        let lag = Dist::of(&t.lag);
+        assert!(lag.max >= Duration::from_micros(999) && lag.max <= Duration::from_micros(1001));
+        assert_eq!(t.connect.len(), 1);
+        assert_eq!(t.ttfb.len(), 1);
+    }
+
+    #[test]
+    fn bins_cover_every_value() {
+        let mut h = new_histogram();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let bins = linear_bins(&h, 10);
+        assert_eq!(bins.len(), 10);
+        assert_eq!(bins.iter().map(|b| b.1).sum::<u64>(), 1000);
+    }
+}

@@ -1,0 +1,487 @@
+//! Stage: app — wires each subcommand: arguments → plan → engine + collector → report → outputs, and
+//! maps failures to exit codes (DESIGN.md §6). No measurement logic lives here.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+use clap::Parser;
+use tokio::sync::{mpsc, watch};
+
+use crate::aggregate::{judge, Collector};
+use crate::cli::{Cli, Command, DemoArgs, OutputArgs, RunArgs, ServeArgs};
+use crate::engine::{self, connect};
+use crate::plan::{self, Plan, RequestSpec, Stop, Target};
+use crate::report::{Format, RunInfo, RunReport};
+use crate::serve;
+
+/// Exit codes (DESIGN.md §6).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// The run could not be carried out (DNS failure, cannot write an output, …).
+    pub const RUN_FAILED: u8 = 1;
+    /// Usage or configuration error.
+    pub const USAGE: u8 = 2;
+    /// Thresholds, SLOs or a regression gate failed (later issues).
+    pub const THRESHOLDS: u8 = 3;
+    /// The run was invalid and `--strict` was given (later issue).
+    pub const INVALID: u8 = 4;
+    /// Interrupted by Ctrl-C (128 + SIGINT); the partial report was still written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The requests sent when neither -n nor -z is given (hey and oha use the same default).
+pub const DEFAULT_REQUESTS: u64 = 200;
+
+/// Workers start this long after the run is set up, so thread start-up is not counted as lag.
+const START_LEAD: Duration = Duration::from_millis(5);
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: exit::USAGE,
+        error: error.into(),
+    }
+}
+
+fn run_failed(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: exit::RUN_FAILED,
+        error: error.into(),
+    }
+}
+
+/// How the process hosts a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Install a Ctrl-C handler (the binary does; in-process tests don't).
+    pub handle_signals: bool,
+}
+
+/// The binary's entry point.
+pub fn main() -> std::process::ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let code = run(
+        std::env::args_os(),
+        &mut out,
+        Options {
+            handle_signals: true,
+        },
+    );
+    std::process::ExitCode::from(code)
+}
+
+/// Runs regbench with these arguments, the report going to `out`; returns the exit code. Integration
+/// tests call this in-process.
+pub fn run<I, T>(args: I, out: &mut dyn Write, opts: Options) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(a) => cmd_run(a, out, opts),
+        Command::Demo(a) => cmd_demo(a, out, opts),
+        Command::Serve(a) => cmd_serve(&a, opts),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("regbench: error: {:#}", f.error);
+            f.code
+        }
+    }
+}
+
+fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
+    let pins = a
+        .resolve
+        .iter()
+        .map(|r| plan::parse_resolve(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    let plan = plan_from_args(&a)?;
+    let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
+    let report = execute(Arc::new(plan), resolved, &a.output, opts)?;
+    emit(&report, &a.output, out)
+}
+
+/// `regbench run` flags → a validated plan.
+fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
+    let target = Target::parse(&a.url).map_err(usage)?;
+    let method = plan::parse_method(&a.method).map_err(usage)?;
+    let mut headers = a
+        .headers
+        .iter()
+        .map(|h| plan::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    if let Some(ct) = &a.content_type {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        headers.push(("Content-Type".into(), ct.clone()));
+    }
+    let body = match (&a.body, &a.body_file) {
+        (Some(b), _) => Bytes::from(b.clone()),
+        (None, Some(path)) => Bytes::from(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read body file '{}'", path.display()))
+                .map_err(usage)?,
+        ),
+        (None, None) => Bytes::new(),
+    };
+    if a.threads == Some(0) {
+        return Err(usage(anyhow!("--threads must be at least 1")));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n_workers = a.threads.unwrap_or(cores).clamp(1, a.connections.max(1));
+    let stop = Stop {
+        n_requests: match (a.requests, a.duration) {
+            (None, None) => Some(DEFAULT_REQUESTS),
+            (n, _) => n,
+        },
+        duration: a.duration,
+    };
+    let path = target.path.clone();
+    let plan = Plan {
+        target,
+        requests: vec![RequestSpec {
+            name: format!("{method} {path}"),
+            method,
+            path,
+            headers,
+            body,
+        }],
+        n_connections: a.connections,
+        n_workers,
+        stop,
+        keepalive: !a.no_keepalive,
+        timeout: a.timeout,
+        think: Duration::ZERO,
+    };
+    plan.validate().map_err(usage)?;
+    Ok(plan)
+}
+
+/// Runs a plan: workers on their threads, the collector (and progress, and Ctrl-C) on this one.
+fn execute(
+    plan: Arc<Plan>,
+    resolved: connect::Resolved,
+    output: &OutputArgs,
+    opts: Options,
+) -> Result<RunReport, Failure> {
+    let names: Vec<String> = plan.requests.iter().map(|r| r.name.clone()).collect();
+    let (sink, mut inbox) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the collector's runtime")
+        .map_err(run_failed)?;
+    let started_at = SystemTime::now();
+    let start = Instant::now() + START_LEAD;
+    let handles = engine::spawn_workers(engine::Run {
+        plan: Arc::clone(&plan),
+        addr: resolved.addr,
+        start,
+        stop: stop_rx,
+        sink,
+    })
+    .context("cannot start worker threads")
+    .map_err(run_failed)?;
+
+    let mut collector = Collector::new(&names, plan.n_workers);
+    let progress = Progress::new(&plan, output.quiet);
+    let interrupted = rt.block_on(async {
+        let ctrl_c = async {
+            if opts.handle_signals && tokio::signal::ctrl_c().await.is_ok() {
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::pin!(ctrl_c);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(m) => {
+                        collector.handle(m);
+                        if collector.is_finished() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = &mut ctrl_c, if !interrupted => {
+                    interrupted = true;
+                    let _ = stop_tx.send(true);
+                    if !output.quiet {
+                        eprintln!("regbench: interrupted; stopping and writing the partial report");
+                    }
+                }
+                _ = tick.tick() => progress.update(collector.n_requests(), start.elapsed()),
+            }
+        }
+        interrupted
+    });
+    let duration = Instant::now().saturating_duration_since(start);
+    progress.finish();
+    for h in handles {
+        if h.join().is_err() {
+            return Err(run_failed(anyhow!(
+                "a worker thread panicked; the results are incomplete"
+            )));
+        }
+    }
+    let agg = collector.finish();
+    let usage = crate::util::process_usage();
+    let validity = judge(&agg.workers, duration);
+    let info = RunInfo {
+        target: plan.target.url.clone(),
+        addr: resolved.addr,
+        dns: resolved.dns,
+        started_at,
+        duration,
+        n_connections: plan.n_connections,
+        n_workers: plan.n_workers,
+        keepalive: plan.keepalive,
+        timeout: plan.timeout,
+        think: plan.think,
+        requested: plan.stop,
+        partial: interrupted,
+        process_cpu: usage.cpu,
+        max_rss: usage.max_rss,
+    };
+    Ok(RunReport {
+        info,
+        agg,
+        validity,
+    })
+}
+
+/// Writes the report files (atomically) and stdout; returns the run's exit code.
+fn emit(report: &RunReport, output: &OutputArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let mut file_error = None;
+    for o in &output.outputs {
+        if let Some(path) = &o.path {
+            if let Err(e) = crate::util::write_atomic(path, o.format.render(report).as_bytes()) {
+                file_error.get_or_insert(
+                    anyhow!(e).context(format!("cannot write the report to '{}'", path.display())),
+                );
+            }
+        }
+    }
+    let stdout_format = output
+        .outputs
+        .iter()
+        .filter(|o| o.path.is_none())
+        .map(|o| o.format)
+        .next_back()
+        .unwrap_or(Format::Text);
+    if let Err(e) = out
+        .write_all(stdout_format.render(report).as_bytes())
+        .and_then(|_| out.flush())
+    {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            file_error.get_or_insert(anyhow!(e).context("cannot write the report to stdout"));
+        }
+    }
+    if let Some(e) = file_error {
+        return Err(run_failed(e));
+    }
+    Ok(if report.info.partial {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
+}
+
+/// The demo: the built-in target on an ephemeral loopback port, a mixed registry-read plan against it.
+fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
+    if a.connections == 0 || a.threads == 0 {
+        return Err(usage(anyhow!(
+            "--connections and --threads must be at least 1"
+        )));
+    }
+    let config = serve::ServeConfig {
+        // A little latency, as a registry behind a network would have; the numbers stay readable.
+        latency: serve::LatencyModel::Uniform(Duration::from_micros(500), Duration::from_millis(3)),
+        ..serve::ServeConfig::default()
+    };
+    let server = serve::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .context("cannot start the demo target on 127.0.0.1")
+        .map_err(run_failed)?;
+    if !a.output.quiet {
+        eprintln!(
+            "regbench demo: target {} ({} repositories, {} servers); loading it for {} with {} connections",
+            server.url(),
+            server.state().config.repos,
+            server.state().config.servers,
+            crate::util::fmt_duration(a.duration),
+            a.connections
+        );
+    }
+    let plan = Arc::new(demo_plan(&server, &a).map_err(usage)?);
+    let resolved = connect::Resolved {
+        addr: server.addr(),
+        dns: None,
+    };
+    let report = execute(plan, resolved, &a.output, opts)?;
+    server.shutdown();
+    emit(&report, &a.output, out)
+}
+
+/// A mix of what registry clients do: ping, catalog and tag listing, manifest HEAD and GET, a blob,
+/// and the service-registry list, lookup and status.
+pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::PlanError> {
+    let content = &server.state().content;
+    let repo = content
+        .repos
+        .get(2)
+        .or(content.repos.first())
+        .ok_or(plan::PlanError::NoRequestSpecs)?;
+    let tag = repo.tags.first().ok_or(plan::PlanError::NoRequestSpecs)?;
+    let manifest = content
+        .manifest(repo, tag)
+        .ok_or(plan::PlanError::NoRequestSpecs)?;
+    let accept = (
+        "Accept".to_string(),
+        format!("{}, {}", serve::OCI_MANIFEST, serve::DOCKER_MANIFEST),
+    );
+    let with_accept = |mut r: RequestSpec| {
+        r.headers.push(accept.clone());
+        r
+    };
+    let mut head = with_accept(RequestSpec::get(
+        "manifest-head",
+        &format!("/v2/{}/manifests/{tag}", repo.name),
+    ));
+    head.method = "HEAD".into();
+    let layer = repo.layers.first().cloned().unwrap_or_default();
+    let requests = vec![
+        RequestSpec::get("ping", "/v2/"),
+        RequestSpec::get("catalog", "/v2/_catalog?n=10"),
+        RequestSpec::get("tags", &format!("/v2/{}/tags/list", repo.name)),
+        head,
+        with_accept(RequestSpec::get(
+            "manifest",
+            &format!("/v2/{}/manifests/{tag}", repo.name),
+        )),
+        RequestSpec::get("blob", &format!("/v2/{}/blobs/{layer}", repo.name)),
+        RequestSpec::get("servers", "/v1/registry?limit=20"),
+        RequestSpec::get("server", &format!("/v1/registry/{}", serve::server_id(7))),
+        RequestSpec::get("status", "/registry/status"),
+    ];
+    debug_assert!(!manifest.digest.is_empty());
+    let target = Target::parse(&server.url())?;
+    let plan = Plan {
+        target,
+        requests,
+        n_connections: a.connections,
+        n_workers: a.threads.min(a.connections),
+        stop: Stop {
+            n_requests: None,
+            duration: Some(a.duration),
+        },
+        keepalive: true,
+        timeout: Duration::from_secs(10),
+        think: Duration::ZERO,
+    };
+    plan.validate()?;
+    Ok(plan)
+}
+
+fn cmd_serve(a: &ServeArgs, opts: Options) -> Result<u8, Failure> {
+    let server = serve::spawn(a.addr, serve::ServeConfig::from(a))
+        .with_context(|| format!("cannot listen on {}", a.addr))
+        .map_err(run_failed)?;
+    eprintln!(
+        "regbench serve: listening on {} ({} repositories × {} tags, {} servers); Ctrl-C stops",
+        server.url(),
+        a.repos,
+        a.tags,
+        a.servers
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(run_failed)?;
+    if opts.handle_signals {
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    server.shutdown();
+    Ok(exit::OK)
+}
+
+/// A progress bar on stderr, only when stderr is a terminal and not `--quiet`.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    by_count: bool,
+}
+
+impl Progress {
+    fn new(plan: &Plan, quiet: bool) -> Progress {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: None,
+                by_count: false,
+            };
+        }
+        let (len, by_count) = match (plan.stop.duration, plan.stop.n_requests) {
+            (Some(d), _) => (d.as_millis() as u64, false),
+            (None, Some(n)) => (n, true),
+            (None, None) => (0, true),
+        };
+        let bar = indicatif::ProgressBar::new(len);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}%  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        Progress {
+            bar: Some(bar),
+            by_count,
+        }
+    }
+
+    fn update(&self, n_done: u64, elapsed: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(if self.by_count {
+                n_done
+            } else {
+                elapsed.as_millis() as u64
+            });
+            let rate = n_done as f64 / elapsed.as_secs_f64().max(1e-3);
+            bar.set_message(format!("{n_done} requests, {rate:.0} req/s"));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Stage: cli — what the user typed, validated field by field (ripgrep's "low args"). `app` turns it
+//! into a plan. Each flag is documented once, here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+use crate::util::{parse_duration, parse_size};
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  regbench run http://127.0.0.1:5000/v2/ -c 50 -z 30s
+  regbench run http://127.0.0.1:5000/v2/_catalog -n 100000 -o json=result.json
+  regbench run http://registry.test:5000/v2/ --resolve registry.test:5000:127.0.0.1 -n 1000
+  regbench run http://127.0.0.1:8080/v1/registry -m POST -T application/json -d '{\"q\":1}' -n 10";
+
+const DEMO_EXAMPLES: &str = "\
+Examples:
+  regbench demo
+  regbench demo --duration 5s -o json=demo.json";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  regbench serve --addr 127.0.0.1:5000
+  regbench serve --latency 20ms --error-rate 0.01
+  regbench serve --latency exp:5ms --stall 1s/10s      # a 1 s pause every 10 s";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "regbench",
+    version,
+    about = "Load generator and benchmark for API registries: truthful latency, exact percentiles.",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a URL and report latency, throughput, status codes and errors.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Start the built-in registry target on loopback, load it with a mix of registry reads, report.
+    #[command(after_help = DEMO_EXAMPLES)]
+    Demo(DemoArgs),
+    /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics).
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+}
+
+/// Where a report goes: `FORMAT` alone replaces the text report on stdout; `FORMAT=FILE` writes a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSpec {
+    pub format: Format,
+    pub path: Option<PathBuf>,
+}
+
+pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
+    let (fmt, path) = match s.split_once('=') {
+        Some((f, p)) if !p.is_empty() => (f, Some(PathBuf::from(p))),
+        Some(_) => return Err(format!("'{s}': missing file name after '='")),
+        None => (s, None),
+    };
+    let format = Format::parse(fmt)
+        .ok_or_else(|| format!("'{fmt}' is not an output format (expected text or json)"))?;
+    Ok(OutputSpec { format, path })
+}
+
+/// Options every load-running subcommand shares.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Report output, repeatable: `json=FILE`, `text=FILE`, or `json` to print JSON on stdout instead
+    /// of text. Files are written atomically, also after Ctrl-C (marked partial).
+    #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
+    pub outputs: Vec<OutputSpec>,
+    /// No progress bar and no notes on stderr (the report still goes to stdout).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target URL (http://host[:port]/path?query).
+    pub url: String,
+    /// Concurrent connections (each one a virtual user in the closed model).
+    #[arg(
+        short = 'c',
+        long = "connections",
+        default_value_t = 50,
+        value_name = "N"
+    )]
+    pub connections: usize,
+    /// Total requests to send (default 200 when neither -n nor -z is given).
+    #[arg(short = 'n', long = "requests", value_name = "N")]
+    pub requests: Option<u64>,
+    /// Send requests for this long (e.g. 30s, 2m); with -n, whichever comes first.
+    #[arg(short = 'z', long = "duration", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// HTTP method.
+    #[arg(short = 'm', long = "method", default_value = "GET")]
+    pub method: String,
+    /// Request header `Name: value`, repeatable.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(short = 'd', long = "body", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file.
+    #[arg(short = 'D', long = "body-file", value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Content-Type header (shorthand for -H 'Content-Type: …').
+    #[arg(short = 'T', long = "content-type", value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Per-request timeout, from send (including connect) to the end of the body.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Open a new connection for every request.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Worker threads (default: the number of cores, at most one per connection).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS (repeatable). No DNS lookup then.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long to load the demo target.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+    /// Concurrent connections.
+    #[arg(
+        short = 'c',
+        long = "connections",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub connections: usize,
+    /// Generator worker threads (the demo target gets its own thread).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: std::net::SocketAddr,
+    /// Number of repositories in the catalog.
+    #[arg(long, default_value_t = 20)]
+    pub repos: usize,
+    /// Tags per repository.
+    #[arg(long, default_value_t = 5)]
+    pub tags: usize,
+    /// Layers per image (shared by the tags of a repository).
+    #[arg(long, default_value_t = 3)]
+    pub layers: usize,
+    /// Size of each layer blob.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub layer_size: u64,
+    /// Servers in the service registry.
+    #[arg(long, default_value_t = 100)]
+    pub servers: usize,
+    /// Added response latency: `20ms`, `uniform:10ms:30ms`, `exp:20ms` (mean) or `normal:20ms:5ms`.
+    #[arg(long, value_parser = crate::serve::LatencyModel::parse, default_value = "0ms")]
+    pub latency: crate::serve::LatencyModel,
+    /// Share of requests answered 500 (0.0–1.0).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// Periodic stall `S/P`: every P, hold every response for S (like a stop-the-world pause).
+    #[arg(long, value_parser = crate::serve::Stall::parse, value_name = "S/P")]
+    pub stall: Option<crate::serve::Stall>,
+    /// Time a registry sync takes per server (POST /registry/sync).
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub sync_per_server: Duration,
+    /// Server threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number between 0 and 1"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' is not between 0 and 1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn outputs() {
+        assert_eq!(
+            parse_output("json=out.json").unwrap(),
+            OutputSpec {
+                format: Format::Json,
+                path: Some("out.json".into())
+            }
+        );
+        assert_eq!(parse_output("text").unwrap().path, None);
+        assert!(parse_output("xml=a").is_err());
+        assert!(parse_output("json=").is_err());
+    }
+
+    #[test]
+    fn hey_style_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "regbench",
+            "run",
+            "http://127.0.0.1:1/",
+            "-c",
+            "5",
+            "-n",
+            "10",
+            "-m",
+            "post",
+            "-H",
+            "A: b",
+            "-H",
+            "C: d",
+            "-d",
+            "x",
+            "-T",
+            "text/plain",
+            "--no-keepalive",
+            "-z",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!((a.connections, a.requests), (5, Some(10)));
+        assert_eq!(a.headers.len(), 2);
+        assert_eq!(a.duration, Some(Duration::from_secs(2)));
+        assert!(a.no_keepalive);
+        assert!(
+            Cli::try_parse_from(["regbench", "run", "http://x/", "-d", "a", "-D", "f"]).is_err()
+        );
+        assert!(parse_rate("1.5").is_err());
+    }
+}

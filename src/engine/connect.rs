@@ -1,0 +1,70 @@
+//! Connection set-up: DNS (once per run) and TCP connect.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::net::TcpStream;
+
+use crate::plan::{Resolve, Target};
+
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    #[error("could not resolve '{host}': {source}")]
+    Lookup {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("'{host}' resolved to no address")]
+    NoAddress { host: String },
+}
+
+/// Where connections go, and what it cost to find out.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved {
+    pub addr: SocketAddr,
+    /// Time the DNS lookup took; `None` when the host was an IP literal or pinned with `--resolve`.
+    pub dns: Option<Duration>,
+}
+
+/// Resolves the target once for the whole run. A `--resolve` pin for the same host and port wins.
+pub fn resolve(target: &Target, pins: &[Resolve]) -> Result<Resolved, ResolveError> {
+    if let Some(pin) = pins
+        .iter()
+        .find(|p| p.host.eq_ignore_ascii_case(&target.host) && p.port == target.port)
+    {
+        return Ok(Resolved {
+            addr: SocketAddr::new(pin.addr, target.port),
+            dns: None,
+        });
+    }
+    if let Ok(ip) = target.host.parse() {
+        return Ok(Resolved {
+            addr: SocketAddr::new(ip, target.port),
+            dns: None,
+        });
+    }
+    let t0 = Instant::now();
+    let mut addrs = (target.host.as_str(), target.port)
+        .to_socket_addrs()
+        .map_err(|source| ResolveError::Lookup {
+            host: target.host.clone(),
+            source,
+        })?;
+    let dns = t0.elapsed();
+    let addr = addrs.next().ok_or_else(|| ResolveError::NoAddress {
+        host: target.host.clone(),
+    })?;
+    Ok(Resolved {
+        addr,
+        dns: Some(dns),
+    })
+}
+
+/// Opens a TCP connection with Nagle off (requests are written whole; waiting would only add latency).
+pub async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}

@@ -1,0 +1,16 @@
+//! regbench: a load generator and benchmark for API registries.
+//!
+//! The modules are the pipeline (DESIGN.md §2):
+//! `cli`/`app` → `plan` → `schedule` → `engine` → `sample` → `aggregate` → `report`, plus `serve`, the
+//! built-in demo registry target.
+
+pub mod aggregate;
+pub mod app;
+pub mod cli;
+pub mod engine;
+pub mod plan;
+pub mod report;
+pub mod sample;
+pub mod schedule;
+pub mod serve;
+pub mod util;

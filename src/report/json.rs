@@ -1,0 +1,141 @@
+//! The JSON report. Its shape is `schema/report.schema.json` (checked by a test); bump
+//! [`SCHEMA_VERSION`] on any incompatible change. Durations are integer microseconds (`*_us`).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::RunReport;
+use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn dist(d: &Dist) -> Value {
+    let mut m = Map::new();
+    m.insert("count".into(), d.count.into());
+    m.insert("min_us".into(), us(d.min).into());
+    m.insert("mean_us".into(), us(d.mean).into());
+    m.insert("stdev_us".into(), us(d.stdev).into());
+    m.insert("max_us".into(), us(d.max).into());
+    for (i, (_, name)) in QUANTILES.iter().enumerate() {
+        m.insert(
+            format!("{}_us", name.replace('.', "_")),
+            us(d.quantiles[i]).into(),
+        );
+    }
+    Value::Object(m)
+}
+
+fn counts(t: &TagStats) -> (Value, Value) {
+    let status: Map<String, Value> = t
+        .status
+        .iter()
+        .map(|(code, n)| (code.to_string(), (*n).into()))
+        .collect();
+    let errors: Map<String, Value> = crate::sample::ErrorKind::ALL
+        .iter()
+        .filter(|k| t.errors[k.index()] > 0)
+        .map(|k| (k.name().to_string(), t.errors[k.index()].into()))
+        .collect();
+    (Value::Object(status), Value::Object(errors))
+}
+
+fn tag(t: &TagStats, secs: f64) -> Value {
+    let (status, errors) = counts(t);
+    json!({
+        "name": t.name,
+        "requests": t.n_requests,
+        "success": t.n_success(),
+        "errors_total": t.n_errors(),
+        "rps": t.n_requests as f64 / secs,
+        "bytes_in": t.bytes_in,
+        "body_bytes": t.body_bytes,
+        "bytes_out": t.bytes_out,
+        "latency": dist(&Dist::of(&t.latency)),
+        "service_time": dist(&Dist::of(&t.service_time)),
+        "ttfb": dist(&Dist::of(&t.ttfb)),
+        "lag": dist(&Dist::of(&t.lag)),
+        "status_codes": status,
+        "errors": errors,
+    })
+}
+
+pub fn render(r: &RunReport) -> String {
+    let info = &r.info;
+    let secs = info.duration.as_secs_f64().max(1e-9);
+    let all = r.agg.total.total();
+    let mut overall = tag(&all, secs);
+    // The whole run's object carries connection stats too.
+    overall["connections"] = json!({
+        "new": all.n_new_connections,
+        "reused": all.n_requests - all.n_new_connections,
+        "connect": dist(&Dist::of(&all.connect)),
+    });
+    let started_ms = info
+        .started_at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let doc = json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": { "name": "regbench", "version": env!("CARGO_PKG_VERSION") },
+        "run": {
+            "target": info.target,
+            "address": info.addr.to_string(),
+            "dns_us": info.dns.map(us),
+            "model": "closed",
+            "started_at_unix_ms": started_ms,
+            "duration_us": us(info.duration),
+            "connections": info.n_connections,
+            "threads": info.n_workers,
+            "keepalive": info.keepalive,
+            "timeout_us": us(info.timeout),
+            "think_us": us(info.think),
+            "requested": {
+                "requests": info.requested.n_requests,
+                "duration_us": info.requested.duration.map(us),
+            },
+            "partial": info.partial,
+            "cancelled_in_flight": r.n_cancelled(),
+        },
+        "overall": overall,
+        "endpoints": r.agg.total.tags.iter().map(|t| tag(t, secs)).collect::<Vec<_>>(),
+        "time_series": r.agg.series.iter().map(|s| json!({
+            "t_s": s.t_s,
+            "requests": s.n_requests,
+            "errors": s.n_errors,
+            "bytes_in": s.bytes_in,
+            "latency_p50_us": us(s.latency.quantile("p50").unwrap_or_default()),
+            "latency_p99_us": us(s.latency.quantile("p99").unwrap_or_default()),
+            "latency_max_us": us(s.latency.max),
+        })).collect::<Vec<_>>(),
+        "generator": {
+            "workers_cpu_us": us(r.workers_cpu()),
+            "process_cpu_us": us(info.process_cpu),
+            "max_rss_bytes": info.max_rss,
+        },
+        "validity": {
+            "valid": r.validity.valid,
+            "max_worker_cpu_share": r.validity.max_worker_cpu_share,
+            "reasons": r.validity.reasons,
+        },
+        "histograms": {
+            "unit": HIST_UNIT,
+            "highest_trackable": HIST_MAX_NS,
+            "significant_digits": HIST_SIGFIG,
+            "encoding": "hdrhistogram-v2-deflate-base64",
+            "summary": r.agg.total,
+        },
+    });
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
+        // invariant: every value above is a plain JSON value or a Summary, whose serialisation only
+        // fails if histogram compression fails, which writing into a Vec cannot.
+        format!("{{\"error\": \"could not serialise the report: {e}\"}}")
+    });
+    s.push('\n');
+    s
+}

@@ -1,0 +1,85 @@
+//! Stage: report — formats a finished (or interrupted) run. Text for people, JSON for machines (with a
+//! versioned, checked-in schema). Reporters only format: every number comes from `aggregate`.
+
+pub mod json;
+pub mod text;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use crate::aggregate::{Aggregate, Validity};
+use crate::plan::Stop;
+
+/// Facts about the run that are not measurements of requests.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub target: String,
+    pub addr: SocketAddr,
+    /// DNS lookup time; `None` when the address was an IP literal or pinned with `--resolve`.
+    pub dns: Option<Duration>,
+    pub started_at: SystemTime,
+    /// Wall time from the run's start until the last request finished (or the run was interrupted).
+    pub duration: Duration,
+    pub n_connections: usize,
+    pub n_workers: usize,
+    pub keepalive: bool,
+    pub timeout: Duration,
+    pub think: Duration,
+    /// What was asked for.
+    pub requested: Stop,
+    /// The run was interrupted (Ctrl-C): the report covers what ran.
+    pub partial: bool,
+    /// CPU of the whole process (workers, collector and anything else in it).
+    pub process_cpu: Duration,
+    /// Peak resident set size of the process.
+    pub max_rss: u64,
+}
+
+/// Everything a reporter needs.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub info: RunInfo,
+    pub agg: Aggregate,
+    pub validity: Validity,
+}
+
+impl RunReport {
+    /// Requests that finished, over the run's wall time.
+    pub fn rate(&self) -> f64 {
+        self.agg.total.total().n_requests as f64 / self.info.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// Requests abandoned in flight when the run was interrupted.
+    pub fn n_cancelled(&self) -> u64 {
+        self.agg.workers.iter().map(|w| w.n_cancelled).sum()
+    }
+
+    /// Total CPU of the worker threads.
+    pub fn workers_cpu(&self) -> Duration {
+        crate::aggregate::workers_cpu(&self.agg.workers)
+    }
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "text" => Some(Format::Text),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn render(self, r: &RunReport) -> String {
+        match self {
+            Format::Text => text::render(r),
+            Format::Json => json::render(r),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The text report for people: stdout, fixed layout, every number labelled with what it measures.
+
+use std::fmt::Write;
+
+use super::RunReport;
+use crate::aggregate::{linear_bins, Dist, QUANTILES};
+use crate::sample::ErrorKind;
+use crate::util::{fmt_bytes, fmt_duration as d};
+
+const BAR_WIDTH: u64 = 40;
+
+pub fn render(r: &RunReport) -> String {
+    let mut o = String::new();
+    // invariant: writing into a String cannot fail, so the fmt::Results below are ignored.
+    let _ = write_report(&mut o, r);
+    o
+}
+
+fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
+    let info = &r.info;
+    let all = r.agg.total.total();
+    let secs = info.duration.as_secs_f64().max(1e-9);
+
+    writeln!(o, "regbench {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(o, "  target       {}", info.target)?;
+    let dns = match info.dns {
+        Some(t) => format!("DNS {}", d(t)),
+        None => "no DNS lookup".to_string(),
+    };
+    writeln!(o, "  address      {} ({dns})", info.addr)?;
+    writeln!(
+        o,
+        "  load         closed model, {} connection{} on {} thread{}, {}, timeout {}{}",
+        info.n_connections,
+        plural(info.n_connections as u64),
+        info.n_workers,
+        plural(info.n_workers as u64),
+        if info.keepalive {
+            "keep-alive"
+        } else {
+            "no keep-alive"
+        },
+        d(info.timeout),
+        if info.think.is_zero() {
+            String::new()
+        } else {
+            format!(", think {}", d(info.think))
+        }
+    )?;
+    if info.partial {
+        writeln!(
+            o,
+            "  PARTIAL      interrupted after {}: this report covers what ran; {} request{} in flight \
+             were abandoned and are not counted",
+            d(info.duration),
+            r.n_cancelled(),
+            plural(r.n_cancelled())
+        )?;
+    }
+
+    writeln!(o, "\nSummary")?;
+    writeln!(
+        o,
+        "  requests     {} in {}  ({:.1} req/s)",
+        all.n_requests,
+        d(info.duration),
+        r.rate()
+    )?;
+    let pct = |n: u64| 100.0 * n as f64 / all.n_requests.max(1) as f64;
+    writeln!(
+        o,
+        "  success      {:.2}%  ({} with status < 400; {} 4xx/5xx; {} failed without a response)",
+        pct(all.n_success()),
+        all.n_success(),
+        all.n_requests - all.n_success() - all.n_errors(),
+        all.n_errors()
+    )?;
+    writeln!(
+        o,
+        "  received     {}  ({}/s; bodies {})",
+        fmt_bytes(all.bytes_in as f64),
+        fmt_bytes(all.bytes_in as f64 / secs),
+        fmt_bytes(all.body_bytes as f64)
+    )?;
+    writeln!(
+        o,
+        "  sent         {}  ({}/s)",
+        fmt_bytes(all.bytes_out as f64),
+        fmt_bytes(all.bytes_out as f64 / secs)
+    )?;
+
+    let lat = Dist::of(&all.latency);
+    let svc = Dist::of(&all.service_time);
+    let ttfb = Dist::of(&all.ttfb);
+    let lag = Dist::of(&all.lag);
+    writeln!(
+        o,
+        "\nLatency            latency    service       ttfb        lag"
+    )?;
+    writeln!(
+        o,
+        "  (done − intended, done − sent, first byte − sent, sent − intended; {} timed)",
+        lat.count
+    )?;
+    let row = |o: &mut String, name: &str, f: &dyn Fn(&Dist) -> std::time::Duration| {
+        writeln!(
+            o,
+            "  {name:<8} {:>16} {:>10} {:>10} {:>10}",
+            d(f(&lat)),
+            d(f(&svc)),
+            d(f(&ttfb)),
+            d(f(&lag))
+        )
+    };
+    row(o, "min", &|x| x.min)?;
+    row(o, "mean", &|x| x.mean)?;
+    row(o, "stdev", &|x| x.stdev)?;
+    for (i, (_, name)) in QUANTILES.iter().enumerate() {
+        row(o, name, &|x| x.quantiles[i])?;
+    }
+    row(o, "max", &|x| x.max)?;
+    writeln!(
+        o,
+        "  closed model: each connection's next request is intended when its previous one is done"
+    )?;
+
+    let bins = linear_bins(&all.latency, 11);
+    if !bins.is_empty() {
+        writeln!(o, "\nLatency histogram")?;
+        let peak = bins.iter().map(|b| b.1).max().unwrap_or(1).max(1);
+        for (upper, n) in &bins {
+            let bar = "■".repeat((n * BAR_WIDTH).div_ceil(peak) as usize);
+            writeln!(o, "  ≤ {:>9} [{n:>9}] {bar}", d(*upper))?;
+        }
+    }
+
+    if !all.status.is_empty() {
+        writeln!(o, "\nStatus codes")?;
+        for (code, n) in &all.status {
+            writeln!(o, "  [{code}] {n:>10}  ({:.2}%)", pct(*n))?;
+        }
+    }
+    if all.n_errors() > 0 {
+        writeln!(o, "\nErrors (no response)")?;
+        for k in ErrorKind::ALL {
+            let n = all.errors[k.index()];
+            if n > 0 {
+                writeln!(o, "  {:<20} {n:>10}  ({:.2}%)", k.name(), pct(n))?;
+            }
+        }
+    }
+
+    let conn = Dist::of(&all.connect);
+    writeln!(o, "\nConnections")?;
+    writeln!(
+        o,
+        "  new {}, reused {}; TCP connect min {}, p50 {}, p99 {}, max {}",
+        all.n_new_connections,
+        all.n_requests - all.n_new_connections,
+        d(conn.min),
+        d(conn.quantiles[0]),
+        d(conn.quantile("p99").unwrap_or_default()),
+        d(conn.max)
+    )?;
+
+    if r.agg.total.tags.len() > 1 {
+        writeln!(o, "\nEndpoints")?;
+        writeln!(
+            o,
+            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "name", "requests", "req/s", "p50", "p99", "max", "failed"
+        )?;
+        for t in &r.agg.total.tags {
+            let l = Dist::of(&t.latency);
+            writeln!(
+                o,
+                "  {:<18} {:>9} {:>9.1} {:>9} {:>9} {:>9} {:>8}",
+                truncate(&t.name, 18),
+                t.n_requests,
+                t.n_requests as f64 / secs,
+                d(l.quantiles[0]),
+                d(l.quantile("p99").unwrap_or_default()),
+                d(l.max),
+                t.n_failed()
+            )?;
+        }
+    }
+
+    writeln!(o, "\nGenerator")?;
+    writeln!(
+        o,
+        "  CPU          workers {} (busiest {:.0}% of a core), process {}; peak RSS {}",
+        d(r.workers_cpu()),
+        r.validity.max_worker_cpu_share * 100.0,
+        d(info.process_cpu),
+        fmt_bytes(info.max_rss as f64)
+    )?;
+    if r.validity.valid {
+        writeln!(
+            o,
+            "  validity     VALID: the generator was not the bottleneck"
+        )?;
+    } else {
+        writeln!(o, "  validity     INVALID")?;
+        for reason in &r.validity.reasons {
+            writeln!(o, "    - {reason}")?;
+        }
+    }
+    Ok(())
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,193 @@
+//! Stage: sample — one fixed-size, `Copy` value per request.
+//!
+//! The engine produces samples, the aggregator consumes them. A sample never allocates and never holds
+//! per-request strings: failures are an [`ErrorKind`], derived from errno / io error kinds, never from
+//! message text.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Why a request produced no HTTP status. Classified from the OS error, never from a message string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The TCP connect was refused (nothing listening): ECONNREFUSED.
+    Refused,
+    /// The peer reset or aborted the connection: ECONNRESET, EPIPE, ECONNABORTED.
+    Reset,
+    /// The per-request timeout fired, or the OS reported ETIMEDOUT.
+    Timeout,
+    /// Name resolution failed.
+    Dns,
+    /// TLS handshake or record failure (later issue).
+    Tls,
+    /// No local address/port left to connect from: EADDRNOTAVAIL, EADDRINUSE.
+    AddrNotAvailable,
+    /// The generator ran out of file descriptors: EMFILE, ENFILE.
+    TooManyOpenFiles,
+    /// No route to the target: ENETUNREACH, EHOSTUNREACH, ENETDOWN.
+    Unreachable,
+    /// The peer closed the connection cleanly before the response was complete.
+    Closed,
+    /// The response was not valid HTTP (bad head, bad chunk framing, head too large).
+    Protocol,
+    /// The response body was larger than the configured limit.
+    BodyTooLarge,
+    /// Any other I/O error.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Refused,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Dns,
+        ErrorKind::Tls,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::TooManyOpenFiles,
+        ErrorKind::Unreachable,
+        ErrorKind::Closed,
+        ErrorKind::Protocol,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Other,
+    ];
+    /// Number of kinds; sizes the per-kind counter arrays.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable name used in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::AddrNotAvailable => "addr-not-available",
+            ErrorKind::TooManyOpenFiles => "too-many-open-files",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::BodyTooLarge => "body-too-large",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Parses a name produced by [`ErrorKind::name`].
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Index into per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Classifies an I/O error by errno first (precise), then by `io::ErrorKind`.
+    pub fn from_io(err: &io::Error) -> ErrorKind {
+        if let Some(errno) = err.raw_os_error() {
+            match errno {
+                libc::ECONNREFUSED => return ErrorKind::Refused,
+                libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED => return ErrorKind::Reset,
+                libc::ETIMEDOUT => return ErrorKind::Timeout,
+                libc::EADDRNOTAVAIL | libc::EADDRINUSE => return ErrorKind::AddrNotAvailable,
+                libc::EMFILE | libc::ENFILE => return ErrorKind::TooManyOpenFiles,
+                libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN => {
+                    return ErrorKind::Unreachable
+                }
+                _ => {}
+            }
+        }
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ErrorKind::Reset,
+            io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            io::ErrorKind::UnexpectedEof => ErrorKind::Closed,
+            io::ErrorKind::InvalidData => ErrorKind::Protocol,
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
+                ErrorKind::AddrNotAvailable
+            }
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// What a request ended with: an HTTP status, or an error before a complete response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Status(u16),
+    Error(ErrorKind),
+}
+
+/// One request's measurements. All instants come from the one monotonic clock (DESIGN.md §3).
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    /// Index of the request's tag (endpoint name) in the plan.
+    pub tag: u16,
+    /// When the schedule wanted the request sent.
+    pub intended: Instant,
+    /// When the first request byte was handed to the socket (after connecting, if it had to).
+    pub sent: Instant,
+    /// When the first response bytes arrived; `None` if none did.
+    pub first_byte: Option<Instant>,
+    /// When the response was fully read, or the request failed.
+    pub done: Instant,
+    pub outcome: Outcome,
+    /// Response bytes read off the socket, head and body.
+    pub bytes_in: u64,
+    /// Response body bytes (after de-chunking).
+    pub body_bytes: u64,
+    /// Request bytes written.
+    pub bytes_out: u64,
+    /// TCP connect duration when this request opened a new connection; `None` when it reused one.
+    pub connect: Option<Duration>,
+}
+
+impl Sample {
+    /// `done − intended`: the headline latency, including any wait inside the generator.
+    pub fn latency(&self) -> Duration {
+        self.done.saturating_duration_since(self.intended)
+    }
+    /// `done − sent`: what the server (and network) took.
+    pub fn service_time(&self) -> Duration {
+        self.done.saturating_duration_since(self.sent)
+    }
+    /// `sent − intended`: how late the generator sent it.
+    pub fn lag(&self) -> Duration {
+        self.sent.saturating_duration_since(self.intended)
+    }
+    /// `first_byte − sent`.
+    pub fn ttfb(&self) -> Option<Duration> {
+        self.first_byte
+            .map(|t| t.saturating_duration_since(self.sent))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_classification() {
+        let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(ErrorKind::from_io(&e), ErrorKind::Refused);
+        let e = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert_eq!(ErrorKind::from_io(&e), ErrorKind::Reset);
+        let e = io::Error::from_raw_os_error(libc::EMFILE);
+        assert_eq!(ErrorKind::from_io(&e), ErrorKind::TooManyOpenFiles);
+        let e = io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        assert_eq!(ErrorKind::from_io(&e), ErrorKind::AddrNotAvailable);
+        let e = io::Error::new(io::ErrorKind::UnexpectedEof, "whatever the text says");
+        assert_eq!(ErrorKind::from_io(&e), ErrorKind::Closed);
+    }
+
+    #[test]
+    fn names_round_trip_and_indexes_are_dense() {
+        for (i, k) in ErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i);
+            assert_eq!(ErrorKind::from_name(k.name()), Some(k));
+        }
+    }
+}

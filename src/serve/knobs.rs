@@ -1,0 +1,139 @@
+//! The target's behaviour knobs: added latency (fixed or a distribution), injected errors, periodic
+//! stalls. Later issues rely on them to prove the generator's numbers are true.
+
+use std::time::Duration;
+
+use crate::util::{parse_duration, Rng};
+
+/// Added latency per response.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LatencyModel {
+    Fixed(Duration),
+    /// Uniform between the two bounds.
+    Uniform(Duration, Duration),
+    /// Exponential with this mean.
+    Exp(Duration),
+    /// Normal with mean and standard deviation, clamped at zero.
+    Normal(Duration, Duration),
+}
+
+impl LatencyModel {
+    /// `20ms`, `uniform:10ms:30ms`, `exp:20ms`, `normal:20ms:5ms`.
+    pub fn parse(s: &str) -> Result<LatencyModel, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let dur = |p: &str| parse_duration(p);
+        match parts.as_slice() {
+            [d] => Ok(LatencyModel::Fixed(dur(d)?)),
+            ["uniform", a, b] => {
+                let (a, b) = (dur(a)?, dur(b)?);
+                if a > b {
+                    return Err(format!("'{s}': the lower bound is above the upper bound"));
+                }
+                Ok(LatencyModel::Uniform(a, b))
+            }
+            ["exp", m] => Ok(LatencyModel::Exp(dur(m)?)),
+            ["normal", m, sd] => Ok(LatencyModel::Normal(dur(m)?, dur(sd)?)),
+            _ => Err(format!(
+                "'{s}' is not a latency (expected 20ms, uniform:10ms:30ms, exp:20ms or normal:20ms:5ms)"
+            )),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == LatencyModel::Fixed(Duration::ZERO)
+    }
+
+    pub fn sample(&self, rng: &mut Rng) -> Duration {
+        match *self {
+            LatencyModel::Fixed(d) => d,
+            LatencyModel::Uniform(a, b) => a + (b - a).mul_f64(rng.next_f64()),
+            LatencyModel::Exp(m) => m.mul_f64(-(1.0 - rng.next_f64()).ln()),
+            LatencyModel::Normal(m, sd) => {
+                // Box–Muller.
+                let (u1, u2) = (1.0 - rng.next_f64(), rng.next_f64());
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                Duration::from_secs_f64((m.as_secs_f64() + z * sd.as_secs_f64()).max(0.0))
+            }
+        }
+    }
+}
+
+/// A periodic stall: during the first `pause` of every `period` (counted from server start), every
+/// response is held until the pause ends — a stop-the-world pause as a garbage collector makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    pub pause: Duration,
+    pub period: Duration,
+}
+
+impl Stall {
+    /// `S/P`, e.g. `1s/10s`.
+    pub fn parse(s: &str) -> Result<Stall, String> {
+        let (p, q) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not a stall (expected PAUSE/PERIOD, e.g. 1s/10s)"))?;
+        let stall = Stall {
+            pause: parse_duration(p)?,
+            period: parse_duration(q)?,
+        };
+        if stall.period.is_zero() || stall.pause >= stall.period {
+            return Err(format!("'{s}': the pause must be shorter than the period"));
+        }
+        Ok(stall)
+    }
+
+    /// How long a response ready at `since_start` must still be held (zero outside a pause).
+    pub fn hold(&self, since_start: Duration) -> Duration {
+        let period = self.period.as_nanos();
+        let phase = since_start.as_nanos() % period;
+        let pause = self.pause.as_nanos();
+        if phase < pause {
+            Duration::from_nanos((pause - phase) as u64)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_models() {
+        assert_eq!(
+            LatencyModel::parse("20ms").unwrap(),
+            LatencyModel::Fixed(Duration::from_millis(20))
+        );
+        assert!(LatencyModel::parse("uniform:30ms:10ms").is_err());
+        assert!(LatencyModel::parse("poisson:1ms").is_err());
+        let mut rng = Rng::new(3);
+        let m = LatencyModel::parse("exp:10ms").unwrap();
+        let mean: f64 = (0..20_000)
+            .map(|_| m.sample(&mut rng).as_secs_f64())
+            .sum::<f64>()
+            / 20_000.0;
+        assert!((mean - 0.010).abs() < 0.0005, "exp mean {mean}");
+        let u = LatencyModel::parse("uniform:10ms:30ms").unwrap();
+        for _ in 0..1000 {
+            let d = u.sample(&mut rng);
+            assert!(d >= Duration::from_millis(10) && d <= Duration::from_millis(30));
+        }
+    }
+
+    #[test]
+    fn stall_windows() {
+        let s = Stall::parse("1s/10s").unwrap();
+        assert_eq!(
+            s.hold(Duration::from_millis(200)),
+            Duration::from_millis(800)
+        );
+        assert_eq!(s.hold(Duration::from_millis(1500)), Duration::ZERO);
+        assert_eq!(
+            s.hold(Duration::from_millis(10_100)),
+            Duration::from_millis(900)
+        );
+        assert!(Stall::parse("10s/1s").is_err());
+        assert!(Stall::parse("1s").is_err());
+    }
+}

@@ -1,0 +1,687 @@
+//! The built-in demo registry target (`regbench serve`, `regbench demo`): OCI distribution reads, a
+//! service-registry API, Prometheus metrics, and knobs for latency, errors and stalls.
+//!
+//! Built on hyper's server; shares no code path with the client engine, so tests of one check the other.
+//! `run(listener, state, shutdown)` takes its listener and shutdown future (tests bind 127.0.0.1:0).
+
+mod content;
+mod knobs;
+mod metrics;
+mod service;
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use content::{digest, Content, Manifest, Repo, DOCKER_MANIFEST, OCI_MANIFEST};
+pub use knobs::{LatencyModel, Stall};
+pub use metrics::{Metrics, Route};
+pub use service::{server_id, ServiceRegistry};
+
+use crate::util::Rng;
+
+/// What the target serves and how it behaves.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub repos: usize,
+    pub tags: usize,
+    pub layers: usize,
+    pub layer_size: u64,
+    pub servers: usize,
+    pub latency: LatencyModel,
+    pub error_rate: f64,
+    pub stall: Option<Stall>,
+    pub sync_per_server: Duration,
+    pub threads: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            repos: 20,
+            tags: 5,
+            layers: 3,
+            layer_size: 64 * 1024,
+            servers: 100,
+            latency: LatencyModel::Fixed(Duration::ZERO),
+            error_rate: 0.0,
+            stall: None,
+            sync_per_server: Duration::from_millis(1),
+            threads: 1,
+        }
+    }
+}
+
+impl From<&crate::cli::ServeArgs> for ServeConfig {
+    fn from(a: &crate::cli::ServeArgs) -> Self {
+        ServeConfig {
+            repos: a.repos,
+            tags: a.tags,
+            layers: a.layers,
+            layer_size: a.layer_size,
+            servers: a.servers,
+            latency: a.latency,
+            error_rate: a.error_rate,
+            stall: a.stall,
+            sync_per_server: a.sync_per_server,
+            threads: a.threads.max(1),
+        }
+    }
+}
+
+/// The target's state, shared by its connections.
+pub struct State {
+    pub config: ServeConfig,
+    pub content: Content,
+    pub service: ServiceRegistry,
+    pub metrics: Metrics,
+    started: Instant,
+}
+
+impl State {
+    pub fn new(config: ServeConfig) -> State {
+        State {
+            content: Content::generate(config.repos, config.tags, config.layers, config.layer_size),
+            service: ServiceRegistry::new(config.servers, config.sync_per_server),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            config,
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish (5 s at most).
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning; the listener stays up.
+                        eprintln!("regbench serve: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&state);
+                let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // A client that goes away mid-request is its business, not the server's.
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}
+
+/// A running target on its own thread and runtime (never the generator's).
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Binds `addr` and serves on a new thread.
+pub fn spawn(addr: SocketAddr, config: ServeConfig) -> std::io::Result<Server> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let threads = config.threads.max(1);
+    let state = Arc::new(State::new(config));
+    let (tx, rx) = oneshot::channel::<()>();
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("regbench-serve")
+            .enable_all()
+            .build()?
+    };
+    let thread_state = Arc::clone(&state);
+    let thread = std::thread::Builder::new()
+        .name("regbench-serve".into())
+        .spawn(move || {
+            let result = rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener)?;
+                run(listener, thread_state, async {
+                    let _ = rx.await;
+                })
+                .await
+            });
+            if let Err(e) = result {
+                eprintln!("regbench serve: {e}");
+            }
+        })?;
+    Ok(Server {
+        addr,
+        state,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+impl Server {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// `http://ADDR`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets open requests finish, joins the thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+thread_local! {
+    // Each server thread draws latencies and errors from its own generator: no lock per request.
+    static RNG: RefCell<Rng> = RefCell::new(Rng::new(
+        0x5eed ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    ));
+}
+
+fn with_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
+    RNG.with(|r| f(&mut r.borrow_mut()))
+}
+
+type Resp = Response<Full<Bytes>>;
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let t0 = Instant::now();
+    let (route, resp) = route(&state, &req).await;
+    state
+        .metrics
+        .record(route, resp.status().as_u16(), t0.elapsed());
+    Ok(resp)
+}
+
+/// Applies the knobs around the real handler (not to `/metrics`, so scraping stays undisturbed).
+async fn route(state: &State, req: &Request<Incoming>) -> (Route, Resp) {
+    let path = req.uri().path();
+    let method = req.method();
+    if path == "/metrics" {
+        return (Route::Metrics, text(StatusCode::OK, state.metrics.render()));
+    }
+    let cfg = &state.config;
+    if !cfg.latency.is_zero() {
+        let d = with_rng(|r| cfg.latency.sample(r));
+        tokio::time::sleep(d).await;
+    }
+    let inject_error = cfg.error_rate > 0.0 && with_rng(|r| r.next_f64()) < cfg.error_rate;
+    let (route, resp) = if inject_error {
+        (
+            classify(method, path),
+            oci_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNKNOWN",
+                "injected error (--error-rate)",
+                json!({}),
+            ),
+        )
+    } else {
+        dispatch(state, req, method, path)
+    };
+    if let Some(stall) = cfg.stall {
+        let hold = stall.hold(state.started.elapsed());
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+    }
+    (route, resp)
+}
+
+/// The route a request would take, for labelling injected errors.
+fn classify(method: &Method, path: &str) -> Route {
+    match parse_v2(path) {
+        Some(V2::Base) => Route::Base,
+        Some(V2::Catalog) => Route::Catalog,
+        Some(V2::Tags(_)) => Route::Tags,
+        Some(V2::Manifest(..)) => Route::Manifest,
+        Some(V2::Blob(..)) => Route::Blob,
+        None => match (method, path) {
+            (_, "/v1/registry") => Route::Servers,
+            (_, p) if p.starts_with("/v1/registry/") => Route::Server,
+            (_, "/registry/status") => Route::Status,
+            (_, "/registry/sync") => Route::Sync,
+            _ => Route::NotFound,
+        },
+    }
+}
+
+enum V2<'a> {
+    Base,
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+}
+
+/// Splits an OCI distribution path. Repository names may contain slashes, so the operation is found
+/// from the right.
+fn parse_v2(path: &str) -> Option<V2<'_>> {
+    let rest = path.strip_prefix("/v2")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(V2::Base);
+    }
+    let rest = rest.strip_prefix('/')?;
+    if rest == "_catalog" {
+        return Some(V2::Catalog);
+    }
+    if let Some(name) = rest.strip_suffix("/tags/list") {
+        return Some(V2::Tags(name));
+    }
+    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        return Some(V2::Manifest(name, reference));
+    }
+    if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+        return Some(V2::Blob(name, digest));
+    }
+    None
+}
+
+fn dispatch(state: &State, req: &Request<Incoming>, method: &Method, path: &str) -> (Route, Resp) {
+    let query = req.uri().query().unwrap_or("");
+    let head = method == Method::HEAD;
+    let read = method == Method::GET || head;
+    if let Some(v2) = parse_v2(path) {
+        let route = classify(method, path);
+        if !read {
+            return (
+                route,
+                oci_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "UNSUPPORTED",
+                    "this demo registry is read-only",
+                    json!({}),
+                ),
+            );
+        }
+        let resp = match v2 {
+            V2::Base => with_api_version(json_resp(StatusCode::OK, Bytes::from_static(b"{}"))),
+            V2::Catalog => catalog(state, query),
+            V2::Tags(name) => tags(state, name, query),
+            V2::Manifest(name, reference) => manifest(state, req, name, reference, head),
+            V2::Blob(name, digest) => blob(state, req, name, digest, head),
+        };
+        return (route, resp);
+    }
+    match (method, path) {
+        (&Method::GET, "/v1/registry") => {
+            let cursor = query_param(query, "cursor");
+            let limit = query_param(query, "limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(service::DEFAULT_LIMIT);
+            let resp = match state.service.list(cursor, limit) {
+                Some(body) => json_resp(StatusCode::OK, body),
+                None => plain_error(StatusCode::BAD_REQUEST, "unknown cursor"),
+            };
+            (Route::Servers, resp)
+        }
+        (&Method::GET, p) if p.starts_with("/v1/registry/") => {
+            let id = &p["/v1/registry/".len()..];
+            let resp = match state.service.get(id) {
+                Some(body) => json_resp(StatusCode::OK, body),
+                None => plain_error(StatusCode::NOT_FOUND, "server not found"),
+            };
+            (Route::Server, resp)
+        }
+        (&Method::GET, "/registry/status") => (
+            Route::Status,
+            json_resp(StatusCode::OK, state.service.status()),
+        ),
+        (&Method::POST, "/registry/sync") => {
+            let (_, body) = state.service.trigger_sync();
+            (Route::Sync, json_resp(StatusCode::ACCEPTED, body))
+        }
+        (_, "/v1/registry" | "/registry/status" | "/registry/sync") => (
+            classify(method, path),
+            plain_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        ),
+        _ => (
+            Route::NotFound,
+            plain_error(StatusCode::NOT_FOUND, "not found"),
+        ),
+    }
+}
+
+/// `n`/`last` pagination over a sorted list, with the `Link` header of the next page.
+fn paginate<'a>(items: &'a [String], query: &str, base: &str) -> (&'a [String], Option<String>) {
+    let from = match query_param(query, "last") {
+        Some(last) => items.partition_point(|x| x.as_str() <= last),
+        None => 0,
+    };
+    let n = query_param(query, "n").and_then(|n| n.parse::<usize>().ok());
+    let to = match n {
+        Some(n) => (from + n).min(items.len()),
+        None => items.len(),
+    };
+    let page = &items[from..to];
+    let link = match (n, page.last()) {
+        (Some(n), Some(last)) if to < items.len() => {
+            Some(format!("<{base}?last={last}&n={n}>; rel=\"next\""))
+        }
+        _ => None,
+    };
+    (page, link)
+}
+
+fn catalog(state: &State, query: &str) -> Resp {
+    let names: Vec<String> = state.content.repos.iter().map(|r| r.name.clone()).collect();
+    let (page, link) = paginate(&names, query, "/v2/_catalog");
+    let body = json!({ "repositories": page }).to_string();
+    with_link(
+        with_api_version(json_resp(StatusCode::OK, Bytes::from(body))),
+        link,
+    )
+}
+
+fn tags(state: &State, name: &str, query: &str) -> Resp {
+    let Some(repo) = state.content.repo(name) else {
+        return name_unknown(name);
+    };
+    let (page, link) = paginate(&repo.tags, query, &format!("/v2/{name}/tags/list"));
+    let body = json!({ "name": name, "tags": page }).to_string();
+    with_link(
+        with_api_version(json_resp(StatusCode::OK, Bytes::from(body))),
+        link,
+    )
+}
+
+fn manifest(
+    state: &State,
+    req: &Request<Incoming>,
+    name: &str,
+    reference: &str,
+    head: bool,
+) -> Resp {
+    let Some(repo) = state.content.repo(name) else {
+        return name_unknown(name);
+    };
+    let Some(m) = state.content.manifest(repo, reference) else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            "manifest unknown",
+            json!({ "tag": reference }),
+        );
+    };
+    // As real registries do, a tag is only served in a media type the client says it accepts.
+    let by_digest = reference.starts_with("sha256:");
+    let accepted = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().split(';').next() == Some(m.media_type))
+        });
+    if !by_digest && !accepted {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            &format!(
+                "manifest is stored as {}, which the Accept header does not list",
+                m.media_type
+            ),
+            json!({ "tag": reference }),
+        );
+    }
+    let mut resp = if head {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        set(&mut r, header::CONTENT_LENGTH, &m.body.len().to_string());
+        r
+    } else {
+        Response::new(Full::new(m.body.clone()))
+    };
+    set(&mut resp, header::CONTENT_TYPE, m.media_type);
+    set_named(&mut resp, "docker-content-digest", &m.digest);
+    set(&mut resp, header::ETAG, &format!("\"{}\"", m.digest));
+    with_api_version(resp)
+}
+
+fn blob(state: &State, req: &Request<Incoming>, name: &str, digest: &str, head: bool) -> Resp {
+    if state.content.repo(name).is_none() {
+        return name_unknown(name);
+    }
+    let Some(data) = state.content.blob(digest) else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            "blob unknown to registry",
+            json!({ "digest": digest }),
+        );
+    };
+    let total = data.len() as u64;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, total));
+    let (status, slice) = match range {
+        None => (StatusCode::OK, data.clone()),
+        Some(Some((a, b))) => (
+            StatusCode::PARTIAL_CONTENT,
+            data.slice(a as usize..=b as usize),
+        ),
+        Some(None) => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            set(&mut r, header::CONTENT_RANGE, &format!("bytes */{total}"));
+            return r;
+        }
+    };
+    let len = slice.len();
+    let mut resp = Response::new(Full::new(if head { Bytes::new() } else { slice }));
+    *resp.status_mut() = status;
+    if head {
+        set(&mut resp, header::CONTENT_LENGTH, &len.to_string());
+    }
+    if let Some(Some((a, b))) = range {
+        set(
+            &mut resp,
+            header::CONTENT_RANGE,
+            &format!("bytes {a}-{b}/{total}"),
+        );
+    }
+    set(&mut resp, header::CONTENT_TYPE, "application/octet-stream");
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    set_named(&mut resp, "docker-content-digest", digest);
+    with_api_version(resp)
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range → inclusive bounds; `None` if unsatisfiable.
+fn parse_range(h: &str, total: u64) -> Option<(u64, u64)> {
+    let spec = h.strip_prefix("bytes=")?;
+    if spec.contains(',') || total == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (total.checked_sub(n.min(total))?, total - 1)
+        }
+        (a, "") => (a.parse().ok()?, total - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(total - 1)),
+    };
+    (a <= b && a < total).then_some((a, b))
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn set(resp: &mut Resp, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+fn set_named(resp: &mut Resp, name: &'static str, value: &str) {
+    set(resp, header::HeaderName::from_static(name), value);
+}
+
+fn with_api_version(mut resp: Resp) -> Resp {
+    set_named(&mut resp, "docker-distribution-api-version", "registry/2.0");
+    resp
+}
+
+fn with_link(mut resp: Resp, link: Option<String>) -> Resp {
+    if let Some(l) = link {
+        set(&mut resp, header::LINK, &l);
+    }
+    resp
+}
+
+fn json_resp(status: StatusCode, body: Bytes) -> Resp {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    set(&mut r, header::CONTENT_TYPE, "application/json");
+    r
+}
+
+fn text(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    set(&mut r, header::CONTENT_TYPE, "text/plain; version=0.0.4");
+    r
+}
+
+/// The OCI distribution error document.
+fn oci_error(status: StatusCode, code: &str, message: &str, detail: serde_json::Value) -> Resp {
+    let body = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] });
+    with_api_version(json_resp(status, Bytes::from(body.to_string())))
+}
+
+fn name_unknown(name: &str) -> Resp {
+    oci_error(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        "repository name not known to registry",
+        json!({ "name": name }),
+    )
+}
+
+fn plain_error(status: StatusCode, message: &str) -> Resp {
+    json_resp(status, Bytes::from(json!({ "error": message }).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-1000", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn v2_paths() {
+        assert!(matches!(parse_v2("/v2/"), Some(V2::Base)));
+        assert!(matches!(parse_v2("/v2/_catalog"), Some(V2::Catalog)));
+        assert!(matches!(
+            parse_v2("/v2/a/b/tags/list"),
+            Some(V2::Tags("a/b"))
+        ));
+        assert!(matches!(
+            parse_v2("/v2/a/b/manifests/v1"),
+            Some(V2::Manifest("a/b", "v1"))
+        ));
+        assert!(matches!(
+            parse_v2("/v2/x/blobs/sha256:ab"),
+            Some(V2::Blob("x", "sha256:ab"))
+        ));
+        assert!(parse_v2("/v1/registry").is_none());
+    }
+
+    #[test]
+    fn pagination() {
+        let items: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (p, link) = paginate(&items, "n=2", "/v2/_catalog");
+        assert_eq!(p, ["a", "b"]);
+        assert_eq!(
+            link.as_deref(),
+            Some("</v2/_catalog?last=b&n=2>; rel=\"next\"")
+        );
+        let (p, link) = paginate(&items, "n=2&last=d", "/v2/_catalog");
+        assert_eq!(p, ["e"]);
+        assert!(link.is_none());
+        let (p, _) = paginate(&items, "", "/v2/_catalog");
+        assert_eq!(p.len(), 5);
+    }
+}
