@@ -1,1 +1,15 @@
+//! The one integration-test binary. Each module covers one area; fixtures live in `util`.
+//! Every target binds 127.0.0.1 port 0; every load is bounded in requests and time.
 
+mod util;
+
+/// The binary as a user runs it: exit codes, Ctrl-C writes a partial report.
+mod cli;
+/// `regbench demo` end to end.
+mod demo;
+/// The JSON report against its checked-in schema, and the text report's content.
+mod report;
+/// `regbench run`: exact counts, status and error classification, latency truth, connection handling.
+mod run;
+/// The demo registry target's API: OCI reads, service registry, metrics, knobs, shutdown.
+mod serve;

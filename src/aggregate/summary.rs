@@ -368,7 +368,10 @@ mod tests {
             bytes_in: 100,
             body_bytes: 13,
             bytes_out: 40,
-            connect: rng.next_u64().is_multiple_of(7).then_some(Duration::from_micros(80)),
+            connect: rng
+                .next_u64()
+                .is_multiple_of(7)
+                .then_some(Duration::from_micros(80)),
         }
     }
 

@@ -1,0 +1,112 @@
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use regbench::serve::{LatencyModel, ServeConfig};
+use serde_json::Value;
+
+use crate::util::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_regbench");
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    for (args, needle) in [
+        (vec!["run", "not-a-url"], "not a valid URL"),
+        (
+            vec!["run", "https://127.0.0.1/"],
+            "scheme 'https' is not supported",
+        ),
+        (vec!["run", "http://127.0.0.1:1/", "-c", "0"], "at least 1"),
+        (
+            vec!["run", "http://127.0.0.1:1/", "-H", "broken"],
+            "header 'broken'",
+        ),
+        (
+            vec!["run", "http://127.0.0.1:1/", "-z", "5 parsecs"],
+            "unknown unit",
+        ),
+        (
+            vec!["run", "http://127.0.0.1:1/", "-D", "/nonexistent/body"],
+            "cannot read body file",
+        ),
+        (
+            vec!["run", "http://127.0.0.1:1/", "--resolve", "x"],
+            "HOST:PORT:ADDRESS",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: stderr was {err}");
+    }
+}
+
+#[test]
+fn unresolvable_host_exits_1() {
+    let out = Command::new(BIN)
+        .args(["run", "http://no-such-host.invalid/", "-n", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not resolve 'no-such-host.invalid'")
+    );
+}
+
+#[test]
+fn help_has_examples() {
+    let out = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:") && help.contains("--resolve"));
+}
+
+#[test]
+fn ctrl_c_writes_the_partial_report() {
+    let t = demo_target(ServeConfig {
+        latency: LatencyModel::Fixed(Duration::from_millis(200)),
+        ..ServeConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("partial.json");
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            &format!("{}/v2/", t.url()),
+            "-c",
+            "4",
+            "-z",
+            "60s",
+            "--quiet",
+        ])
+        .arg("-o")
+        .arg(format!("json={}", json.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "Ctrl-C stops promptly"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PARTIAL"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["run"]["partial"], true);
+    let n = r["overall"]["requests"].as_u64().unwrap();
+    assert!(
+        (8..=24).contains(&n),
+        "about 1 s of 4 connections at 200 ms: {n}"
+    );
+    assert_eq!(
+        r["run"]["cancelled_in_flight"], 4,
+        "each connection was mid-request"
+    );
+}

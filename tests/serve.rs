@@ -1,0 +1,263 @@
+use std::time::{Duration, Instant};
+
+use regbench::serve::{
+    digest, server_id, LatencyModel, ServeConfig, DOCKER_MANIFEST, OCI_MANIFEST,
+};
+
+use crate::util::*;
+
+const ACCEPT_ALL: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+#[test]
+fn base_and_catalog_pagination() {
+    let t = demo_target(ServeConfig {
+        repos: 23,
+        ..ServeConfig::default()
+    });
+    let r = http(t.addr(), "GET", "/v2/", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        Some("registry/2.0")
+    );
+
+    // Follow Link headers until there is none; every repository appears once, in order.
+    let mut path = "/v2/_catalog?n=7".to_string();
+    let mut names = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = http(t.addr(), "GET", &path, &[]);
+        assert_eq!(r.status, 200);
+        pages += 1;
+        for n in r.json()["repositories"].as_array().unwrap() {
+            names.push(n.as_str().unwrap().to_string());
+        }
+        match r.header("link") {
+            Some(link) => {
+                assert!(link.ends_with("rel=\"next\""), "{link}");
+                path = link[1..link.find('>').unwrap()].to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(names.len(), 23);
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, names);
+}
+
+#[test]
+fn tags_and_unknown_names() {
+    let t = demo_target(ServeConfig::default());
+    let r = http(t.addr(), "GET", "/v2/demo/app-001/tags/list", &[]);
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["name"], "demo/app-001");
+    assert_eq!(body["tags"].as_array().unwrap().len(), 5);
+    let r = http(t.addr(), "GET", "/v2/demo/app-001/tags/list?n=2", &[]);
+    assert_eq!(r.json()["tags"].as_array().unwrap().len(), 2);
+    assert!(r.header("link").is_some());
+
+    let r = http(t.addr(), "GET", "/v2/no/such/tags/list", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["errors"][0]["code"], "NAME_UNKNOWN");
+    let r = http(
+        t.addr(),
+        "GET",
+        "/v2/no/such/manifests/v1",
+        &[("Accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.json()["errors"][0]["code"], "NAME_UNKNOWN");
+}
+
+#[test]
+fn manifests_need_accept_and_carry_true_digests() {
+    let t = demo_target(ServeConfig::default());
+    for (repo, media_type) in [
+        ("demo/app-000", OCI_MANIFEST),
+        ("demo/app-001", DOCKER_MANIFEST),
+    ] {
+        let path = format!("/v2/{repo}/manifests/v1");
+        let r = http(t.addr(), "GET", &path, &[]);
+        assert_eq!(r.status, 404, "no Accept: registries refuse");
+        assert_eq!(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN");
+
+        let r = http(t.addr(), "GET", &path, &[("Accept", ACCEPT_ALL)]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some(media_type));
+        let d = r.header("docker-content-digest").unwrap().to_string();
+        assert_eq!(
+            digest(&r.body),
+            d,
+            "Docker-Content-Digest is the body's sha256"
+        );
+
+        let h = http(t.addr(), "HEAD", &path, &[("Accept", media_type)]);
+        assert_eq!(h.status, 200);
+        assert!(h.body.is_empty());
+        assert_eq!(
+            h.header("content-length"),
+            Some(r.body.len().to_string().as_str())
+        );
+        assert_eq!(h.header("docker-content-digest"), Some(d.as_str()));
+
+        // By digest, the stored manifest is served whatever Accept says.
+        let by_digest = http(t.addr(), "GET", &format!("/v2/{repo}/manifests/{d}"), &[]);
+        assert_eq!(by_digest.status, 200);
+        assert_eq!(by_digest.body, r.body);
+
+        // Every blob the manifest names is served, with a matching digest.
+        let m = r.json();
+        let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+        for l in m["layers"].as_array().unwrap() {
+            digests.push(l["digest"].as_str().unwrap().to_string());
+        }
+        for bd in digests {
+            let b = http(t.addr(), "GET", &format!("/v2/{repo}/blobs/{bd}"), &[]);
+            assert_eq!(b.status, 200);
+            assert_eq!(digest(&b.body), bd);
+        }
+    }
+    let r = http(
+        t.addr(),
+        "GET",
+        "/v2/demo/app-000/manifests/nope",
+        &[("Accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn blobs_honour_range_and_head() {
+    let t = demo_target(ServeConfig {
+        layer_size: 10_000,
+        ..ServeConfig::default()
+    });
+    let layer = t.state().content.repos[0].layers[0].clone();
+    let path = format!("/v2/demo/app-000/blobs/{layer}");
+    let full = http(t.addr(), "GET", &path, &[]);
+    assert_eq!(full.body.len(), 10_000);
+    let part = http(t.addr(), "GET", &path, &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, full.body[100..200]);
+    assert_eq!(part.header("content-range"), Some("bytes 100-199/10000"));
+    let tail = http(t.addr(), "GET", &path, &[("Range", "bytes=-10")]);
+    assert_eq!(tail.body, full.body[9_990..]);
+    let bad = http(t.addr(), "GET", &path, &[("Range", "bytes=20000-")]);
+    assert_eq!(bad.status, 416);
+    let head = http(t.addr(), "HEAD", &path, &[]);
+    assert_eq!(head.header("content-length"), Some("10000"));
+    assert!(head.body.is_empty());
+    let unknown = http(t.addr(), "GET", "/v2/demo/app-000/blobs/sha256:00", &[]);
+    assert_eq!(unknown.json()["errors"][0]["code"], "BLOB_UNKNOWN");
+}
+
+#[test]
+fn service_registry_list_get_status_sync() {
+    let t = demo_target(ServeConfig {
+        servers: 95,
+        sync_per_server: Duration::from_millis(2),
+        ..ServeConfig::default()
+    });
+    let mut ids = Vec::new();
+    let mut path = "/v1/registry?limit=30".to_string();
+    loop {
+        let page = http(t.addr(), "GET", &path, &[]).json();
+        for s in page["servers"].as_array().unwrap() {
+            ids.push(s["id"].as_str().unwrap().to_string());
+        }
+        match page["metadata"]["nextCursor"].as_str() {
+            Some(c) => path = format!("/v1/registry?limit=30&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 95);
+    let one = http(
+        t.addr(),
+        "GET",
+        &format!("/v1/registry/{}", server_id(42)),
+        &[],
+    );
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["id"], server_id(42));
+    assert_eq!(http(t.addr(), "GET", "/v1/registry/nope", &[]).status, 404);
+
+    let status = http(t.addr(), "GET", "/registry/status", &[]).json();
+    assert_eq!(status["phase"], "idle");
+    assert_eq!(status["servers"], 95);
+    assert!(status["last_sync_unix_ms"].is_null());
+
+    // 95 servers × 2 ms ≈ 190 ms of background sync.
+    let r = http(t.addr(), "POST", "/registry/sync", &[]);
+    assert_eq!(r.status, 202);
+    assert_eq!(r.json()["started"], true);
+    assert_eq!(
+        http(t.addr(), "POST", "/registry/sync", &[]).json()["started"],
+        false
+    );
+    assert_eq!(
+        http(t.addr(), "GET", "/registry/status", &[]).json()["phase"],
+        "syncing"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = http(t.addr(), "GET", "/registry/status", &[]).json();
+        if s["phase"] == "idle" {
+            assert_eq!(s["syncs_completed"], 1);
+            assert!(s["last_sync_unix_ms"].is_u64());
+            break;
+        }
+        assert!(Instant::now() < deadline, "sync never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn metrics_count_requests_by_route() {
+    let t = demo_target(ServeConfig::default());
+    for _ in 0..3 {
+        http(t.addr(), "GET", "/v2/_catalog", &[]);
+    }
+    http(t.addr(), "GET", "/nope", &[]);
+    let m = http(t.addr(), "GET", "/metrics", &[]);
+    let text = String::from_utf8(m.body).unwrap();
+    assert!(
+        text.contains("regbench_demo_requests_total{route=\"catalog\",code=\"2xx\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("regbench_demo_requests_total{route=\"not_found\",code=\"4xx\"} 1"));
+    assert!(text.contains("regbench_demo_request_duration_seconds_count{route=\"catalog\"} 3"));
+    let rss: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss > 1 << 20);
+}
+
+#[test]
+fn shutdown_lets_open_requests_finish() {
+    let t = demo_target(ServeConfig {
+        latency: LatencyModel::Fixed(Duration::from_millis(300)),
+        ..ServeConfig::default()
+    });
+    let addr = t.addr();
+    let client = std::thread::spawn(move || http(addr, "GET", "/v2/", &[]));
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    t.shutdown();
+    assert_eq!(
+        client.join().unwrap().status,
+        200,
+        "the in-flight request completed"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer listening"
+    );
+}

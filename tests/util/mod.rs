@@ -1,0 +1,159 @@
+//! Shared fixtures: run regbench in-process, start targets on port 0, a tiny independent HTTP client.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use regbench::app::{self, Options};
+use regbench::serve::{self, ServeConfig, Server};
+use serde_json::Value;
+
+/// Runs regbench in-process; returns the exit code and stdout.
+pub fn regbench(args: &[&str]) -> (u8, String) {
+    let mut out = Vec::new();
+    let mut argv = vec!["regbench"];
+    argv.extend_from_slice(args);
+    let code = app::run(
+        argv,
+        &mut out,
+        Options {
+            handle_signals: false,
+        },
+    );
+    (code, String::from_utf8(out).expect("the report is UTF-8"))
+}
+
+/// Runs regbench with `-o json --quiet` added; returns the exit code and the parsed JSON report.
+pub fn regbench_json(args: &[&str]) -> (u8, Value) {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-o", "json", "--quiet"]);
+    let (code, out) = regbench(&all);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    (code, v)
+}
+
+/// The demo target on 127.0.0.1:0.
+pub fn demo_target(config: ServeConfig) -> Server {
+    serve::spawn("127.0.0.1:0".parse().unwrap(), config).expect("demo target starts")
+}
+
+/// An address where nothing listens (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A raw server on its own thread: each accepted connection is handed to `handler`. Serves until the
+/// test process ends; loads against it are bounded by the tests.
+pub fn raw_server(handler: fn(TcpStream)) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || handler(s));
+        }
+    });
+    addr
+}
+
+/// Reads one request head (up to the blank line); false on EOF.
+pub fn read_head(s: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Closes with RST instead of FIN (SO_LINGER 0), as a crashing or overloaded server does.
+pub fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as u32,
+        );
+    }
+    drop(s);
+}
+
+/// A response from [`http`].
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// A minimal, independent HTTP/1.1 client (one request per connection), so the target is not tested
+/// with the engine under test.
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A duration field of the JSON report (integer microseconds) as a Duration.
+pub fn us(v: &Value) -> Duration {
+    Duration::from_micros(
+        v.as_u64()
+            .unwrap_or_else(|| panic!("not a µs integer: {v}")),
+    )
+}
