@@ -351,3 +351,28 @@ fn stalls_show_up_in_latency() {
         r["overall"]["latency"]
     );
 }
+
+/// A server that closes a keep-alive connection after one response without saying so (as idle
+/// timeouts do): the next request on it finds the connection dead before any response byte, is retried
+/// once on a new connection, and is not counted as an error.
+#[test]
+fn stale_keepalive_connection_is_retried_once() {
+    let addr = raw_server(|mut s| {
+        if read_head(&mut s) {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let (_, r) = regbench_json(&["run", &format!("http://{addr}/"), "-c", "1", "-n", "20"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 20, "{}", r["overall"]);
+    assert_eq!(r["overall"]["errors_total"], 0);
+    assert_eq!(r["overall"]["connections"]["new"], 20);
+
+    // A server that closes every connection before answering is not retried forever: one retry, then
+    // the error counts.
+    let dead = raw_server(|mut s| {
+        let _ = read_head(&mut s);
+    });
+    let (_, r) = regbench_json(&["run", &format!("http://{dead}/"), "-c", "1", "-n", "3"]);
+    assert_eq!(r["overall"]["errors"]["closed"], 3, "{}", r["overall"]);
+}

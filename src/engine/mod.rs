@@ -185,7 +185,8 @@ impl Worker {
     ) -> Result<u16, ErrorKind> {
         let request = &self.requests[tag];
         let head_only = self.plan.requests[tag].is_head();
-        for try_no in 0..2 {
+        let mut may_retry = true;
+        loop {
             let reused = conn.is_some();
             let c = match conn {
                 Some(c) => c,
@@ -215,7 +216,8 @@ impl Worker {
                     let stale = reused
                         && f.first_byte.is_none()
                         && matches!(f.kind, ErrorKind::Closed | ErrorKind::Reset);
-                    if stale && try_no == 0 {
+                    if stale && may_retry {
+                        may_retry = false;
                         continue;
                     }
                     s.first_byte = f.first_byte;
@@ -224,7 +226,6 @@ impl Worker {
                 }
             }
         }
-        unreachable!("the second attempt always returns")
     }
 }
 

@@ -1,0 +1,74 @@
+# Shared helpers for the benchmark scripts in bench/. Source it; it needs bash.
+# Targets run on loopback only; the target is pinned to CPU 1, generators to CPU 0.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+REGBENCH=${REGBENCH:-$ROOT/target/release/regbench}
+WORK=$(mktemp -d /tmp/regbench-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() {  # need BINARY DEBIAN-PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "bench: '$1' is missing; installing Debian package '$2'" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null
+}
+
+build_regbench() {
+  [[ -x $REGBENCH && ${SKIP_BUILD:-} == 1 ]] && return 0
+  (cd "$ROOT" && cargo build --release --quiet)
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {  # wait_port PORT
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+# start_nginx PORT: one nginx worker pinned to CPU 1 answering every request with a 13-byte body.
+start_nginx() {
+  need nginx nginx-light
+  local port=$1 dir=$WORK/nginx
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 10;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 19000; }
+http {
+  access_log off;
+  keepalive_requests 1000000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $dir/body;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / { return 200 "hello, world\n"; }
+  }
+}
+CONF
+  taskset -c 1 nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+  PIDS+=($!)
+  wait_port "$port"
+}
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

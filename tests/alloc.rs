@@ -1,0 +1,116 @@
+//! The static-request path allocates nothing per request (issue: measurement core). Its own test binary
+//! because it installs a counting global allocator, and a single test so nothing else allocates
+//! alongside it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A keep-alive server that allocates nothing per request: fixed buffer, static response.
+fn static_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = [0u8; 8192];
+                let mut tail = 0u32; // rolling window of the last 4 bytes, to find "\r\n\r\n"
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    for &b in &buf[..n] {
+                        tail = (tail << 8) | u32::from(b);
+                        if tail == 0x0d0a_0d0a
+                            && s.write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n",
+                            )
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn allocations_for(url: &str, n: u64) -> u64 {
+    let before = ALLOCATIONS.load(Relaxed);
+    let mut out = Vec::with_capacity(1 << 20);
+    let n = n.to_string();
+    let args = [
+        "regbench",
+        "run",
+        url,
+        "-c",
+        "4",
+        "--threads",
+        "2",
+        "-n",
+        &n,
+        "--quiet",
+        "-o",
+        "json",
+    ];
+    let code = regbench::app::run(
+        args,
+        &mut out,
+        regbench::app::Options {
+            handle_signals: false,
+        },
+    );
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        report["overall"]["status_codes"]["200"]
+            .as_u64()
+            .unwrap()
+            .to_string(),
+        n
+    );
+    ALLOCATIONS.load(Relaxed) - before
+}
+
+#[test]
+fn allocations_do_not_grow_with_requests() {
+    let addr = static_server();
+    let url = format!("http://{addr}/");
+    allocations_for(&url, 100); // warm-up: lazy statics, first-use allocations
+    let small = allocations_for(&url, 2_000);
+    let large = allocations_for(&url, 20_000);
+    // 18 000 more requests; per-second interval hand-overs and report rendering may differ a little.
+    let extra = large.saturating_sub(small);
+    assert!(
+        extra < 2_000,
+        "{small} allocations for 2 000 requests, {large} for 20 000: {extra} extra, so something allocates per request"
+    );
+    eprintln!("allocations: {small} for 2 000 requests, {large} for 20 000");
+}
