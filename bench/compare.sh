@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# HTTP/1.1 keep-alive cost per request: regbench vs wrk (and hey, h2load --h1, oha when installed)
+# against nginx on loopback (13-byte body). Generators pinned to CPU 0 with one thread, nginx to CPU 1.
+# Runs alternate between tools; the table shows medians. Usage: bench/compare.sh [RUNS] [SECONDS] [CONNS]
+source "$(dirname "$0")/lib.sh"
+runs=${1:-5}; secs=${2:-5}; conns=${3:-50}
+build_regbench
+need wrk wrk
+port=$(free_port)
+start_nginx "$port"
+url="http://127.0.0.1:$port/"
+
+tools=(regbench wrk)
+command -v hey >/dev/null && tools+=(hey)
+command -v h2load >/dev/null && tools+=(h2load)
+command -v oha >/dev/null && tools+=(oha)
+
+# run_tool TOOL OUTFILE: runs one measurement and prints the number of requests completed.
+run_tool() {
+  local tool=$1 out=$2
+  case $tool in
+    regbench)
+      taskset -c 0 "$REGBENCH" run "$url" -c "$conns" -z "${secs}s" --threads 1 --quiet -o "json=$out.json" >/dev/null
+      python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["status_codes"]["200"])' "$out.json" ;;
+    wrk)
+      taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" "$url" > "$out.txt"
+      awk '/requests in/ {print $1}' "$out.txt" ;;
+    hey)
+      GOMAXPROCS=1 taskset -c 0 hey -z "${secs}s" -c "$conns" "$url" > "$out.txt"
+      awk '/\[200\]/ {print $2}' "$out.txt" ;;
+    h2load)
+      taskset -c 0 h2load --h1 -t1 -c "$conns" -D "$secs" "$url" > "$out.txt"
+      awk '/^requests:/ {print $8}' "$out.txt" ;;
+    oha)
+      taskset -c 0 oha -z "${secs}s" -c "$conns" --no-tui --output-format json "$url" > "$out.json"
+      python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["statusCodeDistribution"]["200"])' "$out.json" ;;
+  esac
+}
+
+for ((r = 1; r <= runs; r++)); do
+  for tool in "${tools[@]}"; do
+    out=$WORK/$tool-$r
+    /usr/bin/time -f '%e %U %S %M' -o "$out.time" bash -c "$(declare -f run_tool); $(declare -p url conns secs REGBENCH); run_tool $tool $out" > "$out.n"
+    read -r wall user sys rss < "$out.time"
+    n=$(cat "$out.n")
+    # requests per second of wall time, generator CPU-seconds per 100k requests, peak RSS
+    awk -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v t="$tool" \
+      'BEGIN { printf "%s %.0f %.4f %d %.0f\n", t, n / w, (u + s) / n * 1e5, m, n / (u + s) }' >> "$WORK/results"
+  done
+done
+
+ref=$(awk '$1 == "wrk" {print $5}' "$WORK/results" | median)
+printf '\n%-9s %12s %18s %14s %16s %10s\n' tool req/s cpu_s/100k_req peak_RSS_KiB req/cpu_s vs_wrk
+for tool in "${tools[@]}"; do
+  rps=$(awk -v t="$tool" '$1 == t {print $2}' "$WORK/results" | median)
+  cpu=$(awk -v t="$tool" '$1 == t {print $3}' "$WORK/results" | median)
+  rss=$(awk -v t="$tool" '$1 == t {print $4}' "$WORK/results" | median)
+  eff=$(awk -v t="$tool" '$1 == t {print $5}' "$WORK/results" | median)
+  printf '%-9s %12.0f %18.4f %14.0f %16.0f %9.2fx\n' "$tool" "$rps" "$cpu" "$rss" "$eff" "$(awk -v a="$eff" -v b="$ref" 'BEGIN {print a / b}')"
+done
+echo "(medians of $runs alternating runs, ${secs}s each, $conns connections; generator on CPU 0, nginx on CPU 1)"
