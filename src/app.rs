@@ -69,6 +69,7 @@ pub struct Options {
 
 /// The binary's entry point.
 pub fn main() -> std::process::ExitCode {
+    raise_open_file_limit();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = run(
@@ -79,6 +80,19 @@ pub fn main() -> std::process::ExitCode {
         },
     );
     std::process::ExitCode::from(code)
+}
+
+/// Raises the soft limit of open files to the hard limit, as Go programs do at start: every
+/// connection is a file descriptor, and a default soft limit of 1024 would cap `-c` silently.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Runs regbench with these arguments, the report going to `out`; returns the exit code. Integration

@@ -32,7 +32,8 @@ pub const QUANTILES: [(f64, &str); 7] = [
 pub fn new_histogram() -> Histogram<u64> {
     // invariant: the bounds are constants that satisfy hdrhistogram's preconditions (low ≥ 1,
     // high ≥ 2·low, sigfig ≤ 5), so construction cannot fail.
-    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("constant histogram bounds")
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("constant bounds")
+    // invariant: see above
 }
 
 fn record(h: &mut Histogram<u64>, d: Duration) {
@@ -43,7 +44,7 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
 fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // invariant: both histograms come from `new_histogram` (or deserialise from one with the same
     // bounds), so every value of `from` fits in `into` and `add` cannot fail.
-    into.add(from).expect("histograms share one configuration");
+    into.add(from).expect("one configuration"); // invariant: see above
 }
 
 /// Statistics of one tag (endpoint): counters and one histogram per timing metric.

@@ -162,7 +162,7 @@ impl Conn {
             }
         };
         // invariant: the loop above only breaks after at least one successful read.
-        let first = first_byte.expect("a parsed head means bytes arrived");
+        let first = first_byte.expect("bytes arrived"); // invariant: see above
 
         // Body: first what came with the head, then further reads into the same buffer.
         let mut body_bytes = 0u64;

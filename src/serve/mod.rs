@@ -155,8 +155,7 @@ pub struct Server {
 
 /// Binds `addr` and serves on a new thread.
 pub fn spawn(addr: SocketAddr, config: ServeConfig) -> std::io::Result<Server> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
+    let std_listener = listen(addr)?;
     let addr = std_listener.local_addr()?;
     let threads = config.threads.max(1);
     let state = Arc::new(State::new(config));
@@ -193,6 +192,18 @@ pub fn spawn(addr: SocketAddr, config: ServeConfig) -> std::io::Result<Server> {
         shutdown: Some(tx),
         thread: Some(thread),
     })
+}
+
+/// Binds with a deep accept backlog: the default (128) drops SYNs when thousands of connections open
+/// at once, which would show up as 1–3 s connect times that are the demo target's fault.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 impl Server {
