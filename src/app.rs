@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::aggregate::{judge, Collector};
 use crate::cli::{Cli, Command, DemoArgs, OutputArgs, RunArgs, ServeArgs};
 use crate::engine::{self, connect};
-use crate::plan::{self, Plan, RequestSpec, Stop, Target};
+use crate::plan::{self, Model, Plan, Profile, RequestSpec, Segment, Stop, Target};
 use crate::report::{Format, RunInfo, RunReport};
 use crate::serve;
 
@@ -38,6 +38,12 @@ pub const DEFAULT_REQUESTS: u64 = 200;
 
 /// Workers start this long after the run is set up, so thread start-up is not counted as lag.
 const START_LEAD: Duration = Duration::from_millis(5);
+
+/// The lag limit of the validity verdict when `--max-lag` is not given.
+pub const DEFAULT_LAG_LIMIT: Duration = Duration::from_millis(10);
+
+/// A `--start-at` further in the past than this is a mistake, not a late start.
+const MAX_START_AT_PAST: Duration = Duration::from_secs(10);
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
@@ -114,7 +120,7 @@ where
         }
     };
     let result = match cli.command {
-        Command::Run(a) => cmd_run(a, out, opts),
+        Command::Run(a) => cmd_run(*a, out, opts),
         Command::Demo(a) => cmd_demo(a, out, opts),
         Command::Serve(a) => cmd_serve(&a, opts),
     };
@@ -135,9 +141,39 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
     let plan = plan_from_args(&a)?;
+    let start = start_time(a.start_at)?;
     let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
-    let report = execute(Arc::new(plan), resolved, &a.output, opts)?;
-    emit(&report, &a.output, out)
+    let report = execute(Arc::new(plan), resolved, start, &a.output, opts)?;
+    let code = emit(&report, &a.output, out)?;
+    if code == exit::OK && a.strict && !report.validity.valid {
+        if !a.output.quiet {
+            eprintln!(
+                "regbench: the run is INVALID and --strict was given (reasons in the report)"
+            );
+        }
+        return Ok(exit::INVALID);
+    }
+    Ok(code)
+}
+
+/// When the run starts: `--start-at` (an absolute time shared by the segments of a distributed run)
+/// or right away. A start a little in the past keeps the shared schedule (the first ticks are late and
+/// show as lag); far in the past is an error.
+fn start_time(at: Option<SystemTime>) -> Result<(SystemTime, Instant), Failure> {
+    let now_wall = SystemTime::now();
+    let now = Instant::now();
+    let Some(at) = at else {
+        return Ok((now_wall, now + START_LEAD));
+    };
+    match at.duration_since(now_wall) {
+        Ok(ahead) => Ok((at, now + ahead)),
+        Err(e) if e.duration() <= MAX_START_AT_PAST => Ok((at, now - e.duration())),
+        Err(e) => Err(usage(anyhow!(
+            "--start-at is {:.1}s in the past (at most {}s is accepted, as a late start)",
+            e.duration().as_secs_f64(),
+            MAX_START_AT_PAST.as_secs()
+        ))),
+    }
 }
 
 /// `regbench run` flags → a validated plan.
@@ -166,11 +202,82 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     if a.threads == Some(0) {
         return Err(usage(anyhow!("--threads must be at least 1")));
     }
+    let segment = match &a.segment {
+        Some(s) => Segment::parse(s).map_err(usage)?,
+        None => Segment::WHOLE,
+    };
+    let stages = a
+        .stages
+        .as_deref()
+        .map(plan::parse_stages)
+        .transpose()
+        .map_err(usage)?;
+    let mut n_connections = a.connections;
+    let model = match a.rate {
+        Some(r) => {
+            if !r.is_finite() || r < 0.0 {
+                return Err(usage(plan::PlanError::BadRate(r.to_string())));
+            }
+            if a.think.is_some() {
+                return Err(usage(anyhow!("--think is for the closed model; the open model (--rate) paces requests itself")));
+            }
+            let rate = match stages {
+                Some(stages) => Profile {
+                    start: r,
+                    stages,
+                    hold: false,
+                },
+                None => Profile::constant(r, a.duration),
+            };
+            let max_inflight = a.max_inflight.unwrap_or(a.connections);
+            if max_inflight == 0 {
+                return Err(usage(plan::PlanError::NoInflight));
+            }
+            // HTTP/1.1 carries one request per connection, so in flight ≤ connections.
+            Model::Open {
+                rate,
+                arrival: a.arrival,
+                max_inflight: max_inflight.min(a.connections),
+            }
+        }
+        None => {
+            if a.max_inflight.is_some()
+                || a.max_lag.is_some()
+                || a.arrival != plan::Arrival::Uniform
+            {
+                return Err(usage(anyhow!(
+                    "--max-inflight, --max-lag and --arrival are for the open model: add --rate R"
+                )));
+            }
+            let vus = stages.map(|stages| Profile {
+                start: 0.0,
+                stages,
+                hold: false,
+            });
+            if let Some(p) = &vus {
+                // One connection per virtual user, as many as the profile's peak.
+                n_connections = p.max().ceil() as usize;
+            }
+            Model::Closed {
+                think: a.think.unwrap_or(Duration::ZERO),
+                vus,
+            }
+        }
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let n_workers = a.threads.unwrap_or(cores).clamp(1, a.connections.max(1));
+    // A worker needs at least one connection (and, open model, one in-flight slot) of this segment.
+    let mut most = plan::split(n_connections as u64, segment.count, segment.index).max(1);
+    if let Model::Open { max_inflight, .. } = &model {
+        most = most.min(plan::split(*max_inflight as u64, segment.count, segment.index).max(1));
+    }
+    let n_workers = a.threads.unwrap_or(cores).clamp(1, most as usize);
+    let bounded_by_profile = matches!(
+        &model,
+        Model::Open { rate, .. } | Model::Closed { vus: Some(rate), .. } if rate.end().is_some()
+    );
     let stop = Stop {
         n_requests: match (a.requests, a.duration) {
-            (None, None) => Some(DEFAULT_REQUESTS),
+            (None, None) if !bounded_by_profile => Some(DEFAULT_REQUESTS),
             (n, _) => n,
         },
         duration: a.duration,
@@ -185,12 +292,15 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             headers,
             body,
         }],
-        n_connections: a.connections,
+        n_connections,
         n_workers,
         stop,
         keepalive: !a.no_keepalive,
         timeout: a.timeout,
-        think: Duration::ZERO,
+        model,
+        segment,
+        max_lag: a.max_lag,
+        seed: a.seed,
     };
     plan.validate().map_err(usage)?;
     Ok(plan)
@@ -200,6 +310,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
 fn execute(
     plan: Arc<Plan>,
     resolved: connect::Resolved,
+    (started_at, start): (SystemTime, Instant),
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
@@ -211,8 +322,6 @@ fn execute(
         .build()
         .context("cannot start the collector's runtime")
         .map_err(run_failed)?;
-    let started_at = SystemTime::now();
-    let start = Instant::now() + START_LEAD;
     let handles = engine::spawn_workers(engine::Run {
         plan: Arc::clone(&plan),
         addr: resolved.addr,
@@ -253,7 +362,10 @@ fn execute(
                         eprintln!("regbench: interrupted; stopping and writing the partial report");
                     }
                 }
-                _ = tick.tick() => progress.update(collector.n_requests(), start.elapsed()),
+                _ = tick.tick() => progress.update(
+                    collector.n_requests(),
+                    Instant::now().saturating_duration_since(start),
+                ),
             }
         }
         interrupted
@@ -269,7 +381,8 @@ fn execute(
     }
     let agg = collector.finish();
     let usage = crate::util::process_usage();
-    let validity = judge(&agg.workers, duration);
+    let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
+    let validity = judge(&agg, duration, plan.model.is_open().then_some(lag_limit));
     let info = RunInfo {
         target: plan.target.url.clone(),
         addr: resolved.addr,
@@ -280,7 +393,10 @@ fn execute(
         n_workers: plan.n_workers,
         keepalive: plan.keepalive,
         timeout: plan.timeout,
-        think: plan.think,
+        model: plan.model.clone(),
+        segment: plan.segment,
+        max_lag: plan.max_lag,
+        offered_rps: plan.offered_rate(duration),
         requested: plan.stop,
         partial: interrupted,
         process_cpu: usage.cpu,
@@ -361,7 +477,7 @@ fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failu
         addr: server.addr(),
         dns: None,
     };
-    let report = execute(plan, resolved, &a.output, opts)?;
+    let report = execute(plan, resolved, start_time(None)?, &a.output, opts)?;
     server.shutdown();
     emit(&report, &a.output, out)
 }
@@ -420,7 +536,13 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         },
         keepalive: true,
         timeout: Duration::from_secs(10),
-        think: Duration::ZERO,
+        model: Model::Closed {
+            think: Duration::ZERO,
+            vus: None,
+        },
+        segment: Segment::WHOLE,
+        max_lag: None,
+        seed: 1,
     };
     plan.validate()?;
     Ok(plan)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::plan::Arrival;
 use crate::report::Format;
 use crate::util::{parse_duration, parse_size};
 
@@ -14,7 +15,11 @@ Examples:
   regbench run http://127.0.0.1:5000/v2/ -c 50 -z 30s
   regbench run http://127.0.0.1:5000/v2/_catalog -n 100000 -o json=result.json
   regbench run http://registry.test:5000/v2/ --resolve registry.test:5000:127.0.0.1 -n 1000
-  regbench run http://127.0.0.1:8080/v1/registry -m POST -T application/json -d '{\"q\":1}' -n 10";
+  regbench run http://127.0.0.1:8080/v1/registry -m POST -T application/json -d '{\"q\":1}' -n 10
+  regbench run http://127.0.0.1:5000/v2/ --rate 200 -z 1m --max-lag 100ms --strict   # open model
+  regbench run http://127.0.0.1:5000/v2/ --rate 0 --stages 30s:500,2m:500,30s:0 --arrival poisson
+  regbench run http://127.0.0.1:5000/v2/ --stages 30s:50,1m:50 --think 500ms          # ramping VUs
+  regbench run http://127.0.0.1:5000/v2/ --rate 1000 -z 1m --segment 0/4 --start-at 2026-11-24T12:00:00Z";
 
 const DEMO_EXAMPLES: &str = "\
 Examples:
@@ -43,7 +48,7 @@ pub struct Cli {
 pub enum Command {
     /// Load a URL and report latency, throughput, status codes and errors.
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start the built-in registry target on loopback, load it with a mix of registry reads, report.
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
@@ -127,6 +132,39 @@ pub struct RunArgs {
     /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS (repeatable). No DNS lookup then.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
+    /// Open model: requests per second, global across threads and segments; requests arrive on
+    /// schedule whatever the target does. Without it, the closed model. With --stages, the start rate.
+    #[arg(short = 'q', long = "rate", value_name = "R")]
+    pub rate: Option<f64>,
+    /// Open model arrival process.
+    #[arg(long, default_value = "uniform", value_parser = Arrival::parse)]
+    pub arrival: Arrival,
+    /// Open model: outstanding requests at most (default and upper bound: -c, one per connection).
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
+    /// Linear ramps `DURATION:TARGET,…` (e.g. 30s:100,2m:100,30s:0): of the rate with --rate (from
+    /// the --rate value), else of the number of virtual users (from 0).
+    #[arg(long, value_name = "STAGES")]
+    pub stages: Option<String>,
+    /// Closed model: pause between a response and the same virtual user's next request.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub think: Option<Duration>,
+    /// Open model: drop (and count) a request not sent within this long after its intended time. Also
+    /// the lag limit of the validity verdict (default 10ms).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub max_lag: Option<Duration>,
+    /// Exit 4 when the run is invalid (the generator was the bottleneck or fell behind its schedule).
+    #[arg(long)]
+    pub strict: bool,
+    /// Run only stripe I of N of the global schedule (distributed runs; counts split exactly).
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<String>,
+    /// Start at this absolute time (RFC 3339, or unix milliseconds), so segments start together.
+    #[arg(long, value_parser = crate::util::parse_time, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Seed of the Poisson arrivals (processes of one distributed run must share it).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -114,11 +114,13 @@ impl ErrorKind {
     }
 }
 
-/// What a request ended with: an HTTP status, or an error before a complete response.
+/// What a request ended with: an HTTP status, an error before a complete response, or — open model
+/// with `--max-lag` — dropped unsent because it was already too late.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Status(u16),
     Error(ErrorKind),
+    Dropped,
 }
 
 /// One request's measurements. All instants come from the one monotonic clock (DESIGN.md §3).
@@ -146,6 +148,22 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// A tick that was not sent because it was already later than `--max-lag`.
+    pub fn dropped(tag: u16, intended: Instant, now: Instant) -> Sample {
+        Sample {
+            tag,
+            intended,
+            sent: now,
+            first_byte: None,
+            done: now,
+            outcome: Outcome::Dropped,
+            bytes_in: 0,
+            body_bytes: 0,
+            bytes_out: 0,
+            connect: None,
+        }
+    }
+
     /// `done − intended`: the headline latency, including any wait inside the generator.
     pub fn latency(&self) -> Duration {
         self.done.saturating_duration_since(self.intended)

@@ -1,16 +1,100 @@
-//! Stage: schedule — drives a plan in real time: tells each virtual user when its next request is due
-//! (its *intended* time) or that it must stop.
+//! Stage: schedule — drives a plan in real time: tells each virtual user (closed model) or in-flight
+//! slot (open model) when its next request is due — its *intended* time — or that it must stop.
 //!
-//! Must not know HTTP. Intended times are computed from the plan (`start`, previous completion + think
-//! time), never read from the clock after a wake-up, so a late wake-up shows up as lag, not as a shift.
+//! Must not know HTTP. Intended times come from the plan (the run's start plus a pure function of the
+//! tick index, or a virtual user's previous completion plus think time), never from the clock after a
+//! wake-up, so a late wake-up shows up as lag instead of shifting the schedule.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Stop, WorkerPlan};
+use crate::plan::{Arrival, Model, Plan, Profile, Stripe, WorkerPlan};
+use crate::util::Rng;
 
-/// The closed model: each virtual user sends its next request when its previous one finished plus the
-/// think time. One per worker, shared by that worker's virtual users (single-threaded, so `Cell`).
+/// One request slot of a worker: a virtual user (closed model) or an in-flight slot (open model).
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    /// Closed model: the virtual user's global index (it is active while the VU profile is above it).
+    pub global: u64,
+    /// When its previous request finished; `None` before its first (or after a pause while inactive).
+    pub prev_done: Option<Instant>,
+    /// Requests this slot has been given.
+    pub n_given: u64,
+}
+
+/// A due request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    pub intended: Instant,
+    /// Open model: the global tick index; closed: the virtual user's global index plus its iteration
+    /// count. Picks the request (tag) in rotation.
+    pub n: u64,
+}
+
+/// A worker's schedule, shared by its slots (single-threaded, so `Cell`s).
+#[derive(Debug)]
+pub enum Schedule {
+    Closed(ClosedSchedule),
+    Open(OpenSchedule),
+}
+
+impl Schedule {
+    pub fn new(plan: &Plan, worker: &WorkerPlan, start: Instant) -> Schedule {
+        let deadline = plan.stop.duration.map(|d| start + d);
+        match &plan.model {
+            Model::Closed { think, vus } => Schedule::Closed(ClosedSchedule {
+                start,
+                remaining: Cell::new(worker.n_requests),
+                deadline: match (deadline, vus.as_ref().and_then(Profile::end)) {
+                    (Some(a), Some(b)) => Some(a.min(start + b)),
+                    (a, b) => a.or(b.map(|b| start + b)),
+                },
+                think: *think,
+                vus: vus.clone(),
+            }),
+            Model::Open { rate, arrival, .. } => Schedule::Open(OpenSchedule {
+                start,
+                deadline,
+                rate: rate.clone(),
+                arrival: *arrival,
+                stripe: worker.stripe,
+                n_max: plan.stop.n_requests,
+                state: RefCell::new(TickState {
+                    j: 0,
+                    lambda: 0.0,
+                    n_drawn: 0,
+                    rng: Rng::new(plan.seed),
+                }),
+                n_queued: Cell::new(0),
+            }),
+        }
+    }
+
+    /// The slot's next request, after waiting until it is due; `None` means the slot stops.
+    pub async fn next(&self, slot: &mut Slot) -> Option<Tick> {
+        let tick = match self {
+            Schedule::Closed(c) => c.next(slot)?,
+            Schedule::Open(o) => o.next()?,
+        };
+        slot.n_given += 1;
+        // tokio's clock, so tests can pause and advance it; outside tests it is the same monotonic clock.
+        if tick.intended > tokio::time::Instant::now().into_std() {
+            tokio::time::sleep_until(tick.intended.into()).await;
+        }
+        Some(tick)
+    }
+
+    /// Open model: ticks that were already overdue when a slot became free to take them — the
+    /// in-flight cap was full, so they waited (and their wait counts in latency and lag).
+    pub fn n_queued(&self) -> u64 {
+        match self {
+            Schedule::Closed(_) => 0,
+            Schedule::Open(o) => o.n_queued.get(),
+        }
+    }
+}
+
+/// The closed model: a virtual user sends when its previous request finished plus the think time.
 #[derive(Debug)]
 pub struct ClosedSchedule {
     start: Instant,
@@ -19,25 +103,24 @@ pub struct ClosedSchedule {
     /// No request is started at or after this instant.
     deadline: Option<Instant>,
     think: Duration,
+    /// Active virtual users over time (k6 ramping-vus); `None`: all of them, all the time.
+    vus: Option<Profile>,
 }
 
 impl ClosedSchedule {
-    pub fn new(worker: &WorkerPlan, stop: &Stop, start: Instant, think: Duration) -> Self {
-        ClosedSchedule {
-            start,
-            remaining: Cell::new(worker.n_requests),
-            deadline: stop.duration.map(|d| start + d),
-            think,
-        }
-    }
-
-    /// The intended time of a virtual user's next request, waiting until then; `None` means stop.
-    /// `prev_done` is when its previous request finished (`None` for its first request, due at start).
-    pub async fn next(&self, prev_done: Option<Instant>) -> Option<Instant> {
-        let intended = match prev_done {
+    fn next(&self, slot: &mut Slot) -> Option<Tick> {
+        let mut intended = match slot.prev_done {
             None => self.start,
             Some(done) => done + self.think,
         };
+        if let Some(vus) = &self.vus {
+            let at = intended.saturating_duration_since(self.start);
+            if vus.value(at) <= slot.global as f64 {
+                // Inactive now (ramped down, or not yet ramped up): wait until the profile next rises
+                // above this user's index, and start afresh then.
+                intended = self.start + vus.first_above(slot.global as f64, at)?;
+            }
+        }
         if self.deadline.is_some_and(|d| intended >= d) {
             return None;
         }
@@ -47,68 +130,371 @@ impl ClosedSchedule {
             }
             self.remaining.set(Some(left - 1));
         }
-        // tokio's clock, so tests can pause and advance it; outside tests it is the same monotonic clock.
-        if intended > tokio::time::Instant::now().into_std() {
-            tokio::time::sleep_until(intended.into()).await;
-        }
-        Some(intended)
+        Some(Tick {
+            intended,
+            n: slot.global + slot.n_given,
+        })
     }
+}
+
+/// The open model: ticks at the times a pure pacer gives for this worker's stripe of the global tick
+/// sequence.
+#[derive(Debug)]
+pub struct OpenSchedule {
+    start: Instant,
+    deadline: Option<Instant>,
+    rate: Profile,
+    arrival: Arrival,
+    stripe: Stripe,
+    /// Global number of ticks (`-n`), if bounded.
+    n_max: Option<u64>,
+    state: RefCell<TickState>,
+    n_queued: Cell<u64>,
+}
+
+#[derive(Debug)]
+struct TickState {
+    /// The next index into this worker's stripe.
+    j: u64,
+    /// Poisson: the sum of the exponential draws so far (the cumulative intensity of tick n_drawn − 1).
+    lambda: f64,
+    /// Poisson: global draws made so far. Every process and worker draws the same global sequence
+    /// (one seed) and keeps its own ticks', so segments together are exactly the one-process schedule.
+    n_drawn: u64,
+    rng: Rng,
+}
+
+impl OpenSchedule {
+    fn next(&self) -> Option<Tick> {
+        let mut st = self.state.borrow_mut();
+        let n = self.stripe.nth(st.j)?;
+        if self.n_max.is_some_and(|max| n >= max) {
+            return None;
+        }
+        let lambda = match self.arrival {
+            Arrival::Uniform => n as f64,
+            Arrival::Poisson => {
+                while st.n_drawn <= n {
+                    let u = st.rng.next_f64();
+                    st.lambda += -(1.0 - u).ln();
+                    st.n_drawn += 1;
+                }
+                st.lambda
+            }
+        };
+        let intended = self.start + pace(&self.rate, lambda)?;
+        if self.deadline.is_some_and(|d| intended >= d) {
+            return None;
+        }
+        st.j += 1;
+        if intended <= tokio::time::Instant::now().into_std() {
+            self.n_queued.set(self.n_queued.get() + 1);
+        }
+        Some(Tick { intended, n })
+    }
+}
+
+/// The pacer: the offset from the run's start at which the tick of cumulative intensity `lambda` is
+/// due — the inverse of the rate profile's integral. Pure. `None`: at or past the end of the profile
+/// (a profile covers [0, end), so 1000/s for 1 s is exactly 1000 ticks).
+pub fn pace(rate: &Profile, lambda: f64) -> Option<Duration> {
+    let t = rate.inverse(lambda)?;
+    if rate.end().is_some_and(|end| t >= end) {
+        return None;
+    }
+    Some(t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{RequestSpec, Segment, Stop, Target};
 
-    fn worker(n: Option<u64>) -> WorkerPlan {
-        WorkerPlan {
-            index: 0,
-            n_connections: 1,
-            n_requests: n,
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn plan(model: Model, stop: Stop, workers: usize, segment: Segment) -> Plan {
+        Plan {
+            target: Target::parse("http://127.0.0.1:1/").unwrap(),
+            requests: vec![RequestSpec::get("r", "/")],
+            n_connections: 64,
+            n_workers: workers,
+            stop,
+            keepalive: true,
+            timeout: Duration::from_secs(1),
+            model,
+            segment,
+            max_lag: None,
+            seed: 7,
+        }
+    }
+
+    fn open(rate: f64, secs: u64, arrival: Arrival) -> Model {
+        Model::Open {
+            rate: Profile::constant(rate, Some(Duration::from_secs(secs))),
+            arrival,
+            max_inflight: 64,
+        }
+    }
+
+    const NO_STOP: Stop = Stop {
+        n_requests: None,
+        duration: None,
+    };
+
+    fn slot(global: u64) -> Slot {
+        Slot {
+            global,
+            prev_done: None,
+            n_given: 0,
+        }
+    }
+
+    /// Every tick of every worker of every segment, as offsets from the start.
+    async fn all_ticks(p: &Plan, start: Instant) -> Vec<(u64, Duration)> {
+        let mut out = Vec::new();
+        for k in 0..p.n_workers {
+            let s = Schedule::new(p, &p.worker(k), start);
+            let mut sl = slot(0);
+            while let Some(t) = s.next(&mut sl).await {
+                out.push((t.n, t.intended - start));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn pacer_table() {
+        let constant = |r: f64| Profile::constant(r, Some(Duration::from_secs(10)));
+        // (profile, λ, expected offset in seconds or None)
+        let cases: Vec<(Profile, f64, Option<f64>)> = vec![
+            (constant(0.0), 0.0, None), // rate 0: nothing, ever
+            (constant(0.0), 5.0, None),
+            (constant(100.0), 0.0, Some(0.0)),
+            (constant(100.0), 1.0, Some(0.01)),
+            (constant(100.0), 999.0, Some(9.99)),
+            (constant(100.0), 1000.0, None), // the end is exclusive
+            (constant(1e7), 5e7, Some(5.0)), // very high rate
+            (constant(1e7), 1e8, None),
+            (Profile::constant(1.0, None), 1e13, None), // overflow: beyond any representable run
+            (Profile::constant(1.0, None), f64::INFINITY, None),
+        ];
+        for (p, lambda, want) in cases {
+            let got = pace(&p, lambda).map(|d| d.as_secs_f64());
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-6, "λ {lambda}: {g} vs {w}"),
+                (g, w) => assert_eq!(g.is_some(), w.is_some(), "λ {lambda}: {g:?} vs {w:?}"),
+            }
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn budget_is_exact() {
-        let start = tokio::time::Instant::now().into_std();
+    async fn constant_rate_ticks_are_exact_and_waited_for() {
+        let start = now();
+        let p = plan(
+            open(1000.0, 1, Arrival::Uniform),
+            NO_STOP,
+            1,
+            Segment::WHOLE,
+        );
+        let s = Schedule::new(&p, &p.worker(0), start);
+        let mut sl = slot(0);
+        let mut n = 0u64;
+        while let Some(t) = s.next(&mut sl).await {
+            let off = (t.intended - start).as_nanos() as i128;
+            assert!(
+                (off - n as i128 * 1_000_000).abs() <= 1,
+                "tick {n} at {off} ns"
+            );
+            assert!(now() >= t.intended, "waited until due");
+            n += 1;
+        }
+        assert_eq!(n, 1000, "1000/s for 1 s");
+        assert_eq!(
+            s.n_queued(),
+            1,
+            "only tick 0, due at the start instant itself, was not waited for"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_and_segments_send_exactly_the_one_process_schedule() {
+        let start = now();
+        for arrival in [Arrival::Uniform, Arrival::Poisson] {
+            let whole = all_ticks(
+                &plan(open(500.0, 2, arrival), NO_STOP, 1, Segment::WHOLE),
+                start,
+            )
+            .await;
+            let mut parts = Vec::new();
+            for i in 0..3 {
+                let seg = Segment { index: i, count: 3 };
+                parts.extend(
+                    all_ticks(&plan(open(500.0, 2, arrival), NO_STOP, 2, seg), start).await,
+                );
+            }
+            parts.sort();
+            assert_eq!(parts, whole, "{arrival:?}");
+            if arrival == Arrival::Uniform {
+                assert_eq!(whole.len(), 1000);
+            } else {
+                // Poisson: 1000 expected, sd ≈ 32.
+                assert!((880..=1120).contains(&whole.len()), "{}", whole.len());
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn count_bound_is_global() {
+        let start = now();
+        let stop = Stop {
+            n_requests: Some(101),
+            duration: None,
+        };
+        let model = Model::Open {
+            rate: Profile::constant(1000.0, None),
+            arrival: Arrival::Uniform,
+            max_inflight: 8,
+        };
+        let mut total = 0;
+        for i in 0..2 {
+            let p = plan(model.clone(), stop, 2, Segment { index: i, count: 2 });
+            total += all_ticks(&p, start).await.len();
+        }
+        assert_eq!(total, 101);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ramp_to_zero_and_deadline_stop() {
+        let start = now();
+        let model = Model::Open {
+            rate: Profile {
+                start: 0.0,
+                stages: crate::plan::parse_stages("1s:100,1s:0").unwrap(),
+                hold: false,
+            },
+            arrival: Arrival::Uniform,
+            max_inflight: 8,
+        };
+        let ticks = all_ticks(&plan(model.clone(), NO_STOP, 1, Segment::WHOLE), start).await;
+        assert_eq!(
+            ticks.len(),
+            100,
+            "Λ(2 s) = 100: ticks λ = 0..99 (λ = 100 falls on the end)"
+        );
+        let cut = Stop {
+            n_requests: None,
+            duration: Some(Duration::from_secs(1)),
+        };
+        let ticks = all_ticks(&plan(model, cut, 1, Segment::WHOLE), start).await;
+        assert_eq!(
+            ticks.len(),
+            50,
+            "Λ(1 s) = 50: ticks λ = 0..49 fall before the cut"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_slot_counts_as_queued_and_keeps_the_intended_time() {
+        let start = now();
+        let p = plan(open(100.0, 1, Arrival::Uniform), NO_STOP, 1, Segment::WHOLE);
+        let s = Schedule::new(&p, &p.worker(0), start);
+        let mut sl = slot(0);
+        s.next(&mut sl).await.unwrap();
+        // The slot was busy for 55 ms: ticks at 10..50 ms are overdue when it comes back.
+        tokio::time::advance(Duration::from_millis(55)).await;
+        let t = s.next(&mut sl).await.unwrap();
+        assert_eq!(
+            t.intended - start,
+            Duration::from_millis(10),
+            "intended stays on the schedule"
+        );
+        assert_eq!(s.n_queued(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_budget_think_and_deadline() {
+        let start = now();
+        let model = Model::Closed {
+            think: Duration::from_millis(300),
+            vus: None,
+        };
+        let stop = Stop {
+            n_requests: None,
+            duration: Some(Duration::from_secs(1)),
+        };
+        let p = plan(model, stop, 1, Segment::WHOLE);
+        let s = Schedule::new(&p, &p.worker(0), start);
+        let mut sl = slot(0);
+        let first = s.next(&mut sl).await.unwrap().intended;
+        assert_eq!(first, start);
+        sl.prev_done = Some(first + Duration::from_millis(100));
+        let second = s.next(&mut sl).await.unwrap().intended;
+        assert_eq!(
+            second,
+            start + Duration::from_millis(400),
+            "previous done + think"
+        );
+        assert!(now() >= second);
+        sl.prev_done = Some(second);
+        assert_eq!(
+            s.next(&mut sl).await.unwrap().intended,
+            start + Duration::from_millis(700)
+        );
+        sl.prev_done = Some(start + Duration::from_millis(800));
+        assert_eq!(
+            s.next(&mut sl).await,
+            None,
+            "1.1 s is past the 1 s deadline"
+        );
+
         let stop = Stop {
             n_requests: Some(3),
             duration: None,
         };
-        let s = ClosedSchedule::new(&worker(Some(3)), &stop, start, Duration::ZERO);
+        let p = plan(
+            Model::Closed {
+                think: Duration::ZERO,
+                vus: None,
+            },
+            stop,
+            1,
+            Segment::WHOLE,
+        );
+        let mut w = p.worker(0);
+        w.n_requests = Some(3);
+        let s = Schedule::new(&p, &w, start);
         let mut n = 0;
-        let mut prev = None;
-        while let Some(t) = s.next(prev).await {
+        let mut sl = slot(0);
+        while let Some(t) = s.next(&mut sl).await {
+            sl.prev_done = Some(t.intended);
             n += 1;
-            prev = Some(t + Duration::from_millis(1));
         }
         assert_eq!(n, 3);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn think_time_sets_intended_and_deadline_stops() {
-        let start = tokio::time::Instant::now().into_std();
-        let stop = Stop {
-            n_requests: None,
-            duration: Some(Duration::from_secs(1)),
+    async fn ramping_virtual_users_start_when_the_profile_reaches_them() {
+        let start = now();
+        let model = Model::Closed {
+            think: Duration::ZERO,
+            vus: Some(Profile {
+                start: 0.0,
+                stages: crate::plan::parse_stages("10s:10,10s:10").unwrap(),
+                hold: false,
+            }),
         };
-        let think = Duration::from_millis(300);
-        let s = ClosedSchedule::new(&worker(None), &stop, start, think);
-        let first = s.next(None).await.unwrap();
-        assert_eq!(first, start);
-        let done = first + Duration::from_millis(100);
-        let second = s.next(Some(done)).await.unwrap();
-        assert_eq!(
-            second,
-            done + think,
-            "intended comes from the plan, not the wake-up"
-        );
+        let p = plan(model, NO_STOP, 1, Segment::WHOLE);
+        let s = Schedule::new(&p, &p.worker(0), start);
+        let mut vu5 = slot(5);
+        let t = s.next(&mut vu5).await.unwrap().intended - start;
         assert!(
-            tokio::time::Instant::now().into_std() >= second,
-            "it waited for the think time"
+            (t.as_secs_f64() - 5.0).abs() < 1e-3,
+            "VU 5 starts at 5 s: {t:?}"
         );
-        // 400 ms + 300 ms think = 700 ms; next would be at 1.1 s, past the 1 s deadline.
-        let third = s.next(Some(second)).await.unwrap();
-        assert_eq!(third, start + Duration::from_millis(700));
-        assert_eq!(s.next(Some(third + Duration::from_millis(100))).await, None);
+        vu5.prev_done = Some(start + Duration::from_secs(21));
+        assert_eq!(s.next(&mut vu5).await, None, "the profile ended at 20 s");
     }
 }

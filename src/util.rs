@@ -62,6 +62,79 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// Parses an absolute time: unix milliseconds (`1764000000000`) or RFC 3339
+/// (`2026-11-24T12:00:00Z`, `2026-11-24T13:00:00.250+01:00`).
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    use std::time::UNIX_EPOCH;
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: u64 = s.parse().map_err(|_| format!("'{s}' is too large"))?;
+        return Ok(UNIX_EPOCH + Duration::from_millis(ms));
+    }
+    let bad =
+        || format!("'{s}' is not a time (expected RFC 3339 like 2026-11-24T12:00:00Z, or unix ms)");
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad)
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return Err(bad());
+    }
+    // Fraction of a second, then the zone.
+    let mut i = 19;
+    let mut nanos: u64 = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &s[start..i];
+        if frac.is_empty() {
+            return Err(bad());
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        nanos = digits.parse().map_err(|_| bad())?;
+    }
+    let offset_s: i64 = match &s[i..] {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6
+            && (zone.starts_with('+') || zone.starts_with('-'))
+            && &zone[3..4] == ":" =>
+        {
+            let h: i64 = zone[1..3].parse().map_err(|_| bad())?;
+            let m: i64 = zone[4..6].parse().map_err(|_| bad())?;
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return Err(bad()),
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
+    if secs < 0 {
+        return Err(format!("'{s}' is before 1970"));
+    }
+    Ok(UNIX_EPOCH + Duration::new(secs as u64, nanos as u32))
+}
+
 /// SplitMix64: a tiny, fast, seedable generator. Each worker and each server thread owns one, so no
 /// generator state is shared between threads.
 #[derive(Clone, Debug)]
@@ -217,6 +290,29 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn times() {
+        use std::time::UNIX_EPOCH;
+        let ms = |s: &str| {
+            parse_time(s)
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        assert_eq!(ms("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(ms("2000-03-01T00:00:00Z"), 951_868_800_000);
+        assert_eq!(ms("2026-11-24T12:00:00.250Z"), 1_795_521_600_250);
+        assert_eq!(ms("2026-11-24T13:00:00.250+01:00"), 1_795_521_600_250);
+        assert_eq!(ms("1795521600250"), 1_795_521_600_250);
+        assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_time("yesterday").is_err());
+        assert!(
+            parse_time("2026-11-24T12:00:00").is_err(),
+            "a zone is required"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ mod util;
 mod cli;
 /// `regbench demo` end to end.
 mod demo;
+/// The open model, stages, dropped requests, segments and --start-at.
+mod open;
 /// The JSON report against its checked-in schema, and the text report's content.
 mod report;
 /// `regbench run`: exact counts, status and error classification, latency truth, connection handling.

@@ -13,7 +13,10 @@ pub struct SecondStats {
     pub t_s: u64,
     pub n_requests: u64,
     pub n_errors: u64,
+    pub n_dropped: u64,
     pub bytes_in: u64,
+    /// Requests in flight at the end of the second (summed over workers).
+    pub inflight: u64,
     pub latency: Dist,
 }
 
@@ -27,8 +30,8 @@ pub struct Aggregate {
 
 pub struct Collector {
     total: Summary,
-    /// Seconds some worker has not reported yet, merged so far.
-    pending: BTreeMap<u64, Summary>,
+    /// Seconds some worker has not reported yet, merged so far, with their in-flight gauge.
+    pending: BTreeMap<u64, (Summary, u64)>,
     /// Per worker: the last second it handed over (`None`: none yet); once done, `u64::MAX`.
     reported: Vec<Option<u64>>,
     workers: Vec<Option<WorkerStats>>,
@@ -54,13 +57,17 @@ impl Collector {
                 worker,
                 sec,
                 summary,
+                inflight,
             } => {
                 self.total += &summary;
                 self.n_requests += summary.tags.iter().map(|t| t.n_requests).sum::<u64>();
                 match self.pending.get_mut(&sec) {
-                    Some(p) => *p += &summary,
+                    Some((p, gauge)) => {
+                        *p += &summary;
+                        *gauge += inflight;
+                    }
                     None => {
-                        self.pending.insert(sec, summary);
+                        self.pending.insert(sec, (summary, inflight));
                     }
                 }
                 self.reported[worker] = Some(sec);
@@ -93,12 +100,12 @@ impl Collector {
                 break;
             }
             let sec = *entry.key();
-            let summary = entry.remove();
-            self.push_second(sec, &summary);
+            let (summary, inflight) = entry.remove();
+            self.push_second(sec, &summary, inflight);
         }
     }
 
-    fn push_second(&mut self, sec: u64, s: &Summary) {
+    fn push_second(&mut self, sec: u64, s: &Summary, inflight: u64) {
         // Seconds in which nothing finished still get a row, so the series has no holes.
         while (self.series.len() as u64) < sec {
             let t_s = self.series.len() as u64;
@@ -106,7 +113,9 @@ impl Collector {
                 t_s,
                 n_requests: 0,
                 n_errors: 0,
+                n_dropped: 0,
                 bytes_in: 0,
+                inflight: 0,
                 latency: Dist::of(&super::new_histogram()),
             });
         }
@@ -115,7 +124,9 @@ impl Collector {
             t_s: sec,
             n_requests: all.n_requests,
             n_errors: all.n_errors(),
+            n_dropped: all.n_dropped,
             bytes_in: all.bytes_in,
+            inflight,
             latency: Dist::of(&all.latency),
         });
     }
@@ -176,17 +187,20 @@ mod tests {
             worker: 0,
             sec: 0,
             summary: one(base, 10),
+            inflight: 3,
         });
         c.handle(Msg::Interval {
             worker: 0,
             sec: 2,
             summary: one(base, 2100),
+            inflight: 3,
         });
         assert!(c.series.is_empty(), "worker 1 has not reported second 0");
         c.handle(Msg::Interval {
             worker: 1,
             sec: 1,
             summary: one(base, 1500),
+            inflight: 3,
         });
         assert_eq!(c.series.len(), 2);
         c.handle(Msg::Done {
@@ -202,5 +216,10 @@ mod tests {
         assert_eq!(agg.series.len(), 3);
         assert_eq!(agg.series.iter().map(|s| s.n_requests).sum::<u64>(), 3);
         assert_eq!(agg.total.total().n_requests, 3);
+        assert_eq!(
+            agg.series[0].inflight, 3,
+            "second 0 only has worker 0's gauge"
+        );
+        assert_eq!(agg.series[1].inflight, 3);
     }
 }

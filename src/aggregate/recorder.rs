@@ -18,6 +18,8 @@ pub enum Msg {
         worker: usize,
         sec: u64,
         summary: Summary,
+        /// Requests in flight on this worker when the second was handed over.
+        inflight: u64,
     },
     /// The worker has stopped and sent its last interval.
     Done { worker: usize, stats: WorkerStats },
@@ -30,6 +32,8 @@ pub struct WorkerStats {
     pub cpu: Duration,
     /// Requests started but abandoned unfinished because the run was interrupted.
     pub n_cancelled: u64,
+    /// Open model: ticks that waited for a free in-flight slot (the cap was full when they were due).
+    pub n_queued: u64,
 }
 
 pub struct Recorder {
@@ -37,6 +41,8 @@ pub struct Recorder {
     start: Instant,
     sec: u64,
     current: Summary,
+    /// Requests started and not yet recorded.
+    inflight: u64,
     sink: UnboundedSender<Msg>,
 }
 
@@ -52,13 +58,29 @@ impl Recorder {
             start,
             sec: 0,
             current: Summary::new(names),
+            inflight: 0,
             sink,
         }
     }
 
-    /// Files one sample under its tag in the interval of its `done` instant.
+    /// A request is being sent (its sample will follow).
+    #[inline]
+    pub fn started(&mut self) {
+        self.inflight += 1;
+    }
+
+    /// Requests started and not yet recorded: at the end of a run, the ones abandoned in flight.
+    pub fn inflight(&self) -> u64 {
+        self.inflight
+    }
+
+    /// Files one sample under its tag in the interval of its `done` instant. Every sample but a
+    /// dropped one ends a request announced by [`Recorder::started`].
     #[inline]
     pub fn record(&mut self, s: &Sample) {
+        if s.outcome != crate::sample::Outcome::Dropped {
+            self.inflight -= 1;
+        }
         let sec = s.done.saturating_duration_since(self.start).as_secs();
         if sec > self.sec {
             self.roll(sec);
@@ -82,6 +104,7 @@ impl Recorder {
             worker: self.worker,
             sec: self.sec,
             summary,
+            inflight: self.inflight,
         });
         self.sec = sec;
     }
@@ -94,6 +117,7 @@ impl Recorder {
             worker: self.worker,
             sec: self.sec,
             summary,
+            inflight: self.inflight,
         });
         let _ = self.sink.send(Msg::Done {
             worker: self.worker,

@@ -63,6 +63,9 @@ pub struct TagStats {
     pub bytes_out: u64,
     /// Requests that had to open a new connection.
     pub n_new_connections: u64,
+    /// Open model: ticks dropped unsent because they were later than `--max-lag` (not in `n_requests`).
+    #[serde(default)]
+    pub n_dropped: u64,
     /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
     #[serde(with = "hist_b64")]
     pub latency: Histogram<u64>,
@@ -91,6 +94,7 @@ impl TagStats {
             body_bytes: 0,
             bytes_out: 0,
             n_new_connections: 0,
+            n_dropped: 0,
             latency: new_histogram(),
             service_time: new_histogram(),
             ttfb: new_histogram(),
@@ -102,6 +106,10 @@ impl TagStats {
     /// Adds one sample. Allocation-free once a status code has been seen in this interval.
     #[inline]
     pub fn record(&mut self, s: &Sample) {
+        if s.outcome == Outcome::Dropped {
+            self.n_dropped += 1;
+            return;
+        }
         self.n_requests += 1;
         self.bytes_in += s.bytes_in;
         self.body_bytes += s.body_bytes;
@@ -120,6 +128,7 @@ impl TagStats {
                 // A timeout is a real (lower-bound) latency; a refused or reset request has none.
                 kind == ErrorKind::Timeout
             }
+            Outcome::Dropped => false,
         };
         if timed {
             record(&mut self.latency, s.latency());
@@ -162,6 +171,7 @@ impl AddAssign<&TagStats> for TagStats {
         self.body_bytes += o.body_bytes;
         self.bytes_out += o.bytes_out;
         self.n_new_connections += o.n_new_connections;
+        self.n_dropped += o.n_dropped;
         merge(&mut self.latency, &o.latency);
         merge(&mut self.service_time, &o.service_time);
         merge(&mut self.ttfb, &o.ttfb);
@@ -354,6 +364,7 @@ mod tests {
         let lat = Duration::from_nanos(1_000 + rng.next_u64() % 50_000_000);
         let lag = Duration::from_nanos(rng.next_u64() % 10_000);
         let outcome = match rng.next_u64() % 10 {
+            9 => Outcome::Dropped,
             0 => Outcome::Error(ErrorKind::Refused),
             1 => Outcome::Error(ErrorKind::Timeout),
             2 => Outcome::Status(503),
@@ -398,7 +409,9 @@ mod tests {
             merged += s;
         }
         assert_eq!(merged, whole);
-        assert_eq!(merged.total().n_requests, 20_000);
+        let t = merged.total();
+        assert_eq!(t.n_requests + t.n_dropped, 20_000);
+        assert!(t.n_dropped > 0);
         assert_eq!(
             Dist::of(&merged.total().latency),
             Dist::of(&whole.total().latency)

@@ -1,28 +1,34 @@
 //! The validity verdict (DESIGN.md §3): a run measures the target only if the generator was not the
-//! bottleneck. The verdict and its reasons are always reported, never hidden.
+//! bottleneck and kept to its schedule. The verdict and its reasons are always reported, never hidden.
 
 use std::time::Duration;
 
-use super::WorkerStats;
+use super::{Aggregate, Dist};
+use crate::util::fmt_duration;
 
 /// A worker thread busier than this share of its core may have delayed requests itself.
 pub const MAX_WORKER_CPU_SHARE: f64 = 0.90;
+/// Open model: more dropped ticks than this share of all ticks makes the run invalid.
+pub const MAX_DROP_SHARE: f64 = 0.001;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Validity {
     pub valid: bool,
     /// The busiest worker thread's CPU time over the run's wall time (1.0 = one full core).
     pub max_worker_cpu_share: f64,
+    /// Open model: the schedule-lag limit the run was judged against.
+    pub lag_limit: Option<Duration>,
     /// Why the run is invalid; empty when valid.
     pub reasons: Vec<String>,
 }
 
-/// Judges a run from its workers' CPU use over `wall`.
-pub fn judge(workers: &[WorkerStats], wall: Duration) -> Validity {
+/// Judges a run from its workers' CPU use over `wall` and, for the open model (`lag_limit` given), from
+/// its schedule lag and dropped ticks.
+pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Validity {
     let wall_s = wall.as_secs_f64().max(1e-9);
     let mut reasons = Vec::new();
     let mut max_share = 0.0f64;
-    for (k, w) in workers.iter().enumerate() {
+    for (k, w) in agg.workers.iter().enumerate() {
         let share = w.cpu.as_secs_f64() / wall_s;
         max_share = max_share.max(share);
         if share >= MAX_WORKER_CPU_SHARE {
@@ -34,9 +40,41 @@ pub fn judge(workers: &[WorkerStats], wall: Duration) -> Validity {
             ));
         }
     }
+    if let Some(limit) = lag_limit {
+        let all = agg.total.total();
+        let lag_p99 = Dist::of(&all.lag).quantile("p99").unwrap_or_default();
+        if lag_p99 > limit {
+            let queued: u64 = agg.workers.iter().map(|w| w.n_queued).sum();
+            let why = if queued > 0 {
+                format!(
+                    "{queued} requests waited for a free in-flight slot: the target could not keep up \
+                     at this --max-inflight/-c (their wait is in their latency)"
+                )
+            } else {
+                "the generator woke up late: it is overloaded".to_string()
+            };
+            reasons.push(format!(
+                "schedule lag p99 {} exceeds its limit {}: {why}",
+                fmt_duration(lag_p99),
+                fmt_duration(limit)
+            ));
+        }
+        let ticks = all.n_requests + all.n_dropped;
+        if ticks > 0 && all.n_dropped as f64 > MAX_DROP_SHARE * ticks as f64 {
+            reasons.push(format!(
+                "{} of {ticks} requests ({:.2}%) were dropped unsent, later than --max-lag {} \
+                 (limit {:.1}%)",
+                all.n_dropped,
+                100.0 * all.n_dropped as f64 / ticks as f64,
+                fmt_duration(limit),
+                MAX_DROP_SHARE * 100.0
+            ));
+        }
+    }
     Validity {
         valid: reasons.is_empty(),
         max_worker_cpu_share: max_share,
+        lag_limit,
         reasons,
     }
 }
@@ -44,19 +82,81 @@ pub fn judge(workers: &[WorkerStats], wall: Duration) -> Validity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::{Summary, WorkerStats};
+    use crate::sample::{Outcome, Sample};
+    use std::time::Instant;
+
+    fn agg(cpu_ms: &[u64], lag: Duration, n: u64, dropped: u64) -> Aggregate {
+        let mut total = Summary::new(&["t"]);
+        let base = Instant::now();
+        for i in 0..n + dropped {
+            let s = Sample {
+                tag: 0,
+                intended: base,
+                sent: base + lag,
+                first_byte: None,
+                done: base + lag + Duration::from_millis(1),
+                outcome: if i < n {
+                    Outcome::Status(200)
+                } else {
+                    Outcome::Dropped
+                },
+                bytes_in: 1,
+                body_bytes: 0,
+                bytes_out: 1,
+                connect: None,
+            };
+            total.tags[0].record(&s);
+        }
+        Aggregate {
+            total,
+            series: Vec::new(),
+            workers: cpu_ms
+                .iter()
+                .map(|&ms| WorkerStats {
+                    cpu: Duration::from_millis(ms),
+                    ..WorkerStats::default()
+                })
+                .collect(),
+        }
+    }
 
     #[test]
     fn busy_worker_makes_run_invalid() {
-        let w = |ms| WorkerStats {
-            cpu: Duration::from_millis(ms),
-            n_cancelled: 0,
-        };
-        let v = judge(&[w(400), w(500)], Duration::from_secs(1));
+        let v = judge(
+            &agg(&[400, 500], Duration::ZERO, 10, 0),
+            Duration::from_secs(1),
+            None,
+        );
         assert!(v.valid);
         assert!((v.max_worker_cpu_share - 0.5).abs() < 1e-9);
-        let v = judge(&[w(400), w(950)], Duration::from_secs(1));
+        let v = judge(
+            &agg(&[400, 950], Duration::ZERO, 10, 0),
+            Duration::from_secs(1),
+            None,
+        );
         assert!(!v.valid);
         assert_eq!(v.reasons.len(), 1);
         assert!(v.reasons[0].contains("worker 1"));
+    }
+
+    #[test]
+    fn lag_and_drops_judge_the_open_model_only() {
+        let limit = Some(Duration::from_millis(10));
+        let late = agg(&[100], Duration::from_millis(50), 100, 0);
+        assert!(!judge(&late, Duration::from_secs(1), limit).valid);
+        assert!(
+            judge(&late, Duration::from_secs(1), None).valid,
+            "closed model: lag is not judged"
+        );
+        let on_time = agg(&[100], Duration::from_micros(100), 10_000, 10);
+        assert!(
+            judge(&on_time, Duration::from_secs(1), limit).valid,
+            "0.1% drops is the limit"
+        );
+        let dropping = agg(&[100], Duration::from_micros(100), 10_000, 11);
+        let v = judge(&dropping, Duration::from_secs(1), limit);
+        assert!(!v.valid);
+        assert!(v.reasons[0].contains("dropped"), "{:?}", v.reasons);
     }
 }

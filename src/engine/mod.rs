@@ -8,7 +8,7 @@
 pub mod connect;
 pub mod http1;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::Plan;
 use crate::sample::{ErrorKind, Outcome, Sample};
-use crate::schedule::ClosedSchedule;
+use crate::schedule::{Schedule, Slot, Tick};
 use http1::Conn;
 
 /// Everything a run's workers share, read-only.
@@ -67,21 +67,27 @@ fn worker_main(k: usize, run: &Run) {
     let worker = Rc::new(Worker::new(k, run, recorder));
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, drive(Rc::clone(&worker), run));
+    let mut recorder = worker.recorder.borrow_mut();
     let stats = WorkerStats {
         cpu: crate::util::thread_usage().cpu,
-        n_cancelled: worker.n_started.get() - worker.n_finished.get(),
+        n_cancelled: recorder.inflight(),
+        n_queued: worker.schedule.n_queued(),
     };
-    worker.recorder.borrow_mut().finish(stats);
+    recorder.finish(stats);
 }
 
 /// Runs the worker's virtual users until the schedule ends or the run is stopped.
 async fn drive(worker: Rc<Worker>, run: &Run) {
     let wp = run.plan.worker(worker.index);
     let mut users = JoinSet::new();
-    for i in 0..wp.n_connections {
-        // Global index of this connection, so tag rotation differs between all connections.
-        let vu = worker.index + i * run.plan.n_workers;
-        users.spawn_local(virtual_user(Rc::clone(&worker), vu));
+    for j in 0..wp.n_slots as u64 {
+        let slot = Slot {
+            // invariant: j < n_slots ≤ the stripe's count below n_connections, so no overflow.
+            global: wp.stripe.nth(j).unwrap_or(u64::MAX),
+            prev_done: None,
+            n_given: 0,
+        };
+        users.spawn_local(run_slot(Rc::clone(&worker), slot));
     }
     // Hands idle seconds to the collector too, so progress and the time series keep moving.
     let ticker = {
@@ -110,17 +116,19 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
     ticker.abort();
 }
 
-/// A worker's state, shared by its virtual users on one thread.
+/// A worker's state, shared by its slots on one thread.
 struct Worker {
     index: usize,
     plan: Arc<Plan>,
     addr: SocketAddr,
     /// Each request of the plan, encoded once.
     requests: Vec<Bytes>,
-    schedule: ClosedSchedule,
+    schedule: Schedule,
     recorder: RefCell<Recorder>,
-    n_started: Cell<u64>,
-    n_finished: Cell<u64>,
+    /// Idle connections, most recently used last: a slot takes the warmest one, so a low rate keeps
+    /// reusing a few connections instead of opening one per slot. Holds at most the worker's
+    /// connections (its capacity), so pushing never allocates.
+    pool: RefCell<Vec<Conn>>,
 }
 
 impl Worker {
@@ -131,22 +139,22 @@ impl Worker {
             .iter()
             .map(|r| http1::encode_request(r, &plan.target, plan.keepalive))
             .collect();
-        let schedule = ClosedSchedule::new(&plan.worker(index), &plan.stop, run.start, plan.think);
+        let wp = plan.worker(index);
+        let schedule = Schedule::new(&plan, &wp, run.start);
         Worker {
             index,
             addr: run.addr,
             requests,
             schedule,
             recorder: RefCell::new(recorder),
-            n_started: Cell::new(0),
-            n_finished: Cell::new(0),
+            pool: RefCell::new(Vec::with_capacity(wp.n_connections)),
             plan,
         }
     }
 
     /// Sends request `tag` at (or after) `intended` and measures it. Never fails: failures are samples.
     async fn send(&self, conn: &mut Option<Conn>, tag: usize, intended: Instant) -> Sample {
-        self.n_started.set(self.n_started.get() + 1);
+        self.recorder.borrow_mut().started();
         let mut s = Sample {
             tag: tag as u16,
             intended,
@@ -229,20 +237,28 @@ impl Worker {
     }
 }
 
-/// One connection's closed loop: wait for the schedule, send, record, repeat.
-async fn virtual_user(worker: Rc<Worker>, vu: usize) {
-    let n_requests = worker.requests.len();
-    let mut tag = vu % n_requests;
-    let mut conn: Option<Conn> = None;
-    let mut prev_done = None;
-    while let Some(intended) = worker.schedule.next(prev_done).await {
-        let sample = worker.send(&mut conn, tag, intended).await;
-        worker.recorder.borrow_mut().record(&sample);
-        worker.n_finished.set(worker.n_finished.get() + 1);
-        prev_done = Some(sample.done);
-        tag += 1;
-        if tag == n_requests {
-            tag = 0;
+/// One slot's loop: wait for the schedule, send on a pooled (or new) connection, record, repeat. The
+/// closed and open models differ only in their schedule.
+async fn run_slot(worker: Rc<Worker>, mut slot: Slot) {
+    let n_requests = worker.requests.len() as u64;
+    while let Some(Tick { intended, n }) = worker.schedule.next(&mut slot).await {
+        let tag = (n % n_requests) as usize;
+        if let Some(max) = worker.plan.max_lag {
+            let now = Instant::now();
+            if now.saturating_duration_since(intended) > max {
+                worker
+                    .recorder
+                    .borrow_mut()
+                    .record(&Sample::dropped(tag as u16, intended, now));
+                continue;
+            }
         }
+        let mut conn = worker.pool.borrow_mut().pop();
+        let sample = worker.send(&mut conn, tag, intended).await;
+        if let Some(c) = conn {
+            worker.pool.borrow_mut().push(c);
+        }
+        worker.recorder.borrow_mut().record(&sample);
+        slot.prev_done = Some(sample.done);
     }
 }

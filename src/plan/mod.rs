@@ -3,10 +3,14 @@
 //!
 //! Must not sleep, spawn, do I/O or read clocks. Splits of counts add up exactly to the whole.
 
+mod profile;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
+
+pub use profile::{parse_stages, Profile, Stage};
 
 /// Errors in the plan's inputs. All are usage errors (exit code 2).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,6 +35,22 @@ pub enum PlanError {
     NoRequestSpecs,
     #[error("at most {max} distinct request tags are supported, got {got}")]
     TooManyTags { max: usize, got: usize },
+    #[error("--stages '{0}': {1}")]
+    BadStages(String, String),
+    #[error("--segment '{0}' is not I/N with 0 ≤ I < N (e.g. 0/4)")]
+    BadSegment(String),
+    #[error("--rate must be a non-negative number of requests per second, got '{0}'")]
+    BadRate(String),
+    #[error("--max-inflight must be at least 1")]
+    NoInflight,
+    #[error("--max-inflight {0} leaves a worker of this segment with no slot: give at least {1}, or fewer --threads")]
+    TooFewSlots(usize, u64),
+    #[error("the open model needs a rate: give --rate R or --stages (with -z or -n to bound it)")]
+    NoRate,
+    #[error("the run has no end: give -n, -z, or --stages")]
+    Unbounded,
+    #[error("--stages with the closed model ramps virtual users; their peak must be at least 1")]
+    NoVirtualUsers,
 }
 
 /// Where requests go: parsed once from the URL.
@@ -192,8 +212,110 @@ pub struct Plan {
     pub keepalive: bool,
     /// Per-request timeout, from send (including connect) to the end of the body.
     pub timeout: Duration,
-    /// Closed model: pause between a response and the next request of the same virtual user.
-    pub think: Duration,
+    pub model: Model,
+    /// This process's share of a distributed run.
+    pub segment: Segment,
+    /// A request whose send is later than this after its intended time is dropped and counted.
+    pub max_lag: Option<Duration>,
+    /// Seeds the Poisson arrivals: processes of one distributed run must share it.
+    pub seed: u64,
+}
+
+/// How requests are paced (DESIGN.md §3).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Model {
+    /// Each virtual user (connection) sends when its previous request is done, plus `think`. With
+    /// `vus`, the number of active virtual users follows that profile (k6 ramping-vus); without, all
+    /// `n_connections` are active for the whole run.
+    Closed {
+        think: Duration,
+        vus: Option<Profile>,
+    },
+    /// Requests arrive on a schedule whatever the target does: the rate profile in requests per
+    /// second, global across workers and segments.
+    Open {
+        rate: Profile,
+        arrival: Arrival,
+        /// Outstanding requests at most (global); with HTTP/1.1 also at most `n_connections`.
+        max_inflight: usize,
+    },
+}
+
+impl Model {
+    pub fn is_open(&self) -> bool {
+        matches!(self, Model::Open { .. })
+    }
+}
+
+/// The arrival process of the open model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Evenly spaced ticks.
+    Uniform,
+    /// Exponential gaps: a Poisson process with the profile's (possibly varying) rate.
+    Poisson,
+}
+
+impl Arrival {
+    pub fn parse(s: &str) -> Result<Arrival, String> {
+        match s {
+            "uniform" => Ok(Arrival::Uniform),
+            "poisson" => Ok(Arrival::Poisson),
+            _ => Err(format!(
+                "'{s}' is not an arrival process (expected uniform or poisson)"
+            )),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Uniform => "uniform",
+            Arrival::Poisson => "poisson",
+        }
+    }
+}
+
+/// Segment `index` of `count` (`--segment i/n`): the stripe of the global schedule this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Segment {
+    pub const WHOLE: Segment = Segment { index: 0, count: 1 };
+
+    pub fn parse(s: &str) -> Result<Segment, PlanError> {
+        let bad = || PlanError::BadSegment(s.to_string());
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Segment { index, count })
+    }
+}
+
+/// A stripe of a global sequence of ticks or virtual users: indexes `offset, offset + stride, …`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stripe {
+    pub offset: u64,
+    pub stride: u64,
+}
+
+impl Stripe {
+    /// The `j`-th global index of this stripe.
+    pub fn nth(&self, j: u64) -> Option<u64> {
+        j.checked_mul(self.stride)?.checked_add(self.offset)
+    }
+    /// How many of the global indexes `0..total` fall in this stripe.
+    pub fn count_below(&self, total: u64) -> u64 {
+        if total <= self.offset {
+            0
+        } else {
+            (total - self.offset).div_ceil(self.stride)
+        }
+    }
 }
 
 /// Tags are `u16` in a sample; reports stay readable far below this.
@@ -203,8 +325,14 @@ pub const MAX_TAGS: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkerPlan {
     pub index: usize,
-    /// Global indexes of this worker's connections are `index, index + n_workers, …`.
+    /// The global indexes of this worker's ticks (open model) and virtual users (closed model).
+    pub stripe: Stripe,
+    /// Connections this worker may open.
     pub n_connections: usize,
+    /// Closed model: virtual users this worker runs (global indexes from `stripe`). Open model: the
+    /// worker's share of `--max-inflight`, capped by its connections.
+    pub n_slots: usize,
+    /// Closed model: requests this worker may start (the sum of its virtual users' shares of `-n`).
     pub n_requests: Option<u64>,
 }
 
@@ -226,26 +354,99 @@ impl Plan {
                 got: self.requests.len(),
             });
         }
+        let profile_end = match &self.model {
+            Model::Open {
+                rate, max_inflight, ..
+            } => {
+                if *max_inflight == 0 {
+                    return Err(PlanError::NoInflight);
+                }
+                if (0..self.n_workers).any(|k| self.worker(k).n_slots == 0) {
+                    let need = self.segment.count * self.n_workers as u64;
+                    return Err(PlanError::TooFewSlots(*max_inflight, need));
+                }
+                rate.end()
+            }
+            Model::Closed { vus: Some(p), .. } => {
+                if p.max() < 1.0 {
+                    return Err(PlanError::NoVirtualUsers);
+                }
+                p.end()
+            }
+            Model::Closed { vus: None, .. } => None,
+        };
+        if self.stop.n_requests.is_none() && self.stop.duration.is_none() && profile_end.is_none() {
+            return Err(PlanError::Unbounded);
+        }
         Ok(())
     }
 
-    /// Worker `k`'s share. Connections are striped over workers (connection j runs on worker j mod n);
-    /// each connection's share of `-n` is `split(N, c, j)`, and a worker's budget is the sum over its
-    /// connections, so budgets follow connections and add up exactly to N.
+    /// Worker `k`'s share. The global index space (ticks, or virtual users) is striped first over
+    /// segments, then over this process's workers: worker k of W in segment i of N takes indexes
+    /// `i + N·k + N·W·j`. Every split of a count is exact, so shares add up to the whole across any
+    /// number of processes and workers.
     pub fn worker(&self, k: usize) -> WorkerPlan {
-        let n = self.n_workers.max(1);
-        let c = self.n_connections;
-        let conns: Vec<usize> = (k..c).step_by(n).collect();
-        WorkerPlan {
-            index: k,
-            n_connections: conns.len(),
-            n_requests: self.stop.n_requests.map(|total| {
-                conns
-                    .iter()
-                    .map(|&j| split(total, c as u64, j as u64))
-                    .sum()
-            }),
+        let w = self.n_workers.max(1) as u64;
+        let seg = self.segment;
+        let stripe = Stripe {
+            offset: seg.index + seg.count * k as u64,
+            stride: seg.count * w,
+        };
+        let c = self.n_connections as u64;
+        let my_conns = stripe.count_below(c) as usize;
+        match &self.model {
+            Model::Closed { .. } => WorkerPlan {
+                index: k,
+                stripe,
+                n_connections: my_conns,
+                n_slots: my_conns,
+                n_requests: self.stop.n_requests.map(|total| {
+                    (0..my_conns as u64)
+                        .filter_map(|j| stripe.nth(j))
+                        .map(|g| split(total, c, g))
+                        .sum()
+                }),
+            },
+            Model::Open { max_inflight, .. } => {
+                let m = *max_inflight as u64;
+                let in_segment = split(m, seg.count, seg.index);
+                let mine = split(in_segment, w, k as u64) as usize;
+                WorkerPlan {
+                    index: k,
+                    stripe,
+                    n_connections: my_conns,
+                    n_slots: mine.min(my_conns),
+                    n_requests: None,
+                }
+            }
         }
+    }
+}
+
+impl Plan {
+    /// Open model: the average rate this process's schedule offers over its first `span` — its share
+    /// of the global profile, bounded by -z, the profile's end and -n. `None` for the closed model.
+    pub fn offered_rate(&self, span: Duration) -> Option<f64> {
+        let Model::Open { rate, .. } = &self.model else {
+            return None;
+        };
+        let mut end = span;
+        if let Some(e) = rate.end() {
+            end = end.min(e);
+        }
+        if let Some(d) = self.stop.duration {
+            end = end.min(d);
+        }
+        let secs = end.as_secs_f64();
+        let share = self.segment.count as f64;
+        if secs <= 0.0 {
+            return Some(rate.value(Duration::ZERO) / share);
+        }
+        let mut ticks = rate.integral(end);
+        if let Some(n) = self.stop.n_requests {
+            ticks = ticks.min(n as f64);
+        }
+        Some(ticks / secs / share)
     }
 }
 
@@ -272,8 +473,88 @@ mod tests {
             },
             keepalive: true,
             timeout: Duration::from_secs(30),
-            think: Duration::ZERO,
+            model: Model::Closed {
+                think: Duration::ZERO,
+                vus: None,
+            },
+            segment: Segment::WHOLE,
+            max_lag: None,
+            seed: 1,
         }
+    }
+
+    #[test]
+    fn segments_and_workers_partition_every_index_exactly_once() {
+        for (segments, workers) in [(1u64, 1usize), (1, 2), (3, 2), (4, 3), (7, 1)] {
+            let mut seen = vec![0u32; 1000];
+            for i in 0..segments {
+                let mut p = plan(10, workers, None);
+                p.segment = Segment {
+                    index: i,
+                    count: segments,
+                };
+                for k in 0..workers {
+                    let st = p.worker(k).stripe;
+                    for j in 0.. {
+                        match st.nth(j) {
+                            Some(g) if g < 1000 => seen[g as usize] += 1,
+                            _ => break,
+                        }
+                    }
+                    assert_eq!(
+                        st.count_below(1000),
+                        (0..).take_while(|&j| st.nth(j).unwrap() < 1000).count() as u64
+                    );
+                }
+            }
+            assert!(
+                seen.iter().all(|&n| n == 1),
+                "{segments} segments × {workers} workers"
+            );
+        }
+    }
+
+    #[test]
+    fn closed_model_counts_split_exactly_over_segments() {
+        // 50 VUs and 1_000_003 requests over 4 segments of 3 workers each.
+        let (mut vus, mut reqs) = (0, 0);
+        for i in 0..4 {
+            let mut p = plan(50, 3, Some(1_000_003));
+            p.segment = Segment { index: i, count: 4 };
+            for k in 0..3 {
+                let w = p.worker(k);
+                vus += w.n_connections;
+                reqs += w.n_requests.unwrap();
+            }
+        }
+        assert_eq!((vus, reqs), (50, 1_000_003));
+    }
+
+    #[test]
+    fn open_model_inflight_splits_exactly() {
+        let mut total = 0;
+        for i in 0..3 {
+            let mut p = plan(100, 2, None);
+            p.model = Model::Open {
+                rate: Profile::constant(100.0, Some(Duration::from_secs(1))),
+                arrival: Arrival::Uniform,
+                max_inflight: 31,
+            };
+            p.segment = Segment { index: i, count: 3 };
+            total += (0..2).map(|k| p.worker(k).n_slots).sum::<usize>();
+        }
+        assert_eq!(total, 31);
+    }
+
+    #[test]
+    fn segment_parsing() {
+        assert_eq!(
+            Segment::parse("2/4").unwrap(),
+            Segment { index: 2, count: 4 }
+        );
+        assert!(Segment::parse("4/4").is_err());
+        assert!(Segment::parse("0/0").is_err());
+        assert!(Segment::parse("1").is_err());
     }
 
     #[test]
@@ -350,6 +631,7 @@ mod tests {
 
     #[test]
     fn validation() {
+        assert_eq!(plan(1, 1, None).validate(), Err(PlanError::Unbounded));
         assert_eq!(plan(0, 1, None).validate(), Err(PlanError::NoConnections));
         assert_eq!(plan(1, 1, Some(0)).validate(), Err(PlanError::NoRequests));
         assert!(plan(1, 1, Some(1)).validate().is_ok());

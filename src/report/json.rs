@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::RunReport;
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
+use crate::plan::{Model, Stage};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -49,6 +50,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
     json!({
         "name": t.name,
         "requests": t.n_requests,
+        "dropped": t.n_dropped,
         "success": t.n_success(),
         "errors_total": t.n_errors(),
         "rps": t.n_requests as f64 / secs,
@@ -62,6 +64,12 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "status_codes": status,
         "errors": errors,
     })
+}
+
+fn stages(s: &[Stage]) -> Vec<Value> {
+    s.iter()
+        .map(|st| json!({ "duration_us": us(st.duration), "target": st.target }))
+        .collect()
 }
 
 pub fn render(r: &RunReport) -> String {
@@ -87,14 +95,35 @@ pub fn render(r: &RunReport) -> String {
             "target": info.target,
             "address": info.addr.to_string(),
             "dns_us": info.dns.map(us),
-            "model": "closed",
+            "model": if info.model.is_open() { "open" } else { "closed" },
+            "open": match &info.model {
+                Model::Open { rate, arrival, max_inflight } => json!({
+                    "offered_rps": info.offered_rps.unwrap_or(0.0),
+                    "achieved_rps": r.rate(),
+                    "arrival": arrival.name(),
+                    "start_rate": rate.start,
+                    "stages": stages(&rate.stages),
+                    "max_inflight": max_inflight,
+                    "max_lag_us": info.max_lag.map(us),
+                    "queued": r.n_queued(),
+                    "dropped": all.n_dropped,
+                }),
+                Model::Closed { .. } => Value::Null,
+            },
+            "closed": match &info.model {
+                Model::Closed { think, vus } => json!({
+                    "think_us": us(*think),
+                    "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
+                }),
+                Model::Open { .. } => Value::Null,
+            },
+            "segment": { "index": info.segment.index, "count": info.segment.count },
             "started_at_unix_ms": started_ms,
             "duration_us": us(info.duration),
             "connections": info.n_connections,
             "threads": info.n_workers,
             "keepalive": info.keepalive,
             "timeout_us": us(info.timeout),
-            "think_us": us(info.think),
             "requested": {
                 "requests": info.requested.n_requests,
                 "duration_us": info.requested.duration.map(us),
@@ -108,6 +137,8 @@ pub fn render(r: &RunReport) -> String {
             "t_s": s.t_s,
             "requests": s.n_requests,
             "errors": s.n_errors,
+            "dropped": s.n_dropped,
+            "inflight": s.inflight,
             "bytes_in": s.bytes_in,
             "latency_p50_us": us(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_us": us(s.latency.quantile("p99").unwrap_or_default()),
@@ -121,6 +152,7 @@ pub fn render(r: &RunReport) -> String {
         "validity": {
             "valid": r.validity.valid,
             "max_worker_cpu_share": r.validity.max_worker_cpu_share,
+            "lag_limit_us": r.validity.lag_limit.map(us),
             "reasons": r.validity.reasons,
         },
         "histograms": {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use crate::aggregate::{Aggregate, Validity};
-use crate::plan::Stop;
+use crate::plan::{Model, Segment, Stop};
 
 /// Facts about the run that are not measurements of requests.
 #[derive(Clone, Debug)]
@@ -24,7 +24,11 @@ pub struct RunInfo {
     pub n_workers: usize,
     pub keepalive: bool,
     pub timeout: Duration,
-    pub think: Duration,
+    pub model: Model,
+    pub segment: Segment,
+    pub max_lag: Option<Duration>,
+    /// Open model: the rate this process's schedule offered on average (its segment's share).
+    pub offered_rps: Option<f64>,
     /// What was asked for.
     pub requested: Stop,
     /// The run was interrupted (Ctrl-C): the report covers what ran.
@@ -47,6 +51,11 @@ impl RunReport {
     /// Requests that finished, over the run's wall time.
     pub fn rate(&self) -> f64 {
         self.agg.total.total().n_requests as f64 / self.info.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// Open model: ticks that waited for a free in-flight slot.
+    pub fn n_queued(&self) -> u64 {
+        self.agg.workers.iter().map(|w| w.n_queued).sum()
     }
 
     /// Requests abandoned in flight when the run was interrupted.

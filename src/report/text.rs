@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::RunReport;
 use crate::aggregate::{linear_bins, Dist, QUANTILES};
+use crate::plan::Model;
 use crate::sample::ErrorKind;
 use crate::util::{fmt_bytes, fmt_duration as d};
 
@@ -28,9 +29,8 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         None => "no DNS lookup".to_string(),
     };
     writeln!(o, "  address      {} ({dns})", info.addr)?;
-    writeln!(
-        o,
-        "  load         closed model, {} connection{} on {} thread{}, {}, timeout {}{}",
+    let conns = format!(
+        "{} connection{} on {} thread{}, {}, timeout {}",
         info.n_connections,
         plural(info.n_connections as u64),
         info.n_workers,
@@ -40,13 +40,47 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         } else {
             "no keep-alive"
         },
-        d(info.timeout),
-        if info.think.is_zero() {
-            String::new()
-        } else {
-            format!(", think {}", d(info.think))
+        d(info.timeout)
+    );
+    match &info.model {
+        Model::Closed { think, vus } => {
+            let think = if think.is_zero() {
+                String::new()
+            } else {
+                format!(", think {}", d(*think))
+            };
+            let ramp = match vus {
+                Some(p) => format!(", virtual users ramped over {} stages", p.stages.len()),
+                None => String::new(),
+            };
+            writeln!(o, "  load         closed model{ramp}{think}; {conns}")?;
         }
-    )?;
+        Model::Open {
+            arrival,
+            max_inflight,
+            rate,
+        } => {
+            let shape = if rate.stages.len() > 1
+                || rate.stages.first().is_some_and(|s| s.target != rate.start)
+            {
+                format!("{} stages from {} req/s", rate.stages.len(), rate.start)
+            } else {
+                format!("{} req/s", rate.start)
+            };
+            writeln!(
+                o,
+                "  load         open model, {shape}, {} arrivals, up to {max_inflight} in flight; {conns}",
+                arrival.name()
+            )?;
+        }
+    }
+    if info.segment.count > 1 {
+        writeln!(
+            o,
+            "  segment      {}/{} of a distributed run: this process's stripe of the schedule",
+            info.segment.index, info.segment.count
+        )?;
+    }
     if info.partial {
         writeln!(
             o,
@@ -75,6 +109,24 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         all.n_requests - all.n_success() - all.n_errors(),
         all.n_errors()
     )?;
+    if let Some(offered) = info.offered_rps {
+        writeln!(
+            o,
+            "  rate         offered {offered:.1} req/s, achieved {:.1} req/s ({:+.2}%)",
+            r.rate(),
+            100.0 * (r.rate() - offered) / offered.max(1e-9)
+        )?;
+        let limit = match info.max_lag {
+            Some(l) => format!("later than --max-lag {}", d(l)),
+            None => "no --max-lag, so none".to_string(),
+        };
+        writeln!(
+            o,
+            "  dropped      {} ({limit}); {} waited for a free in-flight slot",
+            all.n_dropped,
+            r.n_queued()
+        )?;
+    }
     writeln!(
         o,
         "  received     {}  ({}/s; bodies {})",
@@ -119,10 +171,18 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         row(o, name, &|x| x.quantiles[i])?;
     }
     row(o, "max", &|x| x.max)?;
-    writeln!(
-        o,
-        "  closed model: each connection's next request is intended when its previous one is done"
-    )?;
+    if info.model.is_open() {
+        writeln!(
+            o,
+            "  open model: intended = the schedule's send time, so queueing and stalls count in latency"
+        )?;
+    } else {
+        writeln!(
+            o,
+            "  closed model: a virtual user's next request is intended when its previous one is done \
+             (plus think time), so a stalled target delays the schedule instead of showing in latency"
+        )?;
+    }
 
     let bins = linear_bins(&all.latency, 11);
     if !bins.is_empty() {
