@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::Plan;
 use crate::sample::{ErrorKind, Outcome, Sample};
-use crate::schedule::{Schedule, Slot, Tick};
+use crate::schedule::{Schedule, Slot, Tick, Waiter};
 use http1::Conn;
 
 /// Everything a run's workers share, read-only.
@@ -64,7 +64,11 @@ fn worker_main(k: usize, run: &Run) {
             return;
         }
     };
-    let worker = Rc::new(Worker::new(k, run, recorder));
+    // The precise timer registers with this runtime's reactor, so build the worker inside it.
+    let worker = {
+        let _in_runtime = rt.enter();
+        Rc::new(Worker::new(k, run, recorder))
+    };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, drive(Rc::clone(&worker), run));
     let mut recorder = worker.recorder.borrow_mut();
@@ -82,6 +86,7 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
     let mut users = JoinSet::new();
     for j in 0..wp.n_slots as u64 {
         let slot = Slot {
+            id: j as usize,
             // invariant: j < n_slots ≤ the stripe's count below n_connections, so no overflow.
             global: wp.stripe.nth(j).unwrap_or(u64::MAX),
             prev_done: None,
@@ -89,6 +94,10 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
         };
         users.spawn_local(run_slot(Rc::clone(&worker), slot));
     }
+    let timer = {
+        let worker = Rc::clone(&worker);
+        tokio::task::spawn_local(async move { worker.waiter.drive().await })
+    };
     // Hands idle seconds to the collector too, so progress and the time series keep moving.
     let ticker = {
         let worker = Rc::clone(&worker);
@@ -114,6 +123,7 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
         _ = stopped => users.abort_all(),
     }
     ticker.abort();
+    timer.abort();
 }
 
 /// A worker's state, shared by its slots on one thread.
@@ -124,6 +134,8 @@ struct Worker {
     /// Each request of the plan, encoded once.
     requests: Vec<Bytes>,
     schedule: Schedule,
+    /// Wakes slots when their ticks are due (precisely: see `schedule::Waiter`).
+    waiter: Waiter,
     recorder: RefCell<Recorder>,
     /// Idle connections, most recently used last: a slot takes the warmest one, so a low rate keeps
     /// reusing a few connections instead of opening one per slot. Holds at most the worker's
@@ -146,6 +158,7 @@ impl Worker {
             addr: run.addr,
             requests,
             schedule,
+            waiter: Waiter::for_worker(wp.n_slots),
             recorder: RefCell::new(recorder),
             pool: RefCell::new(Vec::with_capacity(wp.n_connections)),
             plan,
@@ -241,7 +254,9 @@ impl Worker {
 /// closed and open models differ only in their schedule.
 async fn run_slot(worker: Rc<Worker>, mut slot: Slot) {
     let n_requests = worker.requests.len() as u64;
-    while let Some(Tick { intended, n }) = worker.schedule.next(&mut slot).await {
+    while let Some(Tick { intended, n }) =
+        worker.schedule.wait_next(&mut slot, &worker.waiter).await
+    {
         let tag = (n % n_requests) as usize;
         if let Some(max) = worker.plan.max_lag {
             let now = Instant::now();

@@ -3,7 +3,12 @@
 //!
 //! Must not know HTTP. Intended times come from the plan (the run's start plus a pure function of the
 //! tick index, or a virtual user's previous completion plus think time), never from the clock after a
-//! wake-up, so a late wake-up shows up as lag instead of shifting the schedule.
+//! wake-up, so a late wake-up shows up as lag instead of shifting the schedule. Deciding the next tick
+//! takes `now` as an argument; waiting for it is the [`Waiter`]'s job.
+
+mod timer;
+
+pub use timer::Waiter;
 
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
@@ -14,6 +19,8 @@ use crate::util::Rng;
 /// One request slot of a worker: a virtual user (closed model) or an in-flight slot (open model).
 #[derive(Clone, Copy, Debug)]
 pub struct Slot {
+    /// Index among the worker's slots (names its entry in the waiter).
+    pub id: usize,
     /// Closed model: the virtual user's global index (it is active while the VU profile is above it).
     pub global: u64,
     /// When its previous request finished; `None` before its first (or after a pause while inactive).
@@ -70,17 +77,20 @@ impl Schedule {
         }
     }
 
-    /// The slot's next request, after waiting until it is due; `None` means the slot stops.
-    pub async fn next(&self, slot: &mut Slot) -> Option<Tick> {
+    /// The slot's next request as of `now`, without waiting; `None` means the slot stops.
+    pub fn next(&self, slot: &mut Slot, now: Instant) -> Option<Tick> {
         let tick = match self {
             Schedule::Closed(c) => c.next(slot)?,
-            Schedule::Open(o) => o.next()?,
+            Schedule::Open(o) => o.next(now)?,
         };
         slot.n_given += 1;
-        // tokio's clock, so tests can pause and advance it; outside tests it is the same monotonic clock.
-        if tick.intended > tokio::time::Instant::now().into_std() {
-            tokio::time::sleep_until(tick.intended.into()).await;
-        }
+        Some(tick)
+    }
+
+    /// The slot's next request, after waiting until it is due.
+    pub async fn wait_next(&self, slot: &mut Slot, waiter: &Waiter) -> Option<Tick> {
+        let tick = self.next(slot, waiter.now())?;
+        waiter.sleep_until(slot.id, tick.intended).await;
         Some(tick)
     }
 
@@ -165,7 +175,7 @@ struct TickState {
 }
 
 impl OpenSchedule {
-    fn next(&self) -> Option<Tick> {
+    fn next(&self, now: Instant) -> Option<Tick> {
         let mut st = self.state.borrow_mut();
         let n = self.stripe.nth(st.j)?;
         if self.n_max.is_some_and(|max| n >= max) {
@@ -187,7 +197,7 @@ impl OpenSchedule {
             return None;
         }
         st.j += 1;
-        if intended <= tokio::time::Instant::now().into_std() {
+        if intended < now {
             self.n_queued.set(self.n_queued.get() + 1);
         }
         Some(Tick { intended, n })
@@ -245,6 +255,7 @@ mod tests {
 
     fn slot(global: u64) -> Slot {
         Slot {
+            id: 0,
             global,
             prev_done: None,
             n_given: 0,
@@ -252,12 +263,12 @@ mod tests {
     }
 
     /// Every tick of every worker of every segment, as offsets from the start.
-    async fn all_ticks(p: &Plan, start: Instant) -> Vec<(u64, Duration)> {
+    fn all_ticks(p: &Plan, start: Instant) -> Vec<(u64, Duration)> {
         let mut out = Vec::new();
         for k in 0..p.n_workers {
             let s = Schedule::new(p, &p.worker(k), start);
             let mut sl = slot(0);
-            while let Some(t) = s.next(&mut sl).await {
+            while let Some(t) = s.next(&mut sl, start) {
                 out.push((t.n, t.intended - start));
             }
         }
@@ -292,7 +303,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn constant_rate_ticks_are_exact_and_waited_for() {
-        let start = now();
+        let start = now() + Duration::from_millis(5);
         let p = plan(
             open(1000.0, 1, Arrival::Uniform),
             NO_STOP,
@@ -302,7 +313,7 @@ mod tests {
         let s = Schedule::new(&p, &p.worker(0), start);
         let mut sl = slot(0);
         let mut n = 0u64;
-        while let Some(t) = s.next(&mut sl).await {
+        while let Some(t) = s.wait_next(&mut sl, &Waiter::Tokio).await {
             let off = (t.intended - start).as_nanos() as i128;
             assert!(
                 (off - n as i128 * 1_000_000).abs() <= 1,
@@ -314,26 +325,26 @@ mod tests {
         assert_eq!(n, 1000, "1000/s for 1 s");
         assert_eq!(
             s.n_queued(),
-            1,
-            "only tick 0, due at the start instant itself, was not waited for"
+            0,
+            "a free slot takes every tick before it is due"
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn workers_and_segments_send_exactly_the_one_process_schedule() {
-        let start = now();
+    #[test]
+    fn workers_and_segments_send_exactly_the_one_process_schedule() {
+        let start = Instant::now();
         for arrival in [Arrival::Uniform, Arrival::Poisson] {
             let whole = all_ticks(
                 &plan(open(500.0, 2, arrival), NO_STOP, 1, Segment::WHOLE),
                 start,
-            )
-            .await;
+            );
             let mut parts = Vec::new();
             for i in 0..3 {
                 let seg = Segment { index: i, count: 3 };
-                parts.extend(
-                    all_ticks(&plan(open(500.0, 2, arrival), NO_STOP, 2, seg), start).await,
-                );
+                parts.extend(all_ticks(
+                    &plan(open(500.0, 2, arrival), NO_STOP, 2, seg),
+                    start,
+                ));
             }
             parts.sort();
             assert_eq!(parts, whole, "{arrival:?}");
@@ -346,9 +357,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn count_bound_is_global() {
-        let start = now();
+    #[test]
+    fn count_bound_is_global() {
+        let start = Instant::now();
         let stop = Stop {
             n_requests: Some(101),
             duration: None,
@@ -361,14 +372,14 @@ mod tests {
         let mut total = 0;
         for i in 0..2 {
             let p = plan(model.clone(), stop, 2, Segment { index: i, count: 2 });
-            total += all_ticks(&p, start).await.len();
+            total += all_ticks(&p, start).len();
         }
         assert_eq!(total, 101);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn ramp_to_zero_and_deadline_stop() {
-        let start = now();
+    #[test]
+    fn ramp_to_zero_and_deadline_stop() {
+        let start = Instant::now();
         let model = Model::Open {
             rate: Profile {
                 start: 0.0,
@@ -378,7 +389,7 @@ mod tests {
             arrival: Arrival::Uniform,
             max_inflight: 8,
         };
-        let ticks = all_ticks(&plan(model.clone(), NO_STOP, 1, Segment::WHOLE), start).await;
+        let ticks = all_ticks(&plan(model.clone(), NO_STOP, 1, Segment::WHOLE), start);
         assert_eq!(
             ticks.len(),
             100,
@@ -388,7 +399,7 @@ mod tests {
             n_requests: None,
             duration: Some(Duration::from_secs(1)),
         };
-        let ticks = all_ticks(&plan(model, cut, 1, Segment::WHOLE), start).await;
+        let ticks = all_ticks(&plan(model, cut, 1, Segment::WHOLE), start);
         assert_eq!(
             ticks.len(),
             50,
@@ -396,21 +407,22 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn late_slot_counts_as_queued_and_keeps_the_intended_time() {
-        let start = now();
+    #[test]
+    fn late_slot_counts_as_queued_and_keeps_the_intended_time() {
+        let start = Instant::now();
         let p = plan(open(100.0, 1, Arrival::Uniform), NO_STOP, 1, Segment::WHOLE);
         let s = Schedule::new(&p, &p.worker(0), start);
         let mut sl = slot(0);
-        s.next(&mut sl).await.unwrap();
+        s.next(&mut sl, start).unwrap();
         // The slot was busy for 55 ms: ticks at 10..50 ms are overdue when it comes back.
-        tokio::time::advance(Duration::from_millis(55)).await;
-        let t = s.next(&mut sl).await.unwrap();
+        let t = s.next(&mut sl, start + Duration::from_millis(55)).unwrap();
         assert_eq!(
             t.intended - start,
             Duration::from_millis(10),
             "intended stays on the schedule"
         );
+        assert_eq!(s.n_queued(), 1);
+        s.next(&mut sl, start + Duration::from_millis(55)).unwrap();
         assert_eq!(s.n_queued(), 2);
     }
 
@@ -428,10 +440,10 @@ mod tests {
         let p = plan(model, stop, 1, Segment::WHOLE);
         let s = Schedule::new(&p, &p.worker(0), start);
         let mut sl = slot(0);
-        let first = s.next(&mut sl).await.unwrap().intended;
+        let first = s.wait_next(&mut sl, &Waiter::Tokio).await.unwrap().intended;
         assert_eq!(first, start);
         sl.prev_done = Some(first + Duration::from_millis(100));
-        let second = s.next(&mut sl).await.unwrap().intended;
+        let second = s.wait_next(&mut sl, &Waiter::Tokio).await.unwrap().intended;
         assert_eq!(
             second,
             start + Duration::from_millis(400),
@@ -440,12 +452,12 @@ mod tests {
         assert!(now() >= second);
         sl.prev_done = Some(second);
         assert_eq!(
-            s.next(&mut sl).await.unwrap().intended,
+            s.wait_next(&mut sl, &Waiter::Tokio).await.unwrap().intended,
             start + Duration::from_millis(700)
         );
         sl.prev_done = Some(start + Duration::from_millis(800));
         assert_eq!(
-            s.next(&mut sl).await,
+            s.wait_next(&mut sl, &Waiter::Tokio).await,
             None,
             "1.1 s is past the 1 s deadline"
         );
@@ -468,16 +480,16 @@ mod tests {
         let s = Schedule::new(&p, &w, start);
         let mut n = 0;
         let mut sl = slot(0);
-        while let Some(t) = s.next(&mut sl).await {
+        while let Some(t) = s.next(&mut sl, start) {
             sl.prev_done = Some(t.intended);
             n += 1;
         }
         assert_eq!(n, 3);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn ramping_virtual_users_start_when_the_profile_reaches_them() {
-        let start = now();
+    #[test]
+    fn ramping_virtual_users_start_when_the_profile_reaches_them() {
+        let start = Instant::now();
         let model = Model::Closed {
             think: Duration::ZERO,
             vus: Some(Profile {
@@ -489,12 +501,12 @@ mod tests {
         let p = plan(model, NO_STOP, 1, Segment::WHOLE);
         let s = Schedule::new(&p, &p.worker(0), start);
         let mut vu5 = slot(5);
-        let t = s.next(&mut vu5).await.unwrap().intended - start;
+        let t = s.next(&mut vu5, start).unwrap().intended - start;
         assert!(
             (t.as_secs_f64() - 5.0).abs() < 1e-3,
             "VU 5 starts at 5 s: {t:?}"
         );
         vu5.prev_done = Some(start + Duration::from_secs(21));
-        assert_eq!(s.next(&mut vu5).await, None, "the profile ended at 20 s");
+        assert_eq!(s.next(&mut vu5, start), None, "the profile ended at 20 s");
     }
 }

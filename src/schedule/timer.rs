@@ -1,0 +1,252 @@
+//! Waiting until a tick is due. tokio's timer wheel has a 1 ms resolution: a sleep ends at the next
+//! millisecond boundary after its deadline, which would add up to 1 ms of the generator's own lateness
+//! to every open-model latency. [`Waiter::Precise`] arms a `timerfd` (nanosecond resolution, delivered
+//! through the runtime's epoll) at the earliest sleeping slot's deadline instead.
+//!
+//! One per worker thread. Per sleep: a heap push/pop into preallocated capacity and a waker clone (a
+//! reference count), no allocation; one `timerfd_settime` when the earliest deadline changes.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::poll_fn;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+
+/// How a worker waits for instants.
+pub enum Waiter {
+    /// tokio's timer and clock: 1 ms resolution, but pausable, so tests can drive time.
+    Tokio,
+    Precise(PreciseTimer),
+}
+
+impl Waiter {
+    /// The precise timer for `n_slots` sleepers, or tokio's timer if a timerfd cannot be had.
+    /// Must be called inside the worker's runtime.
+    pub fn for_worker(n_slots: usize) -> Waiter {
+        match PreciseTimer::new(n_slots) {
+            Ok(t) => Waiter::Precise(t),
+            Err(e) => {
+                eprintln!(
+                    "regbench: no timerfd ({e}); waking on tokio's 1 ms timer, lag will be coarser"
+                );
+                Waiter::Tokio
+            }
+        }
+    }
+
+    /// Now, on the clock this waiter sleeps on.
+    pub fn now(&self) -> Instant {
+        match self {
+            Waiter::Tokio => tokio::time::Instant::now().into_std(),
+            Waiter::Precise(_) => Instant::now(),
+        }
+    }
+
+    /// Returns at or after `deadline`. `slot` (below the `n_slots` given at creation) identifies the
+    /// sleeper; a slot sleeps once at a time.
+    pub async fn sleep_until(&self, slot: usize, deadline: Instant) {
+        match self {
+            Waiter::Tokio => {
+                if deadline > self.now() {
+                    tokio::time::sleep_until(deadline.into()).await;
+                }
+            }
+            Waiter::Precise(t) => t.sleep_until(slot, deadline).await,
+        }
+    }
+
+    /// Serves the precise timer's expirations; runs as a task of the worker until aborted.
+    pub async fn drive(&self) {
+        match self {
+            Waiter::Tokio => std::future::pending().await,
+            Waiter::Precise(t) => t.drive().await,
+        }
+    }
+}
+
+pub struct PreciseTimer {
+    fd: AsyncFd<OwnedFd>,
+    sleepers: RefCell<BinaryHeap<Reverse<(Instant, usize)>>>,
+    wakers: RefCell<Vec<Option<Waker>>>,
+    /// The deadline the timerfd is armed for, if any.
+    armed: Cell<Option<Instant>>,
+    /// An instant and the CLOCK_MONOTONIC reading taken with it, to convert deadlines (std's Instant
+    /// is CLOCK_MONOTONIC on Linux, but opaque).
+    base: (Instant, Duration),
+}
+
+fn monotonic_now() -> Duration {
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl PreciseTimer {
+    fn new(n_slots: usize) -> std::io::Result<PreciseTimer> {
+        // SAFETY: plain syscall; the fd is checked and then owned.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh, valid fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same for its
+        // whole lifetime.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+        Ok(PreciseTimer {
+            fd,
+            sleepers: RefCell::new(BinaryHeap::with_capacity(n_slots + 1)),
+            wakers: RefCell::new(vec![None; n_slots]),
+            armed: Cell::new(None),
+            base: (Instant::now(), monotonic_now()),
+        })
+    }
+
+    fn arm(&self, deadline: Instant) {
+        let since = deadline.saturating_duration_since(self.base.0);
+        // A deadline already passed (or at the base instant) still needs a nonzero value: zero disarms.
+        let at = (self.base.1 + since).max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: at.as_secs() as libc::time_t,
+                tv_nsec: at.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: a valid timerfd and a fully initialised itimerspec. Failure is impossible for these
+        // arguments (EINVAL only for out-of-range nanoseconds).
+        unsafe {
+            libc::timerfd_settime(
+                self.fd.get_ref().as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        self.armed.set(Some(deadline));
+    }
+
+    async fn sleep_until(&self, slot: usize, deadline: Instant) {
+        let mut registered = false;
+        poll_fn(|cx| {
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            // Every pending poll leaves a waker: a spurious wake-up (from an older entry of this slot)
+            // took the previous one.
+            if let Some(w) = self.wakers.borrow_mut().get_mut(slot) {
+                match w {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *w = Some(cx.waker().clone()),
+                }
+            }
+            if !registered {
+                registered = true;
+                self.sleepers.borrow_mut().push(Reverse((deadline, slot)));
+                if self.armed.get().is_none_or(|a| deadline < a) {
+                    self.arm(deadline);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn drive(&self) {
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                // The fd cannot fail once registered; if it ever does, sleepers fall back to waiting
+                // forever, so stop the driver loudly instead of spinning.
+                eprintln!("regbench: timerfd failed; stopping the precise timer");
+                return;
+            };
+            let mut expirations = [0u8; 8];
+            // SAFETY: reading 8 bytes into an 8-byte buffer from a valid timerfd. EAGAIN (a spurious
+            // readiness) is fine: nothing is due then, and the loop below finds that out.
+            unsafe {
+                libc::read(
+                    self.fd.get_ref().as_raw_fd(),
+                    expirations.as_mut_ptr().cast(),
+                    expirations.len(),
+                )
+            };
+            guard.clear_ready();
+            self.armed.set(None);
+            let now = Instant::now();
+            let mut sleepers = self.sleepers.borrow_mut();
+            while let Some(&Reverse((at, slot))) = sleepers.peek() {
+                if at > now {
+                    self.arm(at);
+                    break;
+                }
+                sleepers.pop();
+                if let Some(w) = self
+                    .wakers
+                    .borrow_mut()
+                    .get_mut(slot)
+                    .and_then(Option::take)
+                {
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Correctness, not speed: sleepers wake in deadline order, never early. How late they wake is
+    /// measured by the benchmarks (schedule lag), not asserted here.
+    #[test]
+    fn precise_sleepers_wake_in_order_and_never_early() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let waiter = std::rc::Rc::new(Waiter::for_worker(4));
+            assert!(matches!(*waiter, Waiter::Precise(_)));
+            let driver = {
+                let w = waiter.clone();
+                tokio::task::spawn_local(async move { w.drive().await })
+            };
+            let start = Instant::now();
+            let order = std::rc::Rc::new(RefCell::new(Vec::new()));
+            let mut tasks = Vec::new();
+            for (slot, ms) in [(0usize, 30u64), (1, 10), (2, 20), (3, 5)] {
+                let (w, order) = (waiter.clone(), order.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let deadline = start + Duration::from_millis(ms);
+                    w.sleep_until(slot, deadline).await;
+                    assert!(Instant::now() >= deadline, "woke early");
+                    order.borrow_mut().push(slot);
+                    // Sleep again on the same slot: the slot's table entry is reused.
+                    let again = deadline + Duration::from_millis(1);
+                    w.sleep_until(slot, again).await;
+                    assert!(Instant::now() >= again);
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(*order.borrow(), vec![3, 1, 2, 0]);
+            driver.abort();
+        });
+    }
+}
