@@ -24,9 +24,13 @@ pub enum Waiter {
 }
 
 impl Waiter {
-    /// The precise timer for `n_slots` sleepers, or tokio's timer if a timerfd cannot be had.
+    /// The precise timer for `n_slots` sleepers, or tokio's timer if a timerfd cannot be had (or
+    /// `REGBENCH_TIMER=tokio` asks for it, so benchmarks can compare the two on one build).
     /// Must be called inside the worker's runtime.
     pub fn for_worker(n_slots: usize) -> Waiter {
+        if std::env::var_os("REGBENCH_TIMER").is_some_and(|v| v == "tokio") {
+            return Waiter::Tokio;
+        }
         match PreciseTimer::new(n_slots) {
             Ok(t) => Waiter::Precise(t),
             Err(e) => {
@@ -68,6 +72,12 @@ impl Waiter {
     }
 }
 
+/// Deadlines are rounded up to this grid: ticks closer together than this share one wake-up, which
+/// bounds the lag the timer adds and divides its cost at high rates. Measured at 20k req/s on one core
+/// (docs/performance.md): 0 µs → lag p99 75–90 µs at 71% CPU; 50 µs → 85 µs at ~50%; 400 µs → 420 µs
+/// at 24%. `REGBENCH_TIMER_SLACK_US` overrides it for such measurements.
+pub const TIMER_SLACK: Duration = Duration::from_micros(50);
+
 pub struct PreciseTimer {
     fd: AsyncFd<OwnedFd>,
     sleepers: RefCell<BinaryHeap<Reverse<(Instant, usize)>>>,
@@ -77,6 +87,8 @@ pub struct PreciseTimer {
     /// An instant and the CLOCK_MONOTONIC reading taken with it, to convert deadlines (std's Instant
     /// is CLOCK_MONOTONIC on Linux, but opaque).
     base: (Instant, Duration),
+    /// Wake-ups are rounded up to multiples of this (see [`TIMER_SLACK`]).
+    slack: Duration,
 }
 
 fn monotonic_now() -> Duration {
@@ -109,11 +121,21 @@ impl PreciseTimer {
             wakers: RefCell::new(vec![None; n_slots]),
             armed: Cell::new(None),
             base: (Instant::now(), monotonic_now()),
+            slack: std::env::var("REGBENCH_TIMER_SLACK_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(TIMER_SLACK, Duration::from_micros),
         })
     }
 
     fn arm(&self, deadline: Instant) {
-        let since = deadline.saturating_duration_since(self.base.0);
+        let mut since = deadline.saturating_duration_since(self.base.0);
+        let slack = self.slack.as_nanos() as u64;
+        if slack > 1 {
+            // Round up to the slack grid, so ticks due within one grid step share one wake-up.
+            let ns = since.as_nanos() as u64;
+            since = Duration::from_nanos(ns.div_ceil(slack) * slack);
+        }
         // A deadline already passed (or at the base instant) still needs a nonzero value: zero disarms.
         let at = (self.base.1 + since).max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
