@@ -168,6 +168,7 @@ fn late_requests_are_dropped_counted_and_fail_strict() {
         "every tick is either sent or counted as dropped"
     );
     assert!(dropped > 300, "{dropped} dropped");
+    assert_valid(&r);
     assert_eq!(r["validity"]["valid"], false);
     assert!(r["validity"]["reasons"].to_string().contains("dropped"));
     let dropped_series: u64 = r["time_series"]
@@ -216,6 +217,7 @@ fn rate_stages_ramp_exactly() {
         "20",
     ]);
     assert_eq!(r["overall"]["requests"], 600);
+    assert_valid(&r);
     let series = r["time_series"].as_array().unwrap();
     let first = series[0]["requests"].as_u64().unwrap();
     assert!(
@@ -240,6 +242,7 @@ fn ramping_virtual_users() {
     ]);
     assert_eq!(r["run"]["model"], "closed");
     assert_eq!(r["run"]["connections"], 4);
+    assert_valid(&r);
     let s = r["time_series"].as_array().unwrap();
     let (first, second) = (
         s[0]["requests"].as_u64().unwrap(),

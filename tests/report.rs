@@ -3,24 +3,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn schema() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/schema/report.schema.json"
-    ))
-    .expect("schema/report.schema.json is checked in");
-    serde_json::from_str(&text).expect("the schema is JSON")
-}
-
-fn assert_valid(report: &Value) {
-    let validator = jsonschema::validator_for(&schema()).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "report violates schema: {errors:#?}");
-}
-
 #[test]
 fn json_report_validates_against_the_schema() {
     let t = demo_target(ServeConfig::default());

@@ -157,3 +157,20 @@ pub fn us(v: &Value) -> Duration {
             .unwrap_or_else(|| panic!("not a µs integer: {v}")),
     )
 }
+
+/// The checked-in JSON Schema of the report.
+pub fn schema() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json");
+    let text = std::fs::read_to_string(path).expect("schema/report.schema.json is checked in");
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+/// Fails with every violation if `report` does not match the schema.
+pub fn assert_valid(report: &Value) {
+    let validator = jsonschema::validator_for(&schema()).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "report violates schema: {errors:#?}");
+}
