@@ -14,8 +14,10 @@ use tokio::sync::{mpsc, watch};
 use crate::aggregate::{judge, Collector};
 use crate::cli::{Cli, Command, DemoArgs, OutputArgs, RunArgs, ServeArgs};
 use crate::engine::{self, connect};
-use crate::plan::{self, Model, Plan, Profile, RequestSpec, Segment, Stop, Target};
-use crate::report::{Format, RunInfo, RunReport};
+use crate::plan::{
+    self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target,
+};
+use crate::report::{Format, RunInfo, RunReport, ScenarioInfo};
 use crate::serve;
 
 /// Exit codes (DESIGN.md §6).
@@ -265,12 +267,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         }
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // A worker needs at least one connection (and, open model, one in-flight slot) of this segment.
-    let mut most = plan::split(n_connections as u64, segment.count, segment.index).max(1);
-    if let Model::Open { max_inflight, .. } = &model {
-        most = most.min(plan::split(*max_inflight as u64, segment.count, segment.index).max(1));
-    }
-    let n_workers = a.threads.unwrap_or(cores).clamp(1, most as usize);
+    let n_workers = a.threads.unwrap_or(cores).max(1);
     let bounded_by_profile = matches!(
         &model,
         Model::Open { rate, .. } | Model::Closed { vus: Some(rate), .. } if rate.end().is_some()
@@ -283,26 +280,32 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         duration: a.duration,
     };
     let path = target.path.clone();
-    let plan = Plan {
+    let request = RequestSpec {
+        name: format!("{method} {path}"),
+        method,
+        path,
+        headers,
+        body,
+    };
+    let mut plan = Plan {
         target,
-        requests: vec![RequestSpec {
-            name: format!("{method} {path}"),
-            method,
-            path,
-            headers,
-            body,
+        scenarios: vec![ScenarioPlan {
+            name: "default".into(),
+            model,
+            stop,
+            start_after: Duration::ZERO,
+            n_connections,
+            steps: vec![Step::new(request)],
         }],
-        n_connections,
         n_workers,
-        stop,
         keepalive: !a.no_keepalive,
         timeout: a.timeout,
-        model,
         segment,
         max_lag: a.max_lag,
         seed: a.seed,
     };
     plan.validate().map_err(usage)?;
+    plan.clamp_workers();
     Ok(plan)
 }
 
@@ -314,7 +317,7 @@ fn execute(
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
-    let names: Vec<String> = plan.requests.iter().map(|r| r.name.clone()).collect();
+    let names = plan.tag_names();
     let (sink, mut inbox) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -382,22 +385,35 @@ fn execute(
     let agg = collector.finish();
     let usage = crate::util::process_usage();
     let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
-    let validity = judge(&agg, duration, plan.model.is_open().then_some(lag_limit));
+    let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
+    let validity = judge(&agg, duration, any_open.then_some(lag_limit));
+    let scenarios = plan
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ScenarioInfo {
+            name: s.name.clone(),
+            model: s.model.clone(),
+            n_connections: s.n_connections,
+            requested: s.stop,
+            start_after: s.start_after,
+            offered_rps: s.offered_rate(duration.saturating_sub(s.start_after), plan.segment),
+            first_tag: plan.first_tag(i),
+            n_steps: s.steps.len(),
+        })
+        .collect();
     let info = RunInfo {
         target: plan.target.url.clone(),
         addr: resolved.addr,
         dns: resolved.dns,
         started_at,
         duration,
-        n_connections: plan.n_connections,
         n_workers: plan.n_workers,
         keepalive: plan.keepalive,
         timeout: plan.timeout,
-        model: plan.model.clone(),
+        scenarios,
         segment: plan.segment,
         max_lag: plan.max_lag,
-        offered_rps: plan.offered_rate(duration),
-        requested: plan.stop,
         partial: interrupted,
         process_cpu: usage.cpu,
         max_rss: usage.max_rss,
@@ -525,26 +541,32 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
     ];
     debug_assert!(!manifest.digest.is_empty());
     let target = Target::parse(&server.url())?;
-    let plan = Plan {
+    let mut plan = Plan {
         target,
-        requests,
-        n_connections: a.connections,
+        scenarios: vec![ScenarioPlan {
+            name: "registry-reads".into(),
+            model: Model::Closed {
+                think: Duration::ZERO,
+                vus: None,
+            },
+            stop: Stop {
+                n_requests: None,
+                duration: Some(a.duration),
+            },
+            start_after: Duration::ZERO,
+            n_connections: a.connections,
+            // A client's session: each virtual user walks the whole flow, step after step.
+            steps: requests.into_iter().map(Step::new).collect(),
+        }],
         n_workers: a.threads.min(a.connections),
-        stop: Stop {
-            n_requests: None,
-            duration: Some(a.duration),
-        },
         keepalive: true,
         timeout: Duration::from_secs(10),
-        model: Model::Closed {
-            think: Duration::ZERO,
-            vus: None,
-        },
         segment: Segment::WHOLE,
         max_lag: None,
         seed: 1,
     };
     plan.validate()?;
+    plan.clamp_workers();
     Ok(plan)
 }
 
@@ -586,9 +608,32 @@ impl Progress {
                 by_count: false,
             };
         }
-        let (len, by_count) = match (plan.stop.duration, plan.stop.n_requests) {
-            (Some(d), _) => (d.as_millis() as u64, false),
-            (None, Some(n)) => (n, true),
+        // One bounded single-step scenario: a bar of requests; otherwise a bar of time.
+        let only = match plan.scenarios.as_slice() {
+            [s] if s.steps.len() == 1 => Some(s),
+            _ => None,
+        };
+        let span = plan
+            .scenarios
+            .iter()
+            .filter_map(|s| {
+                let end = match &s.model {
+                    Model::Open { rate, .. }
+                    | Model::Closed {
+                        vus: Some(rate), ..
+                    } => rate.end(),
+                    Model::Closed { vus: None, .. } => None,
+                };
+                let d = match (s.stop.duration, end) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                d.map(|d| d + s.start_after)
+            })
+            .max();
+        let (len, by_count) = match (only.and_then(|s| s.stop.n_requests), span) {
+            (Some(n), None) => (n, true),
+            (_, Some(d)) => (d.as_millis() as u64, false),
             (None, None) => (0, true),
         };
         let bar = indicatif::ProgressBar::new(len);

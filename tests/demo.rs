@@ -6,7 +6,7 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
     assert_eq!(code, 0, "{out}");
     for needle in [
         "Summary",
-        "Endpoints",
+        "Steps",
         "manifest-head",
         "catalog",
         "servers",
@@ -22,5 +22,5 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
         all["success"], all["requests"],
         "every demo request is answered 2xx: {all}"
     );
-    assert_eq!(r["endpoints"].as_array().unwrap().len(), 9);
+    assert_eq!(r["steps"].as_array().unwrap().len(), 9);
 }

@@ -23,17 +23,24 @@ fn constant_rate_is_accurate() {
         "50",
     ]);
     assert_eq!(code, 0);
-    assert_eq!(r["run"]["model"], "open");
+    assert_eq!(r["run"]["scenarios"][0]["model"], "open");
     assert_eq!(
         r["overall"]["requests"], 10_000,
         "2000/s for 5 s is exactly 10 000 ticks"
     );
-    let achieved = r["run"]["open"]["achieved_rps"].as_f64().unwrap();
+    let achieved = r["run"]["scenarios"][0]["open"]["achieved_rps"]
+        .as_f64()
+        .unwrap();
     assert!(
         (achieved - 2000.0).abs() / 2000.0 < 0.02,
         "achieved {achieved} req/s"
     );
-    assert_eq!(r["run"]["open"]["offered_rps"].as_f64().unwrap(), 2000.0);
+    assert_eq!(
+        r["run"]["scenarios"][0]["open"]["offered_rps"]
+            .as_f64()
+            .unwrap(),
+        2000.0
+    );
     // Requests are spread over the run, not sent in a burst: every full second has ≈2000.
     for s in r["time_series"].as_array().unwrap().iter().take(4).skip(1) {
         let n = s["requests"].as_u64().unwrap();
@@ -107,7 +114,7 @@ fn open_model_latency_shows_stalls_that_closed_model_hides() {
         p(&few, "lag", "p90") > Duration::from_millis(100),
         "the queueing is visible as lag"
     );
-    assert!(few["run"]["open"]["queued"].as_u64().unwrap() > 100);
+    assert!(few["run"]["queued"].as_u64().unwrap() > 100);
     assert_eq!(
         few["validity"]["valid"], false,
         "lag p99 over its limit: the load was not applied as planned"
@@ -116,7 +123,7 @@ fn open_model_latency_shows_stalls_that_closed_model_hides() {
     // The closed model against the same target sees one slow request per connection per stall.
     let t = target();
     let (_, closed) = regbench_json(&["run", &format!("{}/v2/", t.url()), "-c", "2", "-z", "4s"]);
-    assert_eq!(closed["run"]["model"], "closed");
+    assert_eq!(closed["run"]["scenarios"][0]["model"], "closed");
     assert!(
         p(&closed, "latency", "p99") < Duration::from_millis(50),
         "{}",
@@ -199,7 +206,7 @@ fn poisson_arrivals_average_the_rate() {
     ]);
     let n = r["overall"]["requests"].as_u64().unwrap();
     assert!((1850..=2150).contains(&n), "{n} (expected 2000 ± 3.4σ)");
-    assert_eq!(r["run"]["open"]["arrival"], "poisson");
+    assert_eq!(r["run"]["scenarios"][0]["open"]["arrival"], "poisson");
 }
 
 #[test]
@@ -240,8 +247,8 @@ fn ramping_virtual_users() {
         "--think",
         "10ms",
     ]);
-    assert_eq!(r["run"]["model"], "closed");
-    assert_eq!(r["run"]["connections"], 4);
+    assert_eq!(r["run"]["scenarios"][0]["model"], "closed");
+    assert_eq!(r["run"]["scenarios"][0]["connections"], 4);
     assert_valid(&r);
     let s = r["time_series"].as_array().unwrap();
     let (first, second) = (

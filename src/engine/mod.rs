@@ -19,7 +19,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
-use crate::plan::Plan;
+use crate::plan::{Plan, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample};
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
 use http1::Conn;
@@ -50,7 +50,7 @@ pub fn spawn_workers(run: Run) -> std::io::Result<Vec<std::thread::JoinHandle<()
 
 /// One worker thread: its own runtime and local task set.
 fn worker_main(k: usize, run: &Run) {
-    let names: Vec<String> = run.plan.requests.iter().map(|r| r.name.clone()).collect();
+    let names = run.plan.tag_names();
     let recorder = Recorder::new(k, run.start, &names, run.sink.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,24 +75,27 @@ fn worker_main(k: usize, run: &Run) {
     let stats = WorkerStats {
         cpu: crate::util::thread_usage().cpu,
         n_cancelled: recorder.inflight(),
-        n_queued: worker.schedule.n_queued(),
+        n_queued: worker.scenarios.iter().map(|s| s.schedule.n_queued()).sum(),
     };
     recorder.finish(stats);
 }
 
-/// Runs the worker's virtual users until the schedule ends or the run is stopped.
+/// Runs the worker's slots of every scenario until their schedules end or the run is stopped.
 async fn drive(worker: Rc<Worker>, run: &Run) {
-    let wp = run.plan.worker(worker.index);
-    let mut users = JoinSet::new();
-    for j in 0..wp.n_slots as u64 {
-        let slot = Slot {
-            id: j as usize,
-            // invariant: j < n_slots ≤ the stripe's count below n_connections, so no overflow.
-            global: wp.stripe.nth(j).unwrap_or(u64::MAX),
-            prev_done: None,
-            n_given: 0,
-        };
-        users.spawn_local(run_slot(Rc::clone(&worker), slot));
+    let mut slots = JoinSet::new();
+    let mut id = 0;
+    for (sc, scenario) in worker.scenarios.iter().enumerate() {
+        for j in 0..scenario.share.n_slots as u64 {
+            let slot = Slot {
+                id,
+                // invariant: j < n_slots ≤ the stripe's count below n_connections, so no overflow.
+                global: scenario.share.stripe.nth(j).unwrap_or(u64::MAX),
+                prev_done: None,
+                n_given: 0,
+            };
+            id += 1;
+            slots.spawn_local(run_slot(Rc::clone(&worker), sc, slot));
+        }
     }
     let timer = {
         let worker = Rc::clone(&worker);
@@ -113,27 +116,34 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
     };
     let mut stop = run.stop.clone();
     let stopped = async move {
-        // A dropped sender means nobody can stop us: wait for the users instead.
+        // A dropped sender means nobody can stop us: wait for the slots instead.
         if stop.wait_for(|s| *s).await.is_err() {
             std::future::pending::<()>().await;
         }
     };
     tokio::select! {
-        _ = async { while users.join_next().await.is_some() {} } => {}
-        _ = stopped => users.abort_all(),
+        _ = async { while slots.join_next().await.is_some() {} } => {}
+        _ = stopped => slots.abort_all(),
     }
     ticker.abort();
     timer.abort();
 }
 
+/// A worker's share of one scenario.
+struct ScenarioRun {
+    share: WorkerPlan,
+    schedule: Schedule,
+    /// The tag of its first step.
+    first_tag: usize,
+    /// Each step's request, encoded once.
+    requests: Vec<Bytes>,
+}
+
 /// A worker's state, shared by its slots on one thread.
 struct Worker {
-    index: usize,
     plan: Arc<Plan>,
     addr: SocketAddr,
-    /// Each request of the plan, encoded once.
-    requests: Vec<Bytes>,
-    schedule: Schedule,
+    scenarios: Vec<ScenarioRun>,
     /// Wakes slots when their ticks are due (precisely: see `schedule::Waiter`).
     waiter: Waiter,
     recorder: RefCell<Recorder>,
@@ -146,27 +156,50 @@ struct Worker {
 impl Worker {
     fn new(index: usize, run: &Run, recorder: Recorder) -> Worker {
         let plan = Arc::clone(&run.plan);
-        let requests = plan
-            .requests
-            .iter()
-            .map(|r| http1::encode_request(r, &plan.target, plan.keepalive))
-            .collect();
-        let wp = plan.worker(index);
-        let schedule = Schedule::new(&plan, &wp, run.start);
+        let mut scenarios = Vec::new();
+        for (sc, scenario) in plan.scenarios.iter().enumerate() {
+            let Some(share) = plan.worker(sc, index) else {
+                continue;
+            };
+            let requests = scenario
+                .steps
+                .iter()
+                .map(|st| http1::encode_request(&st.request, &plan.target, plan.keepalive))
+                .collect();
+            scenarios.push(ScenarioRun {
+                share,
+                schedule: Schedule::new(
+                    scenario,
+                    &share,
+                    run.start + scenario.start_after,
+                    plan.seed,
+                ),
+                first_tag: plan.first_tag(sc),
+                requests,
+            });
+        }
+        let n_slots = scenarios.iter().map(|s| s.share.n_slots).sum();
+        let n_connections = scenarios.iter().map(|s| s.share.n_connections).sum();
         Worker {
-            index,
             addr: run.addr,
-            requests,
-            schedule,
-            waiter: Waiter::for_worker(wp.n_slots),
+            scenarios,
+            waiter: Waiter::for_worker(n_slots),
             recorder: RefCell::new(recorder),
-            pool: RefCell::new(Vec::with_capacity(wp.n_connections)),
+            pool: RefCell::new(Vec::with_capacity(n_connections)),
             plan,
         }
     }
 
-    /// Sends request `tag` at (or after) `intended` and measures it. Never fails: failures are samples.
-    async fn send(&self, conn: &mut Option<Conn>, tag: usize, intended: Instant) -> Sample {
+    /// Sends `request` (tagged `tag`) at (or after) `intended` and measures it. Never fails: failures
+    /// are samples.
+    async fn send(
+        &self,
+        conn: &mut Option<Conn>,
+        tag: usize,
+        request: &[u8],
+        head_only: bool,
+        intended: Instant,
+    ) -> Sample {
         self.recorder.borrow_mut().started();
         let mut s = Sample {
             tag: tag as u16,
@@ -181,7 +214,8 @@ impl Worker {
             connect: None,
         };
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
-        let result = tokio::time::timeout_at(deadline, self.attempt(conn, tag, &mut s)).await;
+        let attempt = self.attempt(conn, request, head_only, &mut s);
+        let result = tokio::time::timeout_at(deadline, attempt).await;
         s.done = Instant::now();
         s.outcome = match result {
             Ok(Ok(status)) => Outcome::Status(status),
@@ -201,11 +235,10 @@ impl Worker {
     async fn attempt(
         &self,
         conn: &mut Option<Conn>,
-        tag: usize,
+        request: &[u8],
+        head_only: bool,
         s: &mut Sample,
     ) -> Result<u16, ErrorKind> {
-        let request = &self.requests[tag];
-        let head_only = self.plan.requests[tag].is_head();
         let mut may_retry = true;
         loop {
             let reused = conn.is_some();
@@ -250,30 +283,42 @@ impl Worker {
     }
 }
 
-/// One slot's loop: wait for the schedule, send on a pooled (or new) connection, record, repeat. The
-/// closed and open models differ only in their schedule.
-async fn run_slot(worker: Rc<Worker>, mut slot: Slot) {
-    let n_requests = worker.requests.len() as u64;
-    while let Some(Tick { intended, n }) =
-        worker.schedule.wait_next(&mut slot, &worker.waiter).await
+/// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
+/// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
+/// differ only in their schedule.
+async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
+    let scenario = &worker.scenarios[sc];
+    let steps = &worker.plan.scenarios[sc].steps;
+    while let Some(Tick { intended, .. }) =
+        scenario.schedule.wait_next(&mut slot, &worker.waiter).await
     {
-        let tag = (n % n_requests) as usize;
         if let Some(max) = worker.plan.max_lag {
             let now = Instant::now();
             if now.saturating_duration_since(intended) > max {
-                worker
-                    .recorder
-                    .borrow_mut()
-                    .record(&Sample::dropped(tag as u16, intended, now));
+                let dropped = Sample::dropped(scenario.first_tag as u16, intended, now);
+                worker.recorder.borrow_mut().record(&dropped);
                 continue;
             }
         }
-        let mut conn = worker.pool.borrow_mut().pop();
-        let sample = worker.send(&mut conn, tag, intended).await;
-        if let Some(c) = conn {
-            worker.pool.borrow_mut().push(c);
+        // Each step is intended when the previous one is done plus its think time.
+        let mut intended = intended;
+        for (i, step) in steps.iter().enumerate() {
+            if i > 0 {
+                worker.waiter.sleep_until(slot.id, intended).await;
+            }
+            let mut conn = worker.pool.borrow_mut().pop();
+            let head_only = step.request.is_head();
+            let tag = scenario.first_tag + i;
+            let sample = worker
+                .send(&mut conn, tag, &scenario.requests[i], head_only, intended)
+                .await;
+            if let Some(c) = conn {
+                worker.pool.borrow_mut().push(c);
+            }
+            worker.recorder.borrow_mut().record(&sample);
+            intended = sample.done + step.think;
         }
-        worker.recorder.borrow_mut().record(&sample);
-        slot.prev_done = Some(sample.done);
+        // The closed model's next iteration is intended when this one ended (its last think included).
+        slot.prev_done = Some(intended);
     }
 }

@@ -43,7 +43,7 @@ pub enum PlanError {
     BadRate(String),
     #[error("--max-inflight must be at least 1")]
     NoInflight,
-    #[error("--max-inflight {0} leaves a worker of this segment with no slot: give at least {1}, or fewer --threads")]
+    #[error("--max-inflight {0} is smaller than the number of segments {1}: a segment would have no slot")]
     TooFewSlots(usize, u64),
     #[error("the open model needs a rate: give --rate R or --stages (with -z or -n to bound it)")]
     NoRate,
@@ -200,25 +200,57 @@ pub struct Stop {
     pub duration: Option<Duration>,
 }
 
-/// The whole run, validated.
+/// The whole run, validated: one or more scenarios running concurrently against one target.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub target: Target,
-    /// Sent in rotation by every virtual user; each is its own tag.
-    pub requests: Vec<RequestSpec>,
-    pub n_connections: usize,
+    pub scenarios: Vec<ScenarioPlan>,
+    /// Worker threads; each runs its share of every scenario.
     pub n_workers: usize,
-    pub stop: Stop,
     pub keepalive: bool,
     /// Per-request timeout, from send (including connect) to the end of the body.
     pub timeout: Duration,
-    pub model: Model,
     /// This process's share of a distributed run.
     pub segment: Segment,
     /// A request whose send is later than this after its intended time is dropped and counted.
     pub max_lag: Option<Duration>,
     /// Seeds the Poisson arrivals: processes of one distributed run must share it.
     pub seed: u64,
+}
+
+/// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
+/// request is a one-step flow).
+#[derive(Clone, Debug)]
+pub struct ScenarioPlan {
+    pub name: String,
+    pub model: Model,
+    /// When it stops starting iterations (counts are iterations).
+    pub stop: Stop,
+    /// It starts this long after the run does.
+    pub start_after: Duration,
+    /// Connections it may open (global, before the segment split).
+    pub n_connections: usize,
+    pub steps: Vec<Step>,
+}
+
+/// One request of a flow. Its name is its tag in every report.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    pub request: RequestSpec,
+    /// Pause after this step's response before the flow goes on (or the iteration ends).
+    pub think: Duration,
+}
+
+impl Step {
+    /// A step sending `request`, named after it.
+    pub fn new(request: RequestSpec) -> Step {
+        Step {
+            name: request.name.clone(),
+            request,
+            think: Duration::ZERO,
+        }
+    }
 }
 
 /// How requests are paced (DESIGN.md §3).
@@ -321,38 +353,87 @@ impl Stripe {
 /// Tags are `u16` in a sample; reports stay readable far below this.
 pub const MAX_TAGS: usize = 1024;
 
-/// One worker's share of the plan.
+/// One worker's share of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkerPlan {
     pub index: usize,
     /// The global indexes of this worker's ticks (open model) and virtual users (closed model).
     pub stripe: Stripe,
-    /// Connections this worker may open.
+    /// Connections this worker may open for the scenario.
     pub n_connections: usize,
     /// Closed model: virtual users this worker runs (global indexes from `stripe`). Open model: the
     /// worker's share of `--max-inflight`, capped by its connections.
     pub n_slots: usize,
-    /// Closed model: requests this worker may start (the sum of its virtual users' shares of `-n`).
+    /// Closed model: iterations this worker may start (the sum of its virtual users' shares of `-n`).
     pub n_requests: Option<u64>,
 }
 
 impl Plan {
+    /// Every step's name, in order: the tags of samples and reports.
+    pub fn tag_names(&self) -> Vec<String> {
+        self.scenarios
+            .iter()
+            .flat_map(|s| s.steps.iter().map(|st| st.name.clone()))
+            .collect()
+    }
+
+    /// The tag of scenario `sc`'s first step (its steps' tags follow in order).
+    pub fn first_tag(&self, sc: usize) -> usize {
+        self.scenarios[..sc].iter().map(|s| s.steps.len()).sum()
+    }
+
     /// Checks invariants the engine relies on.
     pub fn validate(&self) -> Result<(), PlanError> {
+        let n_tags: usize = self.scenarios.iter().map(|s| s.steps.len()).sum();
+        if n_tags == 0 {
+            return Err(PlanError::NoRequestSpecs);
+        }
+        if n_tags > MAX_TAGS {
+            return Err(PlanError::TooManyTags {
+                max: MAX_TAGS,
+                got: n_tags,
+            });
+        }
+        for s in &self.scenarios {
+            s.validate()?;
+            if let Model::Open { max_inflight, .. } = &s.model {
+                if s.segment_slots(self.segment) == 0 {
+                    return Err(PlanError::TooFewSlots(*max_inflight, self.segment.count));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// No more worker threads than the largest scenario has slots in this segment: more would idle.
+    pub fn clamp_workers(&mut self) {
+        let most = self
+            .scenarios
+            .iter()
+            .map(|s| s.segment_slots(self.segment))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        self.n_workers = self.n_workers.clamp(1, most as usize);
+    }
+
+    /// Worker `k`'s share of scenario `sc`, or `None` if the scenario is too small to give that worker
+    /// a slot (a worker with ticks but no slot to send them would silently drop them).
+    pub fn worker(&self, sc: usize, k: usize) -> Option<WorkerPlan> {
+        self.scenarios[sc].worker(k, self.n_workers, self.segment)
+    }
+}
+
+impl ScenarioPlan {
+    fn validate(&self) -> Result<(), PlanError> {
         if self.n_connections == 0 {
             return Err(PlanError::NoConnections);
         }
         if self.stop.n_requests == Some(0) {
             return Err(PlanError::NoRequests);
         }
-        if self.requests.is_empty() {
+        if self.steps.is_empty() {
             return Err(PlanError::NoRequestSpecs);
-        }
-        if self.requests.len() > MAX_TAGS {
-            return Err(PlanError::TooManyTags {
-                max: MAX_TAGS,
-                got: self.requests.len(),
-            });
         }
         let profile_end = match &self.model {
             Model::Open {
@@ -360,10 +441,6 @@ impl Plan {
             } => {
                 if *max_inflight == 0 {
                     return Err(PlanError::NoInflight);
-                }
-                if (0..self.n_workers).any(|k| self.worker(k).n_slots == 0) {
-                    let need = self.segment.count * self.n_workers as u64;
-                    return Err(PlanError::TooFewSlots(*max_inflight, need));
                 }
                 rate.end()
             }
@@ -381,20 +458,35 @@ impl Plan {
         Ok(())
     }
 
+    /// Slots this segment has for the scenario: its virtual users, or its share of --max-inflight.
+    fn segment_slots(&self, seg: Segment) -> u64 {
+        let c = split(self.n_connections as u64, seg.count, seg.index);
+        match &self.model {
+            Model::Closed { .. } => c,
+            Model::Open { max_inflight, .. } => {
+                split(*max_inflight as u64, seg.count, seg.index).min(c)
+            }
+        }
+    }
+
     /// Worker `k`'s share. The global index space (ticks, or virtual users) is striped first over
-    /// segments, then over this process's workers: worker k of W in segment i of N takes indexes
-    /// `i + N·k + N·W·j`. Every split of a count is exact, so shares add up to the whole across any
-    /// number of processes and workers.
-    pub fn worker(&self, k: usize) -> WorkerPlan {
-        let w = self.n_workers.max(1) as u64;
-        let seg = self.segment;
+    /// segments, then over the workers that take part (at most one per slot of the segment): worker k
+    /// of W in segment i of N takes indexes `i + N·k + N·W·j`. Every split of a count is exact, so
+    /// shares add up to the whole across any number of processes and workers.
+    pub fn worker(&self, k: usize, n_workers: usize, seg: Segment) -> Option<WorkerPlan> {
+        let w = (n_workers.max(1) as u64)
+            .min(self.segment_slots(seg))
+            .max(1);
+        if k as u64 >= w {
+            return None;
+        }
         let stripe = Stripe {
             offset: seg.index + seg.count * k as u64,
             stride: seg.count * w,
         };
         let c = self.n_connections as u64;
         let my_conns = stripe.count_below(c) as usize;
-        match &self.model {
+        Some(match &self.model {
             Model::Closed { .. } => WorkerPlan {
                 index: k,
                 stripe,
@@ -408,8 +500,7 @@ impl Plan {
                 }),
             },
             Model::Open { max_inflight, .. } => {
-                let m = *max_inflight as u64;
-                let in_segment = split(m, seg.count, seg.index);
+                let in_segment = split(*max_inflight as u64, seg.count, seg.index);
                 let mine = split(in_segment, w, k as u64) as usize;
                 WorkerPlan {
                     index: k,
@@ -419,14 +510,12 @@ impl Plan {
                     n_requests: None,
                 }
             }
-        }
+        })
     }
-}
 
-impl Plan {
-    /// Open model: the average rate this process's schedule offers over its first `span` — its share
-    /// of the global profile, bounded by -z, the profile's end and -n. `None` for the closed model.
-    pub fn offered_rate(&self, span: Duration) -> Option<f64> {
+    /// Open model: the average iteration rate this process's schedule offers over its first `span`
+    /// — its share of the global profile, bounded by -z, the profile's end and -n. `None`: closed.
+    pub fn offered_rate(&self, span: Duration, seg: Segment) -> Option<f64> {
         let Model::Open { rate, .. } = &self.model else {
             return None;
         };
@@ -438,7 +527,7 @@ impl Plan {
             end = end.min(d);
         }
         let secs = end.as_secs_f64();
-        let share = self.segment.count as f64;
+        let share = seg.count as f64;
         if secs <= 0.0 {
             return Some(rate.value(Duration::ZERO) / share);
         }
@@ -464,19 +553,23 @@ mod tests {
     fn plan(c: usize, workers: usize, n: Option<u64>) -> Plan {
         Plan {
             target: Target::parse("http://127.0.0.1:8080/v2/").unwrap(),
-            requests: vec![RequestSpec::get("req", "/v2/")],
-            n_connections: c,
+            scenarios: vec![ScenarioPlan {
+                name: "default".into(),
+                model: Model::Closed {
+                    think: Duration::ZERO,
+                    vus: None,
+                },
+                stop: Stop {
+                    n_requests: n,
+                    duration: None,
+                },
+                start_after: Duration::ZERO,
+                n_connections: c,
+                steps: vec![Step::new(RequestSpec::get("req", "/v2/"))],
+            }],
             n_workers: workers,
-            stop: Stop {
-                n_requests: n,
-                duration: None,
-            },
             keepalive: true,
             timeout: Duration::from_secs(30),
-            model: Model::Closed {
-                think: Duration::ZERO,
-                vus: None,
-            },
             segment: Segment::WHOLE,
             max_lag: None,
             seed: 1,
@@ -494,7 +587,8 @@ mod tests {
                     count: segments,
                 };
                 for k in 0..workers {
-                    let st = p.worker(k).stripe;
+                    let Some(w) = p.worker(0, k) else { continue };
+                    let st = w.stripe;
                     for j in 0.. {
                         match st.nth(j) {
                             Some(g) if g < 1000 => seen[g as usize] += 1,
@@ -521,8 +615,7 @@ mod tests {
         for i in 0..4 {
             let mut p = plan(50, 3, Some(1_000_003));
             p.segment = Segment { index: i, count: 4 };
-            for k in 0..3 {
-                let w = p.worker(k);
+            for w in (0..3).filter_map(|k| p.worker(0, k)) {
                 vus += w.n_connections;
                 reqs += w.n_requests.unwrap();
             }
@@ -535,15 +628,42 @@ mod tests {
         let mut total = 0;
         for i in 0..3 {
             let mut p = plan(100, 2, None);
-            p.model = Model::Open {
+            p.scenarios[0].model = Model::Open {
                 rate: Profile::constant(100.0, Some(Duration::from_secs(1))),
                 arrival: Arrival::Uniform,
                 max_inflight: 31,
             };
             p.segment = Segment { index: i, count: 3 };
-            total += (0..2).map(|k| p.worker(k).n_slots).sum::<usize>();
+            total += (0..2)
+                .filter_map(|k| p.worker(0, k))
+                .map(|w| w.n_slots)
+                .sum::<usize>();
         }
         assert_eq!(total, 31);
+    }
+
+    #[test]
+    fn small_scenarios_use_fewer_workers() {
+        let mut p = plan(1, 4, None);
+        p.scenarios[0].model = Model::Open {
+            rate: Profile::constant(10.0, Some(Duration::from_secs(1))),
+            arrival: Arrival::Uniform,
+            max_inflight: 1,
+        };
+        assert!(p.worker(0, 0).is_some());
+        assert!(
+            p.worker(0, 1).is_none(),
+            "one slot: one worker takes part, and gets every tick"
+        );
+        assert_eq!(
+            p.worker(0, 0).unwrap().stripe,
+            Stripe {
+                offset: 0,
+                stride: 1
+            }
+        );
+        p.segment = Segment { index: 1, count: 2 };
+        assert!(matches!(p.validate(), Err(PlanError::TooFewSlots(1, 2))));
     }
 
     #[test]
@@ -577,14 +697,14 @@ mod tests {
             (2, 2, 1),
         ] {
             let p = plan(c, w, Some(n));
-            let parts: Vec<WorkerPlan> = (0..w).map(|k| p.worker(k)).collect();
+            let parts: Vec<WorkerPlan> = (0..w).filter_map(|k| p.worker(0, k)).collect();
             assert_eq!(parts.iter().map(|x| x.n_connections).sum::<usize>(), c);
             assert_eq!(parts.iter().map(|x| x.n_requests.unwrap()).sum::<u64>(), n);
         }
         // 3 connections on 2 workers: worker 0 has two of them and so two thirds of the budget.
         let p = plan(3, 2, Some(99));
-        assert_eq!(p.worker(0).n_requests, Some(66));
-        assert_eq!(p.worker(1).n_requests, Some(33));
+        assert_eq!(p.worker(0, 0).unwrap().n_requests, Some(66));
+        assert_eq!(p.worker(0, 1).unwrap().n_requests, Some(33));
     }
 
     #[test]
@@ -632,7 +752,10 @@ mod tests {
     #[test]
     fn validation() {
         assert_eq!(plan(1, 1, None).validate(), Err(PlanError::Unbounded));
-        assert_eq!(plan(0, 1, None).validate(), Err(PlanError::NoConnections));
+        assert_eq!(
+            plan(0, 1, Some(1)).validate(),
+            Err(PlanError::NoConnections)
+        );
         assert_eq!(plan(1, 1, Some(0)).validate(), Err(PlanError::NoRequests));
         assert!(plan(1, 1, Some(1)).validate().is_ok());
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use super::RunReport;
+use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
 use crate::plan::{Model, Stage};
 
@@ -66,6 +66,39 @@ fn tag(t: &TagStats, secs: f64) -> Value {
     })
 }
 
+fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
+    json!({
+        "name": sc.name,
+        "model": if sc.model.is_open() { "open" } else { "closed" },
+        "connections": sc.n_connections,
+        "start_after_us": us(sc.start_after),
+        "requested": {
+            "iterations": sc.requested.n_requests,
+            "duration_us": sc.requested.duration.map(us),
+        },
+        "open": match &sc.model {
+            Model::Open { rate, arrival, max_inflight } => json!({
+                "offered_rps": sc.offered_rps.unwrap_or(0.0),
+                "achieved_rps": r.iteration_rate(sc),
+                "arrival": arrival.name(),
+                "start_rate": rate.start,
+                "stages": stages(&rate.stages),
+                "max_inflight": max_inflight,
+                "max_lag_us": r.info.max_lag.map(us),
+                "dropped": r.n_dropped(sc),
+            }),
+            Model::Closed { .. } => Value::Null,
+        },
+        "closed": match &sc.model {
+            Model::Closed { think, vus } => json!({
+                "think_us": us(*think),
+                "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
+            }),
+            Model::Open { .. } => Value::Null,
+        },
+    })
+}
+
 fn stages(s: &[Stage]) -> Vec<Value> {
     s.iter()
         .map(|st| json!({ "duration_us": us(st.duration), "target": st.target }))
@@ -95,44 +128,23 @@ pub fn render(r: &RunReport) -> String {
             "target": info.target,
             "address": info.addr.to_string(),
             "dns_us": info.dns.map(us),
-            "model": if info.model.is_open() { "open" } else { "closed" },
-            "open": match &info.model {
-                Model::Open { rate, arrival, max_inflight } => json!({
-                    "offered_rps": info.offered_rps.unwrap_or(0.0),
-                    "achieved_rps": r.rate(),
-                    "arrival": arrival.name(),
-                    "start_rate": rate.start,
-                    "stages": stages(&rate.stages),
-                    "max_inflight": max_inflight,
-                    "max_lag_us": info.max_lag.map(us),
-                    "queued": r.n_queued(),
-                    "dropped": all.n_dropped,
-                }),
-                Model::Closed { .. } => Value::Null,
-            },
-            "closed": match &info.model {
-                Model::Closed { think, vus } => json!({
-                    "think_us": us(*think),
-                    "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
-                }),
-                Model::Open { .. } => Value::Null,
-            },
+            "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
             "started_at_unix_ms": started_ms,
             "duration_us": us(info.duration),
-            "connections": info.n_connections,
             "threads": info.n_workers,
             "keepalive": info.keepalive,
             "timeout_us": us(info.timeout),
-            "requested": {
-                "requests": info.requested.n_requests,
-                "duration_us": info.requested.duration.map(us),
-            },
             "partial": info.partial,
             "cancelled_in_flight": r.n_cancelled(),
+            "queued": r.n_queued(),
         },
         "overall": overall,
-        "endpoints": r.agg.total.tags.iter().map(|t| tag(t, secs)).collect::<Vec<_>>(),
+        "steps": r.agg.total.tags.iter().enumerate().map(|(i, t)| {
+            let mut v = tag(t, secs);
+            v["scenario"] = json!(r.scenario_of(i).map(|s| s.name.as_str()));
+            v
+        }).collect::<Vec<_>>(),
         "time_series": r.agg.series.iter().map(|s| json!({
             "t_s": s.t_s,
             "requests": s.n_requests,

@@ -20,23 +20,33 @@ pub struct RunInfo {
     pub started_at: SystemTime,
     /// Wall time from the run's start until the last request finished (or the run was interrupted).
     pub duration: Duration,
-    pub n_connections: usize,
     pub n_workers: usize,
     pub keepalive: bool,
     pub timeout: Duration,
-    pub model: Model,
+    pub scenarios: Vec<ScenarioInfo>,
     pub segment: Segment,
     pub max_lag: Option<Duration>,
-    /// Open model: the rate this process's schedule offered on average (its segment's share).
-    pub offered_rps: Option<f64>,
-    /// What was asked for.
-    pub requested: Stop,
     /// The run was interrupted (Ctrl-C): the report covers what ran.
     pub partial: bool,
     /// CPU of the whole process (workers, collector and anything else in it).
     pub process_cpu: Duration,
     /// Peak resident set size of the process.
     pub max_rss: u64,
+}
+
+/// What one scenario was asked to do.
+#[derive(Clone, Debug)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub model: Model,
+    pub n_connections: usize,
+    pub requested: Stop,
+    pub start_after: Duration,
+    /// Open model: the iteration rate this process's schedule offered on average (its segment's share).
+    pub offered_rps: Option<f64>,
+    /// Its steps are the tags `first_tag .. first_tag + n_steps`.
+    pub first_tag: usize,
+    pub n_steps: usize,
 }
 
 /// Everything a reporter needs.
@@ -51,6 +61,34 @@ impl RunReport {
     /// Requests that finished, over the run's wall time.
     pub fn rate(&self) -> f64 {
         self.agg.total.total().n_requests as f64 / self.info.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// Iterations a scenario finished per second of the run (its first step's requests).
+    pub fn iteration_rate(&self, sc: &ScenarioInfo) -> f64 {
+        let n = self
+            .agg
+            .total
+            .tags
+            .get(sc.first_tag)
+            .map_or(0, |t| t.n_requests);
+        n as f64 / self.info.duration.as_secs_f64().max(1e-9)
+    }
+
+    /// Iterations a scenario dropped (later than --max-lag).
+    pub fn n_dropped(&self, sc: &ScenarioInfo) -> u64 {
+        self.agg
+            .total
+            .tags
+            .get(sc.first_tag)
+            .map_or(0, |t| t.n_dropped)
+    }
+
+    /// The scenario a tag belongs to.
+    pub fn scenario_of(&self, tag: usize) -> Option<&ScenarioInfo> {
+        self.info
+            .scenarios
+            .iter()
+            .find(|s| (s.first_tag..s.first_tag + s.n_steps).contains(&tag))
     }
 
     /// Open model: ticks that waited for a free in-flight slot.

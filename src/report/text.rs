@@ -29,10 +29,9 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         None => "no DNS lookup".to_string(),
     };
     writeln!(o, "  address      {} ({dns})", info.addr)?;
-    let conns = format!(
-        "{} connection{} on {} thread{}, {}, timeout {}",
-        info.n_connections,
-        plural(info.n_connections as u64),
+    writeln!(
+        o,
+        "  engine       {} thread{}, {}, timeout {}",
         info.n_workers,
         plural(info.n_workers as u64),
         if info.keepalive {
@@ -41,37 +40,59 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             "no keep-alive"
         },
         d(info.timeout)
-    );
-    match &info.model {
-        Model::Closed { think, vus } => {
-            let think = if think.is_zero() {
-                String::new()
-            } else {
-                format!(", think {}", d(*think))
-            };
-            let ramp = match vus {
-                Some(p) => format!(", virtual users ramped over {} stages", p.stages.len()),
-                None => String::new(),
-            };
-            writeln!(o, "  load         closed model{ramp}{think}; {conns}")?;
-        }
-        Model::Open {
-            arrival,
-            max_inflight,
-            rate,
-        } => {
-            let shape = if rate.stages.len() > 1
-                || rate.stages.first().is_some_and(|s| s.target != rate.start)
-            {
-                format!("{} stages from {} req/s", rate.stages.len(), rate.start)
-            } else {
-                format!("{} req/s", rate.start)
-            };
-            writeln!(
-                o,
-                "  load         open model, {shape}, {} arrivals, up to {max_inflight} in flight; {conns}",
-                arrival.name()
-            )?;
+    )?;
+    for sc in &info.scenarios {
+        let label = if info.scenarios.len() > 1 {
+            format!("  {:<12} ", truncate(&sc.name, 12))
+        } else {
+            "  load         ".to_string()
+        };
+        let conns = format!(
+            "{} connection{}",
+            sc.n_connections,
+            plural(sc.n_connections as u64)
+        );
+        let steps = if sc.n_steps > 1 {
+            format!(", {}-step flow", sc.n_steps)
+        } else {
+            String::new()
+        };
+        let after = if sc.start_after.is_zero() {
+            String::new()
+        } else {
+            format!(", starts after {}", d(sc.start_after))
+        };
+        match &sc.model {
+            Model::Closed { think, vus } => {
+                let think = if think.is_zero() {
+                    String::new()
+                } else {
+                    format!(", think {}", d(*think))
+                };
+                let ramp = match vus {
+                    Some(p) => format!(", virtual users ramped over {} stages", p.stages.len()),
+                    None => String::new(),
+                };
+                writeln!(o, "{label}closed model{ramp}{think}{steps}{after}; {conns}")?;
+            }
+            Model::Open {
+                arrival,
+                max_inflight,
+                rate,
+            } => {
+                let ramped = rate.stages.len() > 1
+                    || rate.stages.first().is_some_and(|s| s.target != rate.start);
+                let shape = if ramped {
+                    format!("{} stages from {}/s", rate.stages.len(), rate.start)
+                } else {
+                    format!("{}/s", rate.start)
+                };
+                writeln!(
+                    o,
+                    "{label}open model, {shape}, {} arrivals, up to {max_inflight} in flight{steps}{after}; {conns}",
+                    arrival.name()
+                )?;
+            }
         }
     }
     if info.segment.count > 1 {
@@ -109,21 +130,31 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         all.n_requests - all.n_success() - all.n_errors(),
         all.n_errors()
     )?;
-    if let Some(offered) = info.offered_rps {
+    for sc in &info.scenarios {
+        let Some(offered) = sc.offered_rps else {
+            continue;
+        };
+        let name = if info.scenarios.len() > 1 {
+            format!(" ({})", sc.name)
+        } else {
+            String::new()
+        };
+        let achieved = r.iteration_rate(sc);
         writeln!(
             o,
-            "  rate         offered {offered:.1} req/s, achieved {:.1} req/s ({:+.2}%)",
-            r.rate(),
-            100.0 * (r.rate() - offered) / offered.max(1e-9)
+            "  rate{name:<9}offered {offered:.1}/s, achieved {achieved:.1}/s ({:+.2}%)",
+            100.0 * (achieved - offered) / offered.max(1e-9)
         )?;
         let limit = match info.max_lag {
             Some(l) => format!("later than --max-lag {}", d(l)),
             None => "no --max-lag, so none".to_string(),
         };
+        writeln!(o, "  dropped      {} ({limit})", r.n_dropped(sc))?;
+    }
+    if r.n_queued() > 0 {
         writeln!(
             o,
-            "  dropped      {} ({limit}); {} waited for a free in-flight slot",
-            all.n_dropped,
+            "  queued       {} waited for a free in-flight slot (their wait is in their latency)",
             r.n_queued()
         )?;
     }
@@ -171,7 +202,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         row(o, name, &|x| x.quantiles[i])?;
     }
     row(o, "max", &|x| x.max)?;
-    if info.model.is_open() {
+    if info.scenarios.iter().any(|s| s.model.is_open()) {
         writeln!(
             o,
             "  open model: intended = the schedule's send time, so queueing and stalls count in latency"
@@ -224,7 +255,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     )?;
 
     if r.agg.total.tags.len() > 1 {
-        writeln!(o, "\nEndpoints")?;
+        writeln!(o, "\nSteps")?;
         writeln!(
             o,
             "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",

@@ -13,7 +13,7 @@ pub use timer::Waiter;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Arrival, Model, Plan, Profile, Stripe, WorkerPlan};
+use crate::plan::{Arrival, Model, Profile, ScenarioPlan, Stripe, WorkerPlan};
 use crate::util::Rng;
 
 /// One request slot of a worker: a virtual user (closed model) or an in-flight slot (open model).
@@ -46,9 +46,16 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    pub fn new(plan: &Plan, worker: &WorkerPlan, start: Instant) -> Schedule {
-        let deadline = plan.stop.duration.map(|d| start + d);
-        match &plan.model {
+    /// The schedule of `worker`'s share of a scenario whose time zero is `start`. `seed` seeds the
+    /// Poisson arrivals (one seed for the whole distributed run).
+    pub fn new(
+        scenario: &ScenarioPlan,
+        worker: &WorkerPlan,
+        start: Instant,
+        seed: u64,
+    ) -> Schedule {
+        let deadline = scenario.stop.duration.map(|d| start + d);
+        match &scenario.model {
             Model::Closed { think, vus } => Schedule::Closed(ClosedSchedule {
                 start,
                 remaining: Cell::new(worker.n_requests),
@@ -65,12 +72,12 @@ impl Schedule {
                 rate: rate.clone(),
                 arrival: *arrival,
                 stripe: worker.stripe,
-                n_max: plan.stop.n_requests,
+                n_max: scenario.stop.n_requests,
                 state: RefCell::new(TickState {
                     j: 0,
                     lambda: 0.0,
                     n_drawn: 0,
-                    rng: Rng::new(plan.seed),
+                    rng: Rng::new(seed),
                 }),
                 n_queued: Cell::new(0),
             }),
@@ -218,7 +225,7 @@ pub fn pace(rate: &Profile, lambda: f64) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{RequestSpec, Segment, Stop, Target};
+    use crate::plan::{Plan, RequestSpec, Segment, Step, Stop, Target};
 
     fn now() -> Instant {
         tokio::time::Instant::now().into_std()
@@ -227,17 +234,26 @@ mod tests {
     fn plan(model: Model, stop: Stop, workers: usize, segment: Segment) -> Plan {
         Plan {
             target: Target::parse("http://127.0.0.1:1/").unwrap(),
-            requests: vec![RequestSpec::get("r", "/")],
-            n_connections: 64,
+            scenarios: vec![ScenarioPlan {
+                name: "s".into(),
+                model,
+                stop,
+                start_after: Duration::ZERO,
+                n_connections: 64,
+                steps: vec![Step::new(RequestSpec::get("r", "/"))],
+            }],
             n_workers: workers,
-            stop,
             keepalive: true,
             timeout: Duration::from_secs(1),
-            model,
             segment,
             max_lag: None,
             seed: 7,
         }
+    }
+
+    /// Worker `k`'s schedule of the plan's one scenario.
+    fn sched(p: &Plan, k: usize, start: Instant) -> Schedule {
+        Schedule::new(&p.scenarios[0], &p.worker(0, k).unwrap(), start, p.seed)
     }
 
     fn open(rate: f64, secs: u64, arrival: Arrival) -> Model {
@@ -265,8 +281,8 @@ mod tests {
     /// Every tick of every worker of every segment, as offsets from the start.
     fn all_ticks(p: &Plan, start: Instant) -> Vec<(u64, Duration)> {
         let mut out = Vec::new();
-        for k in 0..p.n_workers {
-            let s = Schedule::new(p, &p.worker(k), start);
+        for k in (0..p.n_workers).filter(|&k| p.worker(0, k).is_some()) {
+            let s = sched(p, k, start);
             let mut sl = slot(0);
             while let Some(t) = s.next(&mut sl, start) {
                 out.push((t.n, t.intended - start));
@@ -310,7 +326,7 @@ mod tests {
             1,
             Segment::WHOLE,
         );
-        let s = Schedule::new(&p, &p.worker(0), start);
+        let s = sched(&p, 0, start);
         let mut sl = slot(0);
         let mut n = 0u64;
         while let Some(t) = s.wait_next(&mut sl, &Waiter::Tokio).await {
@@ -411,7 +427,7 @@ mod tests {
     fn late_slot_counts_as_queued_and_keeps_the_intended_time() {
         let start = Instant::now();
         let p = plan(open(100.0, 1, Arrival::Uniform), NO_STOP, 1, Segment::WHOLE);
-        let s = Schedule::new(&p, &p.worker(0), start);
+        let s = sched(&p, 0, start);
         let mut sl = slot(0);
         s.next(&mut sl, start).unwrap();
         // The slot was busy for 55 ms: ticks at 10..50 ms are overdue when it comes back.
@@ -438,7 +454,7 @@ mod tests {
             duration: Some(Duration::from_secs(1)),
         };
         let p = plan(model, stop, 1, Segment::WHOLE);
-        let s = Schedule::new(&p, &p.worker(0), start);
+        let s = sched(&p, 0, start);
         let mut sl = slot(0);
         let first = s.wait_next(&mut sl, &Waiter::Tokio).await.unwrap().intended;
         assert_eq!(first, start);
@@ -475,9 +491,9 @@ mod tests {
             1,
             Segment::WHOLE,
         );
-        let mut w = p.worker(0);
+        let mut w = p.worker(0, 0).unwrap();
         w.n_requests = Some(3);
-        let s = Schedule::new(&p, &w, start);
+        let s = Schedule::new(&p.scenarios[0], &w, start, p.seed);
         let mut n = 0;
         let mut sl = slot(0);
         while let Some(t) = s.next(&mut sl, start) {
@@ -499,7 +515,7 @@ mod tests {
             }),
         };
         let p = plan(model, NO_STOP, 1, Segment::WHOLE);
-        let s = Schedule::new(&p, &p.worker(0), start);
+        let s = sched(&p, 0, start);
         let mut vu5 = slot(5);
         let t = s.next(&mut vu5, start).unwrap().intended - start;
         assert!(
