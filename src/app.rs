@@ -296,6 +296,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             start_after: Duration::ZERO,
             n_connections,
             steps: vec![Step::new(request)],
+            vars: Vec::new(),
         }],
         n_workers,
         keepalive: !a.no_keepalive,
@@ -303,6 +304,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         segment,
         max_lag: a.max_lag,
         seed: a.seed,
+        data: Vec::new(),
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();
@@ -317,7 +319,7 @@ fn execute(
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
-    let names = plan.tag_names();
+    let tags = plan.tag_specs();
     let (sink, mut inbox) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -335,7 +337,7 @@ fn execute(
     .context("cannot start worker threads")
     .map_err(run_failed)?;
 
-    let mut collector = Collector::new(&names, plan.n_workers);
+    let mut collector = Collector::new(&tags, plan.n_workers);
     let progress = Progress::new(&plan, output.quiet);
     let interrupted = rt.block_on(async {
         let ctrl_c = async {
@@ -557,6 +559,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
             n_connections: a.connections,
             // A client's session: each virtual user walks the whole flow, step after step.
             steps: requests.into_iter().map(Step::new).collect(),
+            vars: Vec::new(),
         }],
         n_workers: a.threads.min(a.connections),
         keepalive: true,
@@ -564,6 +567,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         segment: Segment::WHOLE,
         max_lag: None,
         seed: 1,
+        data: Vec::new(),
     };
     plan.validate()?;
     plan.clamp_workers();

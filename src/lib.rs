@@ -11,6 +11,7 @@ pub mod engine;
 pub mod plan;
 pub mod report;
 pub mod sample;
+pub mod scenario;
 pub mod schedule;
 pub mod serve;
 pub mod util;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Dist, Msg, Summary, WorkerStats};
+use super::{Dist, Msg, Summary, TagSpec, WorkerStats};
 
 /// One second of the run, all workers and tags together.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,9 +40,9 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(names: &[String], n_workers: usize) -> Collector {
+    pub fn new(tags: &[TagSpec], n_workers: usize) -> Collector {
         Collector {
-            total: Summary::new(names),
+            total: Summary::with_specs(tags),
             pending: BTreeMap::new(),
             reported: vec![None; n_workers],
             workers: vec![None; n_workers],
@@ -83,6 +83,11 @@ impl Collector {
     /// Requests finished so far (as of the last handed-over intervals), for progress display.
     pub fn n_requests(&self) -> u64 {
         self.n_requests
+    }
+
+    /// The run so far (as of the last handed-over intervals).
+    pub fn total(&self) -> &Summary {
+        &self.total
     }
 
     /// True once every worker has said it is done.
@@ -181,8 +186,11 @@ mod tests {
     #[test]
     fn seconds_are_final_only_when_every_worker_passed_them() {
         let base = Instant::now();
-        let names = vec!["t".to_string()];
-        let mut c = Collector::new(&names, 2);
+        let tags = vec![TagSpec {
+            name: "t".to_string(),
+            checks: Vec::new(),
+        }];
+        let mut c = Collector::new(&tags, 2);
         c.handle(Msg::Interval {
             worker: 0,
             sec: 0,

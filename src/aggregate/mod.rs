@@ -10,7 +10,7 @@ mod validity;
 pub use collector::{workers_cpu, Aggregate, Collector, SecondStats};
 pub use recorder::{Msg, Recorder, WorkerStats};
 pub use summary::{
-    linear_bins, new_histogram, Dist, Summary, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT,
-    QUANTILES,
+    linear_bins, new_histogram, CheckCount, Dist, Summary, TagSpec, TagStats, HIST_MAX_NS,
+    HIST_SIGFIG, HIST_UNIT, QUANTILES,
 };
 pub use validity::{judge, Validity, MAX_WORKER_CPU_SHARE};

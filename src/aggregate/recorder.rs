@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::Summary;
+use super::{Summary, TagSpec};
 use crate::sample::Sample;
 
 /// What workers tell the collector.
@@ -50,14 +50,14 @@ impl Recorder {
     pub fn new(
         worker: usize,
         start: Instant,
-        names: &[String],
+        tags: &[TagSpec],
         sink: UnboundedSender<Msg>,
     ) -> Self {
         Recorder {
             worker,
             start,
             sec: 0,
-            current: Summary::new(names),
+            current: Summary::with_specs(tags),
             inflight: 0,
             sink,
         }
@@ -86,6 +86,19 @@ impl Recorder {
             self.roll(sec);
         }
         self.current.tags[s.tag as usize].record(s);
+    }
+
+    /// Counts check `check` of tag `tag` for a response finished at `done`. Call it after `record`
+    /// of that response's sample, so both land in the same interval.
+    #[inline]
+    pub fn record_check(&mut self, tag: usize, check: usize, passed: bool) {
+        if let Some(c) = self.current.tags[tag].checks.get_mut(check) {
+            if passed {
+                c.passed += 1;
+            } else {
+                c.failed += 1;
+            }
+        }
     }
 
     /// Called by the worker's ticker so idle seconds are handed over too.

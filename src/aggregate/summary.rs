@@ -66,6 +66,9 @@ pub struct TagStats {
     /// Open model: ticks dropped unsent because they were later than `--max-lag` (not in `n_requests`).
     #[serde(default)]
     pub n_dropped: u64,
+    /// The step's checks, in the order the scenario file lists them.
+    #[serde(default)]
+    pub checks: Vec<CheckCount>,
     /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
     #[serde(with = "hist_b64")]
     pub latency: Histogram<u64>,
@@ -83,7 +86,58 @@ pub struct TagStats {
     pub connect: Histogram<u64>,
 }
 
+/// Pass/fail counts of one check of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCount {
+    pub name: String,
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// A tag to aggregate: a step's name and its checks' names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagSpec {
+    pub name: String,
+    pub checks: Vec<String>,
+}
+
 impl TagStats {
+    /// Empty statistics for a tag with these checks.
+    pub fn with_checks(name: &str, checks: &[String]) -> TagStats {
+        let mut t = TagStats::new(name);
+        t.checks = checks
+            .iter()
+            .map(|c| CheckCount {
+                name: c.clone(),
+                passed: 0,
+                failed: 0,
+            })
+            .collect();
+        t
+    }
+
+    /// Empty statistics with the same name and checks.
+    pub fn empty_like(&self) -> TagStats {
+        let mut t = TagStats::new(&self.name);
+        t.checks = self
+            .checks
+            .iter()
+            .map(|c| CheckCount {
+                name: c.name.clone(),
+                passed: 0,
+                failed: 0,
+            })
+            .collect();
+        t
+    }
+
+    /// Checks passed and failed, all checks together.
+    pub fn check_totals(&self) -> (u64, u64) {
+        self.checks
+            .iter()
+            .fold((0, 0), |(p, f), c| (p + c.passed, f + c.failed))
+    }
+
     pub fn new(name: &str) -> TagStats {
         TagStats {
             name: name.to_string(),
@@ -95,6 +149,7 @@ impl TagStats {
             bytes_out: 0,
             n_new_connections: 0,
             n_dropped: 0,
+            checks: Vec::new(),
             latency: new_histogram(),
             service_time: new_histogram(),
             ttfb: new_histogram(),
@@ -172,6 +227,15 @@ impl AddAssign<&TagStats> for TagStats {
         self.bytes_out += o.bytes_out;
         self.n_new_connections += o.n_new_connections;
         self.n_dropped += o.n_dropped;
+        for c in &o.checks {
+            match self.checks.iter_mut().find(|x| x.name == c.name) {
+                Some(x) => {
+                    x.passed += c.passed;
+                    x.failed += c.failed;
+                }
+                None => self.checks.push(c.clone()),
+            }
+        }
         merge(&mut self.latency, &o.latency);
         merge(&mut self.service_time, &o.service_time);
         merge(&mut self.ttfb, &o.ttfb);
@@ -193,10 +257,20 @@ impl Summary {
         }
     }
 
-    /// An empty summary with the same tags.
+    /// A summary of these tags and their checks.
+    pub fn with_specs(specs: &[TagSpec]) -> Summary {
+        Summary {
+            tags: specs
+                .iter()
+                .map(|s| TagStats::with_checks(&s.name, &s.checks))
+                .collect(),
+        }
+    }
+
+    /// An empty summary with the same tags (and checks).
     pub fn empty_like(&self) -> Summary {
         Summary {
-            tags: self.tags.iter().map(|t| TagStats::new(&t.name)).collect(),
+            tags: self.tags.iter().map(TagStats::empty_like).collect(),
         }
     }
 

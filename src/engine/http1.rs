@@ -23,44 +23,91 @@ const MAX_HEADERS: usize = 96;
 
 /// Encodes a request once, before the run; every send of it writes these bytes.
 pub fn encode_request(spec: &RequestSpec, target: &Target, keepalive: bool) -> Bytes {
-    let has = |name: &str| {
-        spec.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
     let mut out = Vec::with_capacity(256 + spec.body.len());
-    let mut line = |s: &str| {
-        out.extend_from_slice(s.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    };
-    line(&format!("{} {} HTTP/1.1", spec.method, spec.path));
+    encode_into(
+        &mut out,
+        &spec.method,
+        spec.path.as_bytes(),
+        target,
+        &spec.headers,
+        |v: &String, out| out.extend_from_slice(v.as_bytes()),
+        &spec.body,
+        keepalive,
+    );
+    Bytes::from(out)
+}
+
+/// Appends an HTTP/1.1 request to `out`: the one encoder for static requests (encoded once) and
+/// templated ones (rendered per iteration into a reused buffer). Header values are written by
+/// `value`, so a template renders straight into the request.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_into<V>(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: &[u8],
+    target: &Target,
+    headers: &[(String, V)],
+    mut value: impl FnMut(&V, &mut Vec<u8>),
+    body: &[u8],
+    keepalive: bool,
+) {
+    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     if !has("host") {
-        line(&format!("Host: {}", target.authority));
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(target.authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !has("user-agent") {
-        line(concat!("User-Agent: regbench/", env!("CARGO_PKG_VERSION")));
+        out.extend_from_slice(
+            concat!("User-Agent: regbench/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+        );
     }
     if !has("accept") {
-        line("Accept: */*");
+        out.extend_from_slice(b"Accept: */*\r\n");
     }
-    for (name, value) in &spec.headers {
+    for (name, v) in headers {
         // The engine frames the body itself; a user-given length could only be wrong.
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
             continue;
         }
-        line(&format!("{name}: {value}"));
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        value(v, out);
+        out.extend_from_slice(b"\r\n");
     }
-    let needs_length =
-        !spec.body.is_empty() || matches!(spec.method.as_str(), "POST" | "PUT" | "PATCH");
-    if needs_length {
-        line(&format!("Content-Length: {}", spec.body.len()));
+    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+        // invariant: writing to a Vec cannot fail.
+        let _ = std::io::Write::write_fmt(out, format_args!("Content-Length: {}\r\n", body.len()));
     }
     if !keepalive {
-        line("Connection: close");
+        out.extend_from_slice(b"Connection: close\r\n");
     }
-    line("");
-    out.extend_from_slice(&spec.body);
-    Bytes::from(out)
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// What of a response to keep for checks and extractions. Buffers are reused across responses.
+#[derive(Debug, Default)]
+pub struct Capture {
+    pub want_head: bool,
+    pub want_body: bool,
+    /// Bodies are kept up to this many bytes (the rest is counted, not kept).
+    pub max_body: usize,
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+impl Capture {
+    fn body(&mut self, data: &[u8]) {
+        if self.want_body {
+            let room = self.max_body.saturating_sub(self.body.len());
+            self.body.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
 }
 
 /// A successfully read response.
@@ -106,7 +153,16 @@ impl Conn {
 
     /// Writes an encoded request and reads its whole response. `head_only` for HEAD requests, whose
     /// responses have no body whatever their headers say.
-    pub async fn exchange(&mut self, request: &[u8], head_only: bool) -> Result<Response, Failure> {
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head_only: bool,
+        mut capture: Option<&mut Capture>,
+    ) -> Result<Response, Failure> {
+        if let Some(c) = capture.as_deref_mut() {
+            c.head.clear();
+            c.body.clear();
+        }
         let mut first_byte = None;
         let mut bytes_in = 0u64;
         let fail = |kind, first_byte, bytes_in| Failure {
@@ -161,6 +217,9 @@ impl Conn {
                 Err(e) => return Err(io_fail(e, first_byte, bytes_in)),
             }
         };
+        if let Some(c) = capture.as_deref_mut().filter(|c| c.want_head) {
+            c.head.extend_from_slice(&self.buf[..head_len]);
+        }
         // invariant: the loop above only breaks after at least one successful read.
         let first = first_byte.expect("bytes arrived"); // invariant: see above
 
@@ -175,6 +234,9 @@ impl Conn {
                 loop {
                     let got = (pending.end - pending.start) as u64;
                     let take = got.min(left);
+                    if let Some(c) = capture.as_deref_mut() {
+                        c.body(&self.buf[pending.start..pending.start + take as usize]);
+                    }
                     body_bytes += take;
                     left -= take;
                     if got > take {
@@ -198,7 +260,11 @@ impl Conn {
                 let mut dec = Chunked::default();
                 loop {
                     let fed = dec
-                        .feed(&self.buf[pending.clone()])
+                        .feed(&self.buf[pending.clone()], |data| {
+                            if let Some(c) = capture.as_deref_mut() {
+                                c.body(data);
+                            }
+                        })
                         .map_err(|_| fail(ErrorKind::Protocol, Some(first), bytes_in))?;
                     body_bytes += fed.body;
                     if fed.done {
@@ -218,12 +284,18 @@ impl Conn {
             Framing::UntilClose => {
                 reusable = false;
                 body_bytes += (pending.end - pending.start) as u64;
+                if let Some(c) = capture.as_deref_mut() {
+                    c.body(&self.buf[pending.clone()]);
+                }
                 loop {
                     match self.stream.read(&mut self.buf).await {
                         Ok(0) => break,
                         Ok(n) => {
                             bytes_in += n as u64;
                             body_bytes += n as u64;
+                            if let Some(c) = capture.as_deref_mut() {
+                                c.body(&self.buf[..n]);
+                            }
                         }
                         Err(e) => return Err(io_fail(e, Some(first), bytes_in)),
                     }
@@ -326,7 +398,8 @@ pub struct Fed {
 pub struct BadChunk;
 
 impl Chunked {
-    pub fn feed(&mut self, input: &[u8]) -> Result<Fed, BadChunk> {
+    /// Consumes framing from `input`, handing each run of body data to `data`.
+    pub fn feed(&mut self, input: &[u8], mut data: impl FnMut(&[u8])) -> Result<Fed, BadChunk> {
         use ChunkState::*;
         let mut i = 0;
         let mut body = 0u64;
@@ -368,6 +441,7 @@ impl Chunked {
                 }
                 Data => {
                     let take = (self.remaining).min((input.len() - i) as u64);
+                    data(&input[i..i + take as usize]);
                     body += take;
                     self.remaining -= take;
                     i += take as usize;
@@ -440,7 +514,9 @@ mod tests {
         let body =
             b"5\r\nhello\r\n1;ext=1\r\n!\r\nA\r\n0123456789\r\n0\r\nX-Trailer: y\r\n\r\nEXTRA";
         let mut d = Chunked::default();
-        let fed = d.feed(body).unwrap();
+        let mut got = Vec::new();
+        let fed = d.feed(body, |b| got.extend_from_slice(b)).unwrap();
+        assert_eq!(got, b"hello!0123456789");
         assert_eq!(fed.body, 16);
         assert!(fed.done);
         assert_eq!(&body[fed.consumed..], b"EXTRA");
@@ -449,7 +525,7 @@ mod tests {
         let mut total = 0;
         let mut done = false;
         for b in body.iter() {
-            let fed = d.feed(std::slice::from_ref(b)).unwrap();
+            let fed = d.feed(std::slice::from_ref(b), |_| {}).unwrap();
             total += fed.body;
             if fed.done {
                 done = true;
@@ -462,11 +538,11 @@ mod tests {
 
     #[test]
     fn chunked_rejects_garbage() {
-        assert_eq!(Chunked::default().feed(b"zz\r\n"), Err(BadChunk));
-        assert_eq!(Chunked::default().feed(b"\r\n"), Err(BadChunk));
-        assert_eq!(Chunked::default().feed(b"1\r\nab"), Err(BadChunk));
+        assert_eq!(Chunked::default().feed(b"zz\r\n", |_| {}), Err(BadChunk));
+        assert_eq!(Chunked::default().feed(b"\r\n", |_| {}), Err(BadChunk));
+        assert_eq!(Chunked::default().feed(b"1\r\nab", |_| {}), Err(BadChunk));
         assert_eq!(
-            Chunked::default().feed(b"ffffffffffffffff\r\n"),
+            Chunked::default().feed(b"ffffffffffffffff\r\n", |_| {}),
             Err(BadChunk)
         );
     }

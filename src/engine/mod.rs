@@ -21,8 +21,14 @@ use tokio::task::JoinSet;
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{Plan, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample};
+use crate::scenario::check::Response;
+use crate::scenario::template::Ctx;
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
-use http1::Conn;
+use crate::util::Rng;
+use http1::{Capture, Conn};
+
+/// Response bodies are kept for checks and extractions up to this size.
+const MAX_CAPTURED_BODY: usize = 4 << 20;
 
 /// Everything a run's workers share, read-only.
 pub struct Run {
@@ -50,8 +56,8 @@ pub fn spawn_workers(run: Run) -> std::io::Result<Vec<std::thread::JoinHandle<()
 
 /// One worker thread: its own runtime and local task set.
 fn worker_main(k: usize, run: &Run) {
-    let names = run.plan.tag_names();
-    let recorder = Recorder::new(k, run.start, &names, run.sink.clone());
+    let tags = run.plan.tag_specs();
+    let recorder = Recorder::new(k, run.start, &tags, run.sink.clone());
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -135,8 +141,8 @@ struct ScenarioRun {
     schedule: Schedule,
     /// The tag of its first step.
     first_tag: usize,
-    /// Each step's request, encoded once.
-    requests: Vec<Bytes>,
+    /// Each step's request, encoded once (`None`: a template, rendered per iteration).
+    requests: Vec<Option<Bytes>>,
 }
 
 /// A worker's state, shared by its slots on one thread.
@@ -164,7 +170,11 @@ impl Worker {
             let requests = scenario
                 .steps
                 .iter()
-                .map(|st| http1::encode_request(&st.request, &plan.target, plan.keepalive))
+                .map(|st| {
+                    st.template
+                        .is_none()
+                        .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
+                })
                 .collect();
             scenarios.push(ScenarioRun {
                 share,
@@ -199,6 +209,7 @@ impl Worker {
         request: &[u8],
         head_only: bool,
         intended: Instant,
+        capture: Option<&mut Capture>,
     ) -> Sample {
         self.recorder.borrow_mut().started();
         let mut s = Sample {
@@ -214,7 +225,7 @@ impl Worker {
             connect: None,
         };
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
-        let attempt = self.attempt(conn, request, head_only, &mut s);
+        let attempt = self.attempt(conn, request, head_only, capture, &mut s);
         let result = tokio::time::timeout_at(deadline, attempt).await;
         s.done = Instant::now();
         s.outcome = match result {
@@ -237,6 +248,7 @@ impl Worker {
         conn: &mut Option<Conn>,
         request: &[u8],
         head_only: bool,
+        mut capture: Option<&mut Capture>,
         s: &mut Sample,
     ) -> Result<u16, ErrorKind> {
         let mut may_retry = true;
@@ -255,7 +267,7 @@ impl Worker {
             };
             s.sent = Instant::now();
             s.bytes_out = request.len() as u64;
-            match c.exchange(request, head_only).await {
+            match c.exchange(request, head_only, capture.as_deref_mut()).await {
                 Ok(r) => {
                     s.first_byte = Some(r.first_byte);
                     s.bytes_in = r.bytes_in;
@@ -283,16 +295,41 @@ impl Worker {
     }
 }
 
+/// A virtual user's own state: its variables and reusable buffers. Lives as long as its slot.
+struct Vu {
+    vars: Vec<String>,
+    rng: Rng,
+    /// Per data table, the row of the current iteration.
+    rows: Vec<usize>,
+    request: Vec<u8>,
+    path: Vec<u8>,
+    body: Vec<u8>,
+    capture: Capture,
+}
+
 /// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
 /// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
 /// differ only in their schedule.
 async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
     let scenario = &worker.scenarios[sc];
-    let steps = &worker.plan.scenarios[sc].steps;
-    while let Some(Tick { intended, .. }) =
+    let plan = &worker.plan;
+    let steps = &plan.scenarios[sc].steps;
+    let mut vu = Vu {
+        vars: vec![String::new(); plan.scenarios[sc].vars.len()],
+        rng: Rng::new(plan.seed ^ slot.global.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        rows: vec![0; plan.data.len()],
+        request: Vec::new(),
+        path: Vec::new(),
+        body: Vec::new(),
+        capture: Capture {
+            max_body: MAX_CAPTURED_BODY,
+            ..Capture::default()
+        },
+    };
+    while let Some(Tick { intended, n }) =
         scenario.schedule.wait_next(&mut slot, &worker.waiter).await
     {
-        if let Some(max) = worker.plan.max_lag {
+        if let Some(max) = plan.max_lag {
             let now = Instant::now();
             if now.saturating_duration_since(intended) > max {
                 let dropped = Sample::dropped(scenario.first_tag as u16, intended, now);
@@ -300,22 +337,88 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 continue;
             }
         }
+        for (row, table) in vu.rows.iter_mut().zip(&plan.data) {
+            *row = table.pick_row(n, slot.global, &mut vu.rng);
+        }
         // Each step is intended when the previous one is done plus its think time.
         let mut intended = intended;
         for (i, step) in steps.iter().enumerate() {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
             }
+            let Vu {
+                vars,
+                rng,
+                rows,
+                request,
+                path,
+                body,
+                capture,
+            } = &mut vu;
+            let bytes: &[u8] = match (&scenario.requests[i], &step.template) {
+                (Some(encoded), _) => encoded,
+                (None, Some(t)) => {
+                    let mut ctx = Ctx {
+                        vars,
+                        iteration: n,
+                        vu: slot.global,
+                        data: &plan.data,
+                        rows,
+                        rng,
+                    };
+                    path.clear();
+                    t.path.render(&mut ctx, path);
+                    body.clear();
+                    t.body.render(&mut ctx, body);
+                    request.clear();
+                    http1::encode_into(
+                        request,
+                        &step.request.method,
+                        path,
+                        &plan.target,
+                        &t.headers,
+                        |v, out| v.render(&mut ctx, out),
+                        body,
+                        plan.keepalive,
+                    );
+                    request
+                }
+                // invariant: a step without an encoded request has a template (see Worker::new).
+                (None, None) => &[],
+            };
+            let (want_body, want_head) = step.needs_capture();
+            capture.want_body = want_body;
+            capture.want_head = want_head;
+            let capture = (want_body || want_head).then_some(capture);
             let mut conn = worker.pool.borrow_mut().pop();
-            let head_only = step.request.is_head();
             let tag = scenario.first_tag + i;
+            let head_only = step.request.is_head();
             let sample = worker
-                .send(&mut conn, tag, &scenario.requests[i], head_only, intended)
+                .send(&mut conn, tag, bytes, head_only, intended, capture)
                 .await;
             if let Some(c) = conn {
                 worker.pool.borrow_mut().push(c);
             }
-            worker.recorder.borrow_mut().record(&sample);
+            let mut recorder = worker.recorder.borrow_mut();
+            recorder.record(&sample);
+            if !step.checks.is_empty() || !step.extracts.is_empty() {
+                let status = match sample.outcome {
+                    Outcome::Status(code) => Some(code),
+                    _ => None,
+                };
+                let resp =
+                    Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
+                for (ci, check) in step.checks.iter().enumerate() {
+                    recorder.record_check(tag, ci, check.passes(&resp));
+                }
+                for ex in &step.extracts {
+                    let var = &mut vu.vars[ex.var];
+                    var.clear();
+                    if let Some(v) = ex.value(&resp) {
+                        var.push_str(&v);
+                    }
+                }
+            }
             intended = sample.done + step.think;
         }
         // The closed model's next iteration is intended when this one ended (its last think included).

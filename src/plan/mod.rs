@@ -5,10 +5,16 @@
 
 mod profile;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
+
+use crate::aggregate::TagSpec;
+use crate::scenario::check::{Check, Extract};
+use crate::scenario::data::DataTable;
+use crate::scenario::template::Template;
 
 pub use profile::{parse_stages, Profile, Stage};
 
@@ -216,6 +222,8 @@ pub struct Plan {
     pub max_lag: Option<Duration>,
     /// Seeds the Poisson arrivals: processes of one distributed run must share it.
     pub seed: u64,
+    /// Data tables templates pick rows from (`{{data.TABLE.COLUMN}}`).
+    pub data: Vec<Arc<DataTable>>,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -231,15 +239,30 @@ pub struct ScenarioPlan {
     /// Connections it may open (global, before the segment split).
     pub n_connections: usize,
     pub steps: Vec<Step>,
+    /// Names of the per-virtual-user variables its steps extract (the template `Var` indexes).
+    pub vars: Vec<String>,
 }
 
 /// One request of a flow. Its name is its tag in every report.
 #[derive(Clone, Debug)]
 pub struct Step {
     pub name: String,
+    /// The request; when `template` is set, only its method is used.
     pub request: RequestSpec,
+    /// A request with placeholders, rendered per iteration.
+    pub template: Option<Arc<RequestTemplate>>,
     /// Pause after this step's response before the flow goes on (or the iteration ends).
     pub think: Duration,
+    pub checks: Vec<Check>,
+    pub extracts: Vec<Extract>,
+}
+
+/// A request whose path, header values or body have placeholders.
+#[derive(Clone, Debug)]
+pub struct RequestTemplate {
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Template,
 }
 
 impl Step {
@@ -248,8 +271,21 @@ impl Step {
         Step {
             name: request.name.clone(),
             request,
+            template: None,
             think: Duration::ZERO,
+            checks: Vec::new(),
+            extracts: Vec::new(),
         }
+    }
+
+    /// Whether its checks and extractions need the response (body, head) captured.
+    pub fn needs_capture(&self) -> (bool, bool) {
+        let needs = self
+            .checks
+            .iter()
+            .map(Check::needs)
+            .chain(self.extracts.iter().map(Extract::needs));
+        needs.fold((false, false), |(b, h), (nb, nh)| (b || nb, h || nh))
     }
 }
 
@@ -369,11 +405,16 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
-    /// Every step's name, in order: the tags of samples and reports.
-    pub fn tag_names(&self) -> Vec<String> {
+    /// Every step's name and checks, in order: the tags of samples and reports.
+    pub fn tag_specs(&self) -> Vec<TagSpec> {
         self.scenarios
             .iter()
-            .flat_map(|s| s.steps.iter().map(|st| st.name.clone()))
+            .flat_map(|s| {
+                s.steps.iter().map(|st| TagSpec {
+                    name: st.name.clone(),
+                    checks: st.checks.iter().map(|c| c.name.clone()).collect(),
+                })
+            })
             .collect()
     }
 
@@ -566,6 +607,7 @@ mod tests {
                 start_after: Duration::ZERO,
                 n_connections: c,
                 steps: vec![Step::new(RequestSpec::get("req", "/v2/"))],
+                vars: Vec::new(),
             }],
             n_workers: workers,
             keepalive: true,
@@ -573,6 +615,7 @@ mod tests {
             segment: Segment::WHOLE,
             max_lag: None,
             seed: 1,
+            data: Vec::new(),
         }
     }
 

@@ -241,6 +241,7 @@ mod tests {
                 start_after: Duration::ZERO,
                 n_connections: 64,
                 steps: vec![Step::new(RequestSpec::get("r", "/"))],
+                vars: Vec::new(),
             }],
             n_workers: workers,
             keepalive: true,
@@ -248,6 +249,7 @@ mod tests {
             segment,
             max_lag: None,
             seed: 7,
+            data: Vec::new(),
         }
     }
 
