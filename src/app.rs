@@ -142,12 +142,32 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure
         .map(|r| plan::parse_resolve(r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
-    let plan = plan_from_args(&a)?;
+    let (plan, judge_by) = if is_scenario_file(&a.url) {
+        scenario_from_args(&a)?
+    } else {
+        if !a.vars.is_empty() {
+            return Err(usage(anyhow!(
+                "-e KEY=VALUE sets scenario-file constants; a URL run has none"
+            )));
+        }
+        (plan_from_args(&a)?, Thresholds::default())
+    };
     let start = start_time(a.start_at)?;
     let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
-    let report = execute(Arc::new(plan), resolved, start, &a.output, opts)?;
+    let mut report = execute(Arc::new(plan), resolved, start, &judge_by, &a.output, opts)?;
+    report.info.tags = a.tags.clone();
     let code = emit(&report, &a.output, out)?;
-    if code == exit::OK && a.strict && !report.validity.valid {
+    if code != exit::OK {
+        return Ok(code);
+    }
+    if report.thresholds.iter().any(|t| !t.pass) {
+        if !a.output.quiet {
+            let n = report.thresholds.iter().filter(|t| !t.pass).count();
+            eprintln!("regbench: {n} threshold(s) failed (the table ends the report)");
+        }
+        return Ok(exit::THRESHOLDS);
+    }
+    if a.strict && !report.validity.valid {
         if !a.output.quiet {
             eprintln!(
                 "regbench: the run is INVALID and --strict was given (reasons in the report)"
@@ -156,6 +176,74 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure
         return Ok(exit::INVALID);
     }
     Ok(code)
+}
+
+/// A scenario file rather than a URL: an existing file, or a name ending in .toml.
+fn is_scenario_file(arg: &str) -> bool {
+    !arg.contains("://") && (arg.ends_with(".toml") || std::path::Path::new(arg).is_file())
+}
+
+/// What a run is judged by: the file's thresholds and how to find a scenario's steps.
+#[derive(Default)]
+struct Thresholds {
+    list: Vec<crate::scenario::threshold::Threshold>,
+    scenario_tags: std::collections::BTreeMap<String, std::ops::Range<usize>>,
+}
+
+/// `regbench run FILE.toml`: the file is the plan; the command line may only override what the file
+/// cannot know (duration, constants, threads, segment, seed, outputs).
+fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
+    let in_file = [
+        ("-c/--connections", a.connections.is_some()),
+        ("-n/--requests", a.requests.is_some()),
+        ("-m/--method", a.method.is_some()),
+        ("-H/--header", !a.headers.is_empty()),
+        ("-d/--body", a.body.is_some()),
+        ("-D/--body-file", a.body_file.is_some()),
+        ("-T/--content-type", a.content_type.is_some()),
+        ("--timeout", a.timeout.is_some()),
+        ("--no-keepalive", a.no_keepalive),
+        ("--rate", a.rate.is_some()),
+        ("--arrival", a.arrival.is_some()),
+        ("--max-inflight", a.max_inflight.is_some()),
+        ("--stages", a.stages.is_some()),
+        ("--think", a.think.is_some()),
+    ];
+    if let Some((flag, _)) = in_file.iter().find(|(_, given)| *given) {
+        return Err(usage(anyhow!(
+            "{flag} does not apply to a scenario file: set it in the file (the command line can \
+             override -z/--duration, -e KEY=VALUE, --threads, --segment, --start-at, --seed, --max-lag)"
+        )));
+    }
+    let segment = match &a.segment {
+        Some(s) => Segment::parse(s).map_err(usage)?,
+        None => Segment::WHOLE,
+    };
+    if a.threads == Some(0) {
+        return Err(usage(anyhow!("--threads must be at least 1")));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = crate::scenario::load(
+        std::path::Path::new(&a.url),
+        &crate::scenario::Overrides {
+            vars: &a.vars,
+            duration: a.duration,
+            n_workers: a.threads.unwrap_or(cores).max(1),
+            segment,
+            seed: a.seed,
+            max_lag: a.max_lag,
+            env: &env,
+        },
+    )
+    .map_err(usage)?;
+    Ok((
+        loaded.plan,
+        Thresholds {
+            list: loaded.thresholds,
+            scenario_tags: loaded.scenario_tags,
+        },
+    ))
 }
 
 /// When the run starts: `--start-at` (an absolute time shared by the segments of a distributed run)
@@ -181,7 +269,7 @@ fn start_time(at: Option<SystemTime>) -> Result<(SystemTime, Instant), Failure> 
 /// `regbench run` flags → a validated plan.
 fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     let target = Target::parse(&a.url).map_err(usage)?;
-    let method = plan::parse_method(&a.method).map_err(usage)?;
+    let method = plan::parse_method(a.method.as_deref().unwrap_or("GET")).map_err(usage)?;
     let mut headers = a
         .headers
         .iter()
@@ -214,7 +302,8 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map(plan::parse_stages)
         .transpose()
         .map_err(usage)?;
-    let mut n_connections = a.connections;
+    let connections = a.connections.unwrap_or(50);
+    let mut n_connections = connections;
     let model = match a.rate {
         Some(r) => {
             if !r.is_finite() || r < 0.0 {
@@ -231,22 +320,19 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
                 },
                 None => Profile::constant(r, a.duration),
             };
-            let max_inflight = a.max_inflight.unwrap_or(a.connections);
+            let max_inflight = a.max_inflight.unwrap_or(connections);
             if max_inflight == 0 {
                 return Err(usage(plan::PlanError::NoInflight));
             }
             // HTTP/1.1 carries one request per connection, so in flight ≤ connections.
             Model::Open {
                 rate,
-                arrival: a.arrival,
-                max_inflight: max_inflight.min(a.connections),
+                arrival: a.arrival.unwrap_or(plan::Arrival::Uniform),
+                max_inflight: max_inflight.min(connections),
             }
         }
         None => {
-            if a.max_inflight.is_some()
-                || a.max_lag.is_some()
-                || a.arrival != plan::Arrival::Uniform
-            {
+            if a.max_inflight.is_some() || a.max_lag.is_some() || a.arrival.is_some() {
                 return Err(usage(anyhow!(
                     "--max-inflight, --max-lag and --arrival are for the open model: add --rate R"
                 )));
@@ -300,7 +386,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         }],
         n_workers,
         keepalive: !a.no_keepalive,
-        timeout: a.timeout,
+        timeout: a.timeout.unwrap_or(Duration::from_secs(30)),
         segment,
         max_lag: a.max_lag,
         seed: a.seed,
@@ -316,9 +402,13 @@ fn execute(
     plan: Arc<Plan>,
     resolved: connect::Resolved,
     (started_at, start): (SystemTime, Instant),
+    judge_by: &Thresholds,
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
+    let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
+    let mut aborted_by: Option<String> = None;
+    let mut next_abort_check = start + Duration::from_secs(1);
     let tags = plan.tag_specs();
     let (sink, mut inbox) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -367,10 +457,25 @@ fn execute(
                         eprintln!("regbench: interrupted; stopping and writing the partial report");
                     }
                 }
-                _ = tick.tick() => progress.update(
-                    collector.n_requests(),
-                    Instant::now().saturating_duration_since(start),
-                ),
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let elapsed = now.saturating_duration_since(start);
+                    progress.update(collector.n_requests(), elapsed);
+                    // abort_on_fail thresholds are judged once a second on the run so far.
+                    if now >= next_abort_check && aborted_by.is_none() {
+                        next_abort_check = now + Duration::from_secs(1);
+                        let failing = judge_by.list.iter().filter(|t| t.abort_on_fail && elapsed >= t.grace).find(|t| {
+                            !crate::aggregate::evaluate(t, collector.total(), elapsed, &scenario_tags).pass
+                        });
+                        if let Some(t) = failing {
+                            aborted_by = Some(format!("{} {}", t.key, t.expr));
+                            let _ = stop_tx.send(true);
+                            if !output.quiet {
+                                eprintln!("regbench: threshold {} {} failed (abort_on_fail): stopping", t.key, t.expr);
+                            }
+                        }
+                    }
+                }
             }
         }
         interrupted
@@ -419,11 +524,19 @@ fn execute(
         partial: interrupted,
         process_cpu: usage.cpu,
         max_rss: usage.max_rss,
+        aborted_by,
+        tags: Vec::new(),
     };
+    let thresholds = judge_by
+        .list
+        .iter()
+        .map(|t| crate::aggregate::evaluate(t, &agg.total, duration, &scenario_tags))
+        .collect();
     Ok(RunReport {
         info,
         agg,
         validity,
+        thresholds,
     })
 }
 
@@ -458,7 +571,9 @@ fn emit(report: &RunReport, output: &OutputArgs, out: &mut dyn Write) -> Result<
     if let Some(e) = file_error {
         return Err(run_failed(e));
     }
-    Ok(if report.info.partial {
+    Ok(if report.info.aborted_by.is_some() {
+        exit::THRESHOLDS
+    } else if report.info.partial {
         exit::INTERRUPTED
     } else {
         exit::OK
@@ -495,7 +610,14 @@ fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failu
         addr: server.addr(),
         dns: None,
     };
-    let report = execute(plan, resolved, start_time(None)?, &a.output, opts)?;
+    let report = execute(
+        plan,
+        resolved,
+        start_time(None)?,
+        &Thresholds::default(),
+        &a.output,
+        opts,
+    )?;
     server.shutdown();
     emit(&report, &a.output, out)
 }

@@ -13,6 +13,7 @@ use crate::util::{parse_duration, parse_size};
 const RUN_EXAMPLES: &str = "\
 Examples:
   regbench run http://127.0.0.1:5000/v2/ -c 50 -z 30s
+  regbench run examples/registry-slo.toml -e base_url=http://127.0.0.1:5000 -z 1m   # exit 3 if an SLO fails
   regbench run http://127.0.0.1:5000/v2/_catalog -n 100000 -o json=result.json
   regbench run http://registry.test:5000/v2/ --resolve registry.test:5000:127.0.0.1 -n 1000
   regbench run http://127.0.0.1:8080/v1/registry -m POST -T application/json -d '{\"q\":1}' -n 10
@@ -89,25 +90,21 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Target URL (http://host[:port]/path?query).
+    /// Target URL (http://host[:port]/path?query), or a scenario file (plan.toml).
+    #[arg(value_name = "URL|SCENARIO.toml")]
     pub url: String,
-    /// Concurrent connections (each one a virtual user in the closed model).
-    #[arg(
-        short = 'c',
-        long = "connections",
-        default_value_t = 50,
-        value_name = "N"
-    )]
-    pub connections: usize,
+    /// Concurrent connections (each one a virtual user in the closed model) [default: 50].
+    #[arg(short = 'c', long = "connections", value_name = "N")]
+    pub connections: Option<usize>,
     /// Total requests to send (default 200 when neither -n nor -z is given).
     #[arg(short = 'n', long = "requests", value_name = "N")]
     pub requests: Option<u64>,
     /// Send requests for this long (e.g. 30s, 2m); with -n, whichever comes first.
     #[arg(short = 'z', long = "duration", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
-    /// HTTP method.
-    #[arg(short = 'm', long = "method", default_value = "GET")]
-    pub method: String,
+    /// HTTP method [default: GET].
+    #[arg(short = 'm', long = "method")]
+    pub method: Option<String>,
     /// Request header `Name: value`, repeatable.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
@@ -120,9 +117,9 @@ pub struct RunArgs {
     /// Content-Type header (shorthand for -H 'Content-Type: …').
     #[arg(short = 'T', long = "content-type", value_name = "TYPE")]
     pub content_type: Option<String>,
-    /// Per-request timeout, from send (including connect) to the end of the body.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    pub timeout: Duration,
+    /// Per-request timeout, from send (including connect) to the end of the body [default: 30s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
     /// Open a new connection for every request.
     #[arg(long)]
     pub no_keepalive: bool,
@@ -136,9 +133,9 @@ pub struct RunArgs {
     /// schedule whatever the target does. Without it, the closed model. With --stages, the start rate.
     #[arg(short = 'q', long = "rate", value_name = "R")]
     pub rate: Option<f64>,
-    /// Open model arrival process.
-    #[arg(long, default_value = "uniform", value_parser = Arrival::parse)]
-    pub arrival: Arrival,
+    /// Open model arrival process: uniform or poisson [default: uniform].
+    #[arg(long, value_parser = Arrival::parse)]
+    pub arrival: Option<Arrival>,
     /// Open model: outstanding requests at most (default and upper bound: -c, one per connection).
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
@@ -165,6 +162,12 @@ pub struct RunArgs {
     /// Seed of the Poisson arrivals (processes of one distributed run must share it).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
+    /// Tag the run (shown in the report and its JSON), repeatable.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -224,6 +227,14 @@ pub struct ServeArgs {
     /// Server threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+}
+
+/// `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -289,7 +300,7 @@ mod tests {
         let Command::Run(a) = cli.command else {
             panic!("run expected")
         };
-        assert_eq!((a.connections, a.requests), (5, Some(10)));
+        assert_eq!((a.connections, a.requests), (Some(5), Some(10)));
         assert_eq!(a.headers.len(), 2);
         assert_eq!(a.duration, Some(Duration::from_secs(2)));
         assert!(a.no_keepalive);

@@ -5,6 +5,7 @@
 mod collector;
 mod recorder;
 mod summary;
+mod thresholds;
 mod validity;
 
 pub use collector::{workers_cpu, Aggregate, Collector, SecondStats};
@@ -13,4 +14,5 @@ pub use summary::{
     linear_bins, new_histogram, CheckCount, Dist, Summary, TagSpec, TagStats, HIST_MAX_NS,
     HIST_SIGFIG, HIST_UNIT, QUANTILES,
 };
+pub use thresholds::{evaluate, ThresholdResult};
 pub use validity::{judge, Validity, MAX_WORKER_CPU_SHARE};

@@ -63,6 +63,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "lag": dist(&Dist::of(&t.lag)),
         "status_codes": status,
         "errors": errors,
+        "checks": t.checks.iter().map(|c| json!({ "name": c.name, "passed": c.passed, "failed": c.failed })).collect::<Vec<_>>(),
     })
 }
 
@@ -137,6 +138,8 @@ pub fn render(r: &RunReport) -> String {
             "timeout_us": us(info.timeout),
             "partial": info.partial,
             "cancelled_in_flight": r.n_cancelled(),
+            "aborted_by": info.aborted_by,
+            "tags": info.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
             "queued": r.n_queued(),
         },
         "overall": overall,
@@ -167,6 +170,13 @@ pub fn render(r: &RunReport) -> String {
             "lag_limit_us": r.validity.lag_limit.map(us),
             "reasons": r.validity.reasons,
         },
+        "thresholds": r.thresholds.iter().map(|t| json!({
+            "metric": t.threshold.key,
+            "expr": t.threshold.expr,
+            "observed": t.observed,
+            "unit": if t.threshold.metric.is_duration() { "ns" } else { "" },
+            "pass": t.pass,
+        })).collect::<Vec<_>>(),
         "histograms": {
             "unit": HIST_UNIT,
             "highest_trackable": HIST_MAX_NS,

@@ -7,7 +7,7 @@ pub mod text;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::aggregate::{Aggregate, Validity};
+use crate::aggregate::{Aggregate, ThresholdResult, Validity};
 use crate::plan::{Model, Segment, Stop};
 
 /// Facts about the run that are not measurements of requests.
@@ -32,6 +32,10 @@ pub struct RunInfo {
     pub process_cpu: Duration,
     /// Peak resident set size of the process.
     pub max_rss: u64,
+    /// The threshold (`key expr`) whose failure stopped the run early (`abort_on_fail`).
+    pub aborted_by: Option<String>,
+    /// `--tag KEY=VALUE`s.
+    pub tags: Vec<(String, String)>,
 }
 
 /// What one scenario was asked to do.
@@ -55,6 +59,8 @@ pub struct RunReport {
     pub info: RunInfo,
     pub agg: Aggregate,
     pub validity: Validity,
+    /// The scenario file's thresholds, judged on the whole run.
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 impl RunReport {

@@ -6,7 +6,9 @@ use super::RunReport;
 use crate::aggregate::{linear_bins, Dist, QUANTILES};
 use crate::plan::Model;
 use crate::sample::ErrorKind;
+use crate::scenario::threshold::Stat;
 use crate::util::{fmt_bytes, fmt_duration as d};
+use std::time::Duration;
 
 const BAR_WIDTH: u64 = 40;
 
@@ -102,7 +104,17 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             info.segment.index, info.segment.count
         )?;
     }
-    if info.partial {
+    if !info.tags.is_empty() {
+        let tags: Vec<String> = info.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(o, "  tags         {}", tags.join(" "))?;
+    }
+    if let Some(t) = &info.aborted_by {
+        writeln!(
+            o,
+            "  ABORTED      threshold {t} failed (abort_on_fail): this report covers what ran"
+        )?;
+    }
+    if info.partial && info.aborted_by.is_none() {
         writeln!(
             o,
             "  PARTIAL      interrupted after {}: this report covers what ran; {} request{} in flight \
@@ -135,21 +147,24 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             continue;
         };
         let name = if info.scenarios.len() > 1 {
-            format!(" ({})", sc.name)
+            format!("{}: ", sc.name)
         } else {
             String::new()
         };
         let achieved = r.iteration_rate(sc);
+        let dropped = match info.max_lag {
+            Some(l) => format!(
+                "{} dropped (later than --max-lag {})",
+                r.n_dropped(sc),
+                d(l)
+            ),
+            None => "none dropped (no --max-lag)".to_string(),
+        };
         writeln!(
             o,
-            "  rate{name:<9}offered {offered:.1}/s, achieved {achieved:.1}/s ({:+.2}%)",
+            "  rate         {name}offered {offered:.1}/s, achieved {achieved:.1}/s ({:+.2}%); {dropped}",
             100.0 * (achieved - offered) / offered.max(1e-9)
         )?;
-        let limit = match info.max_lag {
-            Some(l) => format!("later than --max-lag {}", d(l)),
-            None => "no --max-lag, so none".to_string(),
-        };
-        writeln!(o, "  dropped      {} ({limit})", r.n_dropped(sc))?;
     }
     if r.n_queued() > 0 {
         writeln!(
@@ -277,6 +292,31 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
 
+    let with_checks: Vec<_> = r
+        .agg
+        .total
+        .tags
+        .iter()
+        .filter(|t| !t.checks.is_empty())
+        .collect();
+    if !with_checks.is_empty() {
+        writeln!(o, "\nChecks")?;
+        for t in with_checks {
+            for c in &t.checks {
+                let total = c.passed + c.failed;
+                let mark = if c.failed == 0 { "ok  " } else { "FAIL" };
+                writeln!(
+                    o,
+                    "  {mark} {:<18} {:<40} {:>8}/{:<8} passed",
+                    truncate(&t.name, 18),
+                    truncate(&c.name, 40),
+                    c.passed,
+                    total
+                )?;
+            }
+        }
+    }
+
     writeln!(o, "\nGenerator")?;
     writeln!(
         o,
@@ -295,6 +335,32 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         writeln!(o, "  validity     INVALID")?;
         for reason in &r.validity.reasons {
             writeln!(o, "    - {reason}")?;
+        }
+    }
+
+    if !r.thresholds.is_empty() {
+        let failed = r.thresholds.iter().filter(|t| !t.pass).count();
+        writeln!(
+            o,
+            "\nThresholds ({} of {} passed)",
+            r.thresholds.len() - failed,
+            r.thresholds.len()
+        )?;
+        for t in &r.thresholds {
+            let th = &t.threshold;
+            let observed = match t.observed {
+                None => "no data".to_string(),
+                Some(v) if th.metric.is_duration() => d(Duration::from_nanos(v.max(0.0) as u64)),
+                Some(v) if matches!(th.stat, Stat::Count) => format!("{v:.0}"),
+                Some(v) => format!("{v:.4}"),
+            };
+            writeln!(
+                o,
+                "  {} {:<34} {:<16} observed {observed}",
+                if t.pass { "PASS" } else { "FAIL" },
+                truncate(&th.key, 34),
+                th.expr
+            )?;
         }
     }
     Ok(())

@@ -6,4 +6,9 @@
 
 pub mod check;
 pub mod data;
+pub mod file;
+mod load;
 pub mod template;
+pub mod threshold;
+
+pub use load::{load, Loaded, Overrides, ScenarioError};

@@ -1,0 +1,199 @@
+//! Evaluating thresholds on merged statistics: a threshold's value is computed from the histograms
+//! and counters of the tags it selects, merged — so a distributed run's merged shards give exactly
+//! the verdict one process would have.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::{Summary, TagStats};
+use crate::scenario::threshold::{Filter, Metric, Stat, Threshold};
+
+/// A threshold's verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThresholdResult {
+    pub threshold: Threshold,
+    /// `None` when nothing was measured (no requests, no checks): that fails.
+    pub observed: Option<f64>,
+    pub pass: bool,
+}
+
+/// Evaluates `t` over `total` for a run of `duration`. `scenario_tags` gives a scenario's tags.
+pub fn evaluate(
+    t: &Threshold,
+    total: &Summary,
+    duration: Duration,
+    scenario_tags: &dyn Fn(&str) -> Option<Range<usize>>,
+) -> ThresholdResult {
+    let mut merged = TagStats::new("threshold");
+    let mut any = false;
+    for (i, tag) in total.tags.iter().enumerate() {
+        let selected = match &t.filter {
+            Filter::All => true,
+            Filter::Step(name) => tag.name == *name,
+            Filter::Scenario(name) => scenario_tags(name).is_some_and(|r| r.contains(&i)),
+        };
+        if selected {
+            merged += tag;
+            any = true;
+        }
+    }
+    let observed = if any {
+        observe(t, &merged, duration)
+    } else {
+        None
+    };
+    ThresholdResult {
+        threshold: t.clone(),
+        pass: observed.is_some_and(|v| t.op.holds(v, t.bound)),
+        observed,
+    }
+}
+
+fn observe(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64> {
+    let hist = match t.metric {
+        Metric::Latency => Some(&s.latency),
+        Metric::ServiceTime => Some(&s.service_time),
+        Metric::Ttfb => Some(&s.ttfb),
+        _ => None,
+    };
+    if let Some(h) = hist {
+        if h.is_empty() {
+            return None;
+        }
+        return Some(match t.stat {
+            Stat::P(p) => h.value_at_quantile(p / 100.0) as f64,
+            Stat::Avg => h.mean(),
+            Stat::Min => h.min() as f64,
+            Stat::Max => h.max() as f64,
+            Stat::Rate | Stat::Count => return None,
+        });
+    }
+    match (t.metric, t.stat) {
+        (Metric::Errors, Stat::Rate) => {
+            (s.n_requests > 0).then(|| s.n_failed() as f64 / s.n_requests as f64)
+        }
+        (Metric::Errors, Stat::Count) => Some(s.n_failed() as f64),
+        (Metric::Checks, stat) => {
+            let (passed, failed) = s.check_totals();
+            match stat {
+                Stat::Rate => {
+                    (passed + failed > 0).then(|| passed as f64 / (passed + failed) as f64)
+                }
+                _ => Some(failed as f64),
+            }
+        }
+        (Metric::Rps, _) => {
+            let secs = duration.as_secs_f64();
+            (secs > 0.0).then(|| s.n_requests as f64 / secs)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Outcome, Sample};
+    use crate::scenario::threshold::{parse_expr, parse_key};
+    use std::time::Instant;
+
+    fn threshold(key: &str, expr: &str) -> Threshold {
+        let (metric, filter) = parse_key(key).unwrap();
+        let (stat, op, bound) = parse_expr(metric, expr).unwrap();
+        Threshold {
+            key: key.into(),
+            expr: expr.into(),
+            metric,
+            filter,
+            stat,
+            op,
+            bound,
+            abort_on_fail: false,
+            grace: Duration::ZERO,
+        }
+    }
+
+    /// Two steps: "fast" answers in 1 ms, "slow" in 100 ms, one of its 10 requests a 500.
+    fn summary() -> Summary {
+        let mut s = Summary::new(&["fast", "slow"]);
+        let base = Instant::now();
+        for (tag, ms) in [(0usize, 1u64), (1, 100)] {
+            for i in 0..10 {
+                let status = if tag == 1 && i == 0 { 500 } else { 200 };
+                s.tags[tag].record(&Sample {
+                    tag: tag as u16,
+                    intended: base,
+                    sent: base,
+                    first_byte: Some(base),
+                    done: base + Duration::from_millis(ms),
+                    outcome: Outcome::Status(status),
+                    bytes_in: 1,
+                    body_bytes: 1,
+                    bytes_out: 1,
+                    connect: None,
+                });
+            }
+        }
+        s.tags[0].checks.push(crate::aggregate::CheckCount {
+            name: "c".into(),
+            passed: 99,
+            failed: 1,
+        });
+        s
+    }
+
+    #[test]
+    fn verdicts_follow_the_selected_tags() {
+        let s = summary();
+        let none = |_: &str| None;
+        let scen = |n: &str| (n == "both").then_some(0..2);
+        let eval =
+            |k: &str, e: &str| evaluate(&threshold(k, e), &s, Duration::from_secs(10), &scen);
+        assert!(eval("latency{step:fast}", "p(99)<2ms").pass);
+        assert!(!eval("latency{step:slow}", "p(99)<2ms").pass);
+        assert!(
+            !eval("latency", "p(95)<50ms").pass,
+            "all requests: the slow half fails it"
+        );
+        assert!(eval("latency{scenario:both}", "max<101ms").pass);
+        let errors = eval("errors", "rate<0.01");
+        assert!(!errors.pass);
+        assert_eq!(errors.observed, Some(0.05));
+        assert!(eval("errors{step:fast}", "count==0").pass);
+        assert!(eval("checks", "rate>=0.99").pass);
+        assert!(!eval("checks", "rate>0.99").pass);
+        assert_eq!(eval("rps", "rate>1").observed, Some(2.0));
+        let missing = evaluate(
+            &threshold("latency{step:nope}", "p(95)<1s"),
+            &s,
+            Duration::from_secs(1),
+            &none,
+        );
+        assert_eq!(
+            (missing.observed, missing.pass),
+            (None, false),
+            "nothing measured fails"
+        );
+    }
+
+    #[test]
+    fn merged_shards_give_the_same_verdicts() {
+        let whole = summary();
+        let mut a = Summary::new(&["fast", "slow"]);
+        let b = whole.clone();
+        a += &Summary::new(&["fast", "slow"]);
+        a += &b;
+        let none = |_: &str| None;
+        for (k, e) in [
+            ("latency", "p(90)<50ms"),
+            ("errors", "rate<0.1"),
+            ("checks", "rate>0.9"),
+        ] {
+            let t = threshold(k, e);
+            assert_eq!(
+                evaluate(&t, &a, Duration::from_secs(1), &none),
+                evaluate(&t, &whole, Duration::from_secs(1), &none)
+            );
+        }
+    }
+}

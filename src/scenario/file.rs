@@ -1,0 +1,124 @@
+//! The scenario file's shape, as serde reads it from TOML. Unknown keys are refused; values that need
+//! a precise error location keep their span. Meaning and validation are in `load`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub data: BTreeMap<String, Spanned<DataSpec>>,
+    #[serde(rename = "scenario", default)]
+    pub scenarios: Vec<Spanned<ScenarioSpec>>,
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<ThresholdEntry>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub keepalive: Option<bool>,
+    pub max_lag: Option<Spanned<String>>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub file: Spanned<String>,
+    pub pick: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    pub name: Spanned<String>,
+    pub executor: Spanned<String>,
+    pub vus: Option<Spanned<i64>>,
+    pub duration: Option<Spanned<String>>,
+    pub stages: Option<Spanned<Vec<StageSpec>>>,
+    pub start_vus: Option<Spanned<i64>>,
+    pub rate: Option<Spanned<f64>>,
+    pub start_rate: Option<Spanned<f64>>,
+    pub max_vus: Option<Spanned<i64>>,
+    pub arrival: Option<Spanned<String>>,
+    pub iterations: Option<Spanned<i64>>,
+    pub max_duration: Option<Spanned<String>>,
+    pub start_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub request: Option<Spanned<StepSpec>>,
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Spanned<StepSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Spanned<String>,
+    pub target: Spanned<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    pub think: Option<Spanned<String>>,
+    #[serde(default)]
+    pub extract: BTreeMap<String, Spanned<ExtractSpec>>,
+    pub check: Option<Spanned<CheckSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractSpec {
+    pub json: Option<String>,
+    pub header: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub status: Option<Vec<u16>>,
+    pub body_contains: Option<String>,
+    pub body_matches: Option<String>,
+    #[serde(default)]
+    pub json: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub json_exists: Vec<String>,
+    #[serde(default)]
+    pub header: Vec<String>,
+    pub duration_below: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdEntry {
+    Expr(String),
+    Full(ThresholdFull),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdFull {
+    pub expr: String,
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    pub grace: Option<String>,
+}

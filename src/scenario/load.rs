@@ -1,0 +1,791 @@
+//! Loading a scenario file: parse, validate, compile templates, load data files, build the plan.
+//! Every refusal names `file:line:column` and says what was expected; nothing here touches a target.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use regex::bytes::Regex;
+use thiserror::Error;
+use toml::Spanned;
+
+use super::check::{Check, CheckKind, Extract, Source};
+use super::data::{DataTable, Pick};
+use super::file::{CheckSpec, File, ScenarioSpec, StepSpec, ThresholdEntry};
+use super::template::{Scope, Template};
+use super::threshold::{parse_expr, parse_key, Filter, Threshold};
+use crate::plan::{
+    self, Arrival, Model, Plan, Profile, RequestSpec, RequestTemplate, ScenarioPlan, Segment,
+    Stage, Step, Stop, Target,
+};
+use crate::util::parse_duration;
+
+/// A scenario file that cannot be used.
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{file}:{line}:{col}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+/// What the command line adds to or overrides in the file.
+pub struct Overrides<'a> {
+    /// `-e KEY=VALUE`: template constants, over `[defaults.vars]`.
+    pub vars: &'a [(String, String)],
+    /// `-z`/`--duration`: every scenario stops starting iterations after this.
+    pub duration: Option<Duration>,
+    pub n_workers: usize,
+    pub segment: Segment,
+    pub seed: u64,
+    pub max_lag: Option<Duration>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A loaded file: the plan and the thresholds to judge it by.
+pub struct Loaded {
+    pub plan: Plan,
+    pub thresholds: Vec<Threshold>,
+    /// Scenario name → its tags (steps), for thresholds filtered by scenario.
+    pub scenario_tags: BTreeMap<String, Range<usize>>,
+}
+
+/// Default in-flight cap of arrival-rate executors without `max_vus`.
+const DEFAULT_MAX_VUS: i64 = 100;
+/// Default bound of iteration-count executors without `max_duration`.
+const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        let offset = span.start.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError::At {
+            file: self.file.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
+        parse_duration(s.get_ref()).map_err(|e| self.at(s.span(), format!("{what}: {e}")))
+    }
+
+    /// A template in a string value; its errors point inside the string.
+    fn template(&self, s: &Spanned<String>, scope: &Scope) -> Result<Template, ScenarioError> {
+        Template::compile(s.get_ref(), scope).map_err(|e| {
+            // +1: the span starts at the opening quote.
+            self.at(s.span().start + 1 + e.offset..s.span().end, e.message)
+        })
+    }
+}
+
+/// Loads `path`.
+pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::File {
+        file: file.clone(),
+        message: format!("cannot read the scenario file: {e}"),
+    })?;
+    let cx = Ctx { file, text: &text };
+    let f: File = toml::from_str(&text).map_err(|e| match e.span() {
+        Some(span) => cx.at(span, e.message().trim_end().to_string()),
+        None => ScenarioError::File {
+            file: cx.file.clone(),
+            message: e.message().trim_end().to_string(),
+        },
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+
+    // Constants: [defaults.vars], then -e.
+    let mut consts: HashMap<String, String> = HashMap::new();
+    for (k, v) in &f.defaults.vars {
+        let s = match v.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                v.get_ref().to_string()
+            }
+            _ => return Err(cx.at(v.span(), "a variable is a string, number or boolean")),
+        };
+        consts.insert(k.clone(), s);
+    }
+    for (k, v) in ov.vars {
+        consts.insert(k.clone(), v.clone());
+    }
+    let no_vars = HashMap::new();
+
+    // Data tables.
+    let mut tables: HashMap<String, (usize, Vec<String>)> = HashMap::new();
+    let mut data = Vec::new();
+    for (name, spec) in &f.data {
+        let spec = spec.get_ref();
+        let pick = match &spec.pick {
+            Some(p) => Pick::parse(p.get_ref()).map_err(|e| cx.at(p.span(), e))?,
+            None => Pick::Sequential,
+        };
+        let table = DataTable::load(name, &dir.join(spec.file.get_ref()), pick)
+            .map_err(|e| cx.at(spec.file.span(), e))?;
+        tables.insert(name.clone(), (data.len(), table.columns.clone()));
+        data.push(Arc::new(table));
+    }
+    let const_scope = Scope {
+        consts: &consts,
+        vars: &no_vars,
+        tables: &HashMap::new(),
+        env: ov.env,
+    };
+
+    // The target.
+    let base = match &f.defaults.base_url {
+        Some(b) => {
+            let t = cx.template(b, &const_scope)?;
+            let url = t.static_text().ok_or_else(|| {
+                cx.at(
+                    b.span(),
+                    "base_url may use only constants and env.NAME, not per-request values",
+                )
+            })?;
+            Some((
+                Target::parse(&url).map_err(|e| cx.at(b.span(), e.to_string()))?,
+                b.span(),
+            ))
+        }
+        None => None,
+    };
+    let mut default_headers = Vec::new();
+    for (name, value) in &f.defaults.headers {
+        plan::parse_header(&format!("{name}: x"))
+            .map_err(|e| cx.at(value.span(), e.to_string()))?;
+        default_headers.push((name.clone(), value));
+    }
+
+    if f.scenarios.is_empty() {
+        return Err(ScenarioError::File {
+            file: cx.file.clone(),
+            message: "no [[scenario]]: a scenario file needs at least one".into(),
+        });
+    }
+    let mut scenarios = Vec::new();
+    let mut scenario_names: HashMap<String, Range<usize>> = HashMap::new();
+    let mut step_names: HashMap<String, Range<usize>> = HashMap::new();
+    let mut scenario_tags = BTreeMap::new();
+    let mut target: Option<Target> = base.as_ref().map(|b| b.0.clone());
+    for sspec in &f.scenarios {
+        let s = sspec.get_ref();
+        let name = s.name.get_ref().clone();
+        if let Some(prev) = scenario_names.insert(name.clone(), s.name.span()) {
+            let line = cx.at(prev, "").to_string();
+            return Err(cx.at(
+                s.name.span(),
+                format!("scenario '{name}' is defined twice (first at {line})"),
+            ));
+        }
+        let (model, mut stop, n_connections) = executor(&cx, s)?;
+        if let Some(d) = ov.duration {
+            stop.duration = Some(stop.duration.map_or(d, |x| x.min(d)));
+        }
+        let start_after = match &s.start_after {
+            Some(d) => cx.duration(d, "start_after")?,
+            None => Duration::ZERO,
+        };
+        let step_specs: Vec<&Spanned<StepSpec>> = match (&s.request, s.steps.is_empty()) {
+            (Some(r), true) => vec![r],
+            (None, false) => s.steps.iter().collect(),
+            (Some(r), false) => {
+                return Err(cx.at(
+                    r.span(),
+                    "a scenario has either one [scenario.request] or [[scenario.step]]s, not both",
+                ))
+            }
+            (None, true) => return Err(cx.at(
+                sspec.span(),
+                format!(
+                    "scenario '{name}' has no request: add [scenario.request] or [[scenario.step]]"
+                ),
+            )),
+        };
+        let first_tag = step_names.len();
+        let mut vars: HashMap<String, usize> = HashMap::new();
+        let mut var_names = Vec::new();
+        let mut steps = Vec::new();
+        for st in step_specs {
+            let step = compile_step(
+                &cx,
+                st,
+                s.request.is_some().then_some(name.as_str()),
+                &consts,
+                &mut vars,
+                &mut var_names,
+                &tables,
+                ov.env,
+                &default_headers,
+                base.as_ref().map(|b| &b.0),
+                &mut target,
+            )?;
+            if let Some(prev) = step_names.insert(step.name.clone(), st.span()) {
+                let first = cx.at(prev, "").to_string();
+                return Err(cx.at(st.span(), format!(
+                    "step name '{}' is used twice (first at {first}); step names are report tags and must be unique in the file",
+                    step.name
+                )));
+            }
+            steps.push(step);
+        }
+        scenario_tags.insert(name.clone(), first_tag..first_tag + steps.len());
+        scenarios.push(ScenarioPlan {
+            name,
+            model,
+            stop,
+            start_after,
+            n_connections,
+            steps,
+            vars: var_names,
+        });
+    }
+
+    let mut thresholds = Vec::new();
+    for (key, entries) in &f.thresholds {
+        let (metric, filter) = parse_key(key).map_err(|e| cx.at(entries.span(), e))?;
+        match &filter {
+            Filter::Step(n) if !step_names.contains_key(n) => {
+                let mut known: Vec<&str> = step_names.keys().map(String::as_str).collect();
+                known.sort();
+                return Err(cx.at(
+                    entries.span(),
+                    format!("'{key}': no step named '{n}' (steps: {})", known.join(", ")),
+                ));
+            }
+            Filter::Scenario(n) if !scenario_names.contains_key(n) => {
+                let mut known: Vec<&str> = scenario_names.keys().map(String::as_str).collect();
+                known.sort();
+                return Err(cx.at(
+                    entries.span(),
+                    format!(
+                        "'{key}': no scenario named '{n}' (scenarios: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        for entry in entries.get_ref() {
+            let (expr, abort_on_fail, grace) = match entry.get_ref() {
+                ThresholdEntry::Expr(e) => (e.clone(), false, Duration::ZERO),
+                ThresholdEntry::Full(full) => {
+                    let grace = match &full.grace {
+                        Some(g) => parse_duration(g)
+                            .map_err(|e| cx.at(entry.span(), format!("grace: {e}")))?,
+                        None => Duration::ZERO,
+                    };
+                    (full.expr.clone(), full.abort_on_fail, grace)
+                }
+            };
+            let (stat, op, bound) =
+                parse_expr(metric, &expr).map_err(|e| cx.at(entry.span(), e))?;
+            thresholds.push(Threshold {
+                key: key.clone(),
+                expr,
+                metric,
+                filter: filter.clone(),
+                stat,
+                op,
+                bound,
+                abort_on_fail,
+                grace,
+            });
+        }
+    }
+
+    let target = target.ok_or_else(|| ScenarioError::File {
+        file: cx.file.clone(),
+        message: "no target: set [defaults] base_url, or give steps absolute URLs".into(),
+    })?;
+    let max_lag = match (&f.defaults.max_lag, ov.max_lag) {
+        (_, Some(l)) => Some(l),
+        (Some(l), None) => Some(cx.duration(l, "max_lag")?),
+        (None, None) => None,
+    };
+    let timeout = match &f.defaults.timeout {
+        Some(t) => cx.duration(t, "timeout")?,
+        None => Duration::from_secs(30),
+    };
+    let mut plan = Plan {
+        target,
+        scenarios,
+        n_workers: ov.n_workers,
+        keepalive: f.defaults.keepalive.unwrap_or(true),
+        timeout,
+        segment: ov.segment,
+        max_lag,
+        seed: ov.seed,
+        data,
+    };
+    plan.validate().map_err(|e| ScenarioError::File {
+        file: cx.file.clone(),
+        message: e.to_string(),
+    })?;
+    plan.clamp_workers();
+    Ok(Loaded {
+        plan,
+        thresholds,
+        scenario_tags,
+    })
+}
+
+/// The executor's model, stop condition and connection count, from its parameters.
+fn executor(cx: &Ctx, s: &ScenarioSpec) -> Result<(Model, Stop, usize), ScenarioError> {
+    let exec = s.executor.get_ref().as_str();
+    let takes: &[&str] = match exec {
+        "constant-vus" => &["vus", "duration"],
+        "ramping-vus" => &["stages", "start_vus"],
+        "constant-arrival-rate" => &["rate", "duration", "max_vus", "arrival"],
+        "ramping-arrival-rate" => &["stages", "start_rate", "max_vus", "arrival"],
+        "per-vu-iterations" | "shared-iterations" => &["vus", "iterations", "max_duration"],
+        _ => {
+            return Err(cx.at(
+                s.executor.span(),
+                format!(
+                    "unknown executor '{exec}' (expected constant-vus, ramping-vus, constant-arrival-rate, \
+                     ramping-arrival-rate, per-vu-iterations or shared-iterations)"
+                ),
+            ))
+        }
+    };
+    let given: [(&str, Option<Range<usize>>); 10] = [
+        ("vus", s.vus.as_ref().map(Spanned::span)),
+        ("duration", s.duration.as_ref().map(Spanned::span)),
+        ("stages", s.stages.as_ref().map(Spanned::span)),
+        ("start_vus", s.start_vus.as_ref().map(Spanned::span)),
+        ("rate", s.rate.as_ref().map(Spanned::span)),
+        ("start_rate", s.start_rate.as_ref().map(Spanned::span)),
+        ("max_vus", s.max_vus.as_ref().map(Spanned::span)),
+        ("arrival", s.arrival.as_ref().map(Spanned::span)),
+        ("iterations", s.iterations.as_ref().map(Spanned::span)),
+        ("max_duration", s.max_duration.as_ref().map(Spanned::span)),
+    ];
+    for (key, span) in &given {
+        if let Some(span) = span {
+            if !takes.contains(key) {
+                return Err(cx.at(
+                    span.clone(),
+                    format!(
+                        "'{key}' does not apply to executor '{exec}' (it takes: {})",
+                        takes.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let need = |key: &str| {
+        cx.at(
+            s.executor.span(),
+            format!(
+                "executor '{exec}' needs '{key}' (it takes: {})",
+                takes.join(", ")
+            ),
+        )
+    };
+    let positive = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u64>, ScenarioError> {
+        match v {
+            Some(v) if *v.get_ref() < 1 => Err(cx.at(
+                v.span(),
+                format!("{key} must be at least 1, got {}", v.get_ref()),
+            )),
+            Some(v) => Ok(Some(*v.get_ref() as u64)),
+            None => Ok(None),
+        }
+    };
+    let rate = |v: &Option<Spanned<f64>>, key: &str| -> Result<Option<f64>, ScenarioError> {
+        match v {
+            Some(v) if !v.get_ref().is_finite() || *v.get_ref() < 0.0 => Err(cx.at(
+                v.span(),
+                format!(
+                    "{key} must be a non-negative number of iterations per second, got {}",
+                    v.get_ref()
+                ),
+            )),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        }
+    };
+    let stages = || -> Result<Vec<Stage>, ScenarioError> {
+        let st = s.stages.as_ref().ok_or_else(|| need("stages"))?;
+        if st.get_ref().is_empty() {
+            return Err(cx.at(st.span(), "stages must not be empty"));
+        }
+        st.get_ref()
+            .iter()
+            .map(|x| {
+                let t = *x.target.get_ref();
+                if !t.is_finite() || t < 0.0 {
+                    return Err(cx.at(
+                        x.target.span(),
+                        format!("a stage target must be ≥ 0, got {t}"),
+                    ));
+                }
+                Ok(Stage {
+                    duration: cx.duration(&x.duration, "stage duration")?,
+                    target: t,
+                })
+            })
+            .collect()
+    };
+    let arrival = match &s.arrival {
+        Some(a) => Arrival::parse(a.get_ref()).map_err(|e| cx.at(a.span(), e))?,
+        None => Arrival::Uniform,
+    };
+    let max_vus = positive(&s.max_vus, "max_vus")?.unwrap_or(DEFAULT_MAX_VUS as u64) as usize;
+    let duration = |req: bool| -> Result<Option<Duration>, ScenarioError> {
+        match &s.duration {
+            Some(d) => Ok(Some(cx.duration(d, "duration")?)),
+            None if req => Err(need("duration")),
+            None => Ok(None),
+        }
+    };
+    let closed = |vus: Option<Profile>| Model::Closed {
+        think: Duration::ZERO,
+        vus,
+    };
+    Ok(match exec {
+        "constant-vus" => {
+            let vus = positive(&s.vus, "vus")?.ok_or_else(|| need("vus"))?;
+            (
+                closed(None),
+                Stop {
+                    n_requests: None,
+                    duration: duration(true)?,
+                },
+                vus as usize,
+            )
+        }
+        "ramping-vus" => {
+            let start = positive(&s.start_vus, "start_vus")?.unwrap_or(0) as f64;
+            let p = Profile {
+                start,
+                stages: stages()?,
+                hold: false,
+            };
+            let peak = p.max().ceil().max(1.0) as usize;
+            (
+                closed(Some(p)),
+                Stop {
+                    n_requests: None,
+                    duration: None,
+                },
+                peak,
+            )
+        }
+        "constant-arrival-rate" => {
+            let r = rate(&s.rate, "rate")?.ok_or_else(|| need("rate"))?;
+            let d = duration(true)?;
+            let model = Model::Open {
+                rate: Profile::constant(r, d),
+                arrival,
+                max_inflight: max_vus,
+            };
+            (
+                model,
+                Stop {
+                    n_requests: None,
+                    duration: d,
+                },
+                max_vus,
+            )
+        }
+        "ramping-arrival-rate" => {
+            let start = rate(&s.start_rate, "start_rate")?.unwrap_or(0.0);
+            let p = Profile {
+                start,
+                stages: stages()?,
+                hold: false,
+            };
+            let model = Model::Open {
+                rate: p,
+                arrival,
+                max_inflight: max_vus,
+            };
+            (
+                model,
+                Stop {
+                    n_requests: None,
+                    duration: None,
+                },
+                max_vus,
+            )
+        }
+        _ => {
+            // per-vu-iterations / shared-iterations
+            let vus = positive(&s.vus, "vus")?.ok_or_else(|| need("vus"))?;
+            let it = positive(&s.iterations, "iterations")?.ok_or_else(|| need("iterations"))?;
+            let total = if exec == "per-vu-iterations" {
+                vus.saturating_mul(it)
+            } else {
+                it
+            };
+            let max = match &s.max_duration {
+                Some(d) => cx.duration(d, "max_duration")?,
+                None => DEFAULT_MAX_DURATION,
+            };
+            (
+                closed(None),
+                Stop {
+                    n_requests: Some(total),
+                    duration: Some(max),
+                },
+                vus as usize,
+            )
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_step(
+    cx: &Ctx,
+    st: &Spanned<StepSpec>,
+    default_name: Option<&str>,
+    consts: &HashMap<String, String>,
+    vars: &mut HashMap<String, usize>,
+    var_names: &mut Vec<String>,
+    tables: &HashMap<String, (usize, Vec<String>)>,
+    env: &dyn Fn(&str) -> Option<String>,
+    default_headers: &[(String, &Spanned<String>)],
+    base: Option<&Target>,
+    target: &mut Option<Target>,
+) -> Result<Step, ScenarioError> {
+    let spec = st.get_ref();
+    let name = match (&spec.name, default_name) {
+        (Some(n), _) => n.get_ref().clone(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            return Err(cx.at(
+                st.span(),
+                "a [[scenario.step]] needs a name (its tag in reports)",
+            ))
+        }
+    };
+    let method = match &spec.method {
+        Some(m) => plan::parse_method(m.get_ref()).map_err(|e| cx.at(m.span(), e.to_string()))?,
+        None => "GET".to_string(),
+    };
+    // Templates see constants and what earlier steps extracted — not this step's own extractions.
+    let scope = Scope {
+        consts,
+        vars,
+        tables,
+        env,
+    };
+
+    // The URL: a path joined to base_url, or an absolute URL on the same origin.
+    let url = spec.url.get_ref();
+    let path_src: Spanned<String>;
+    let path_spanned = if url.starts_with('/') {
+        let base =
+            base.ok_or_else(|| cx.at(spec.url.span(), "a relative URL needs [defaults] base_url"))?;
+        let prefix = base.path.trim_end_matches('/');
+        path_src = Spanned::new(spec.url.span(), format!("{prefix}{url}"));
+        // Errors inside the prefix cannot happen (base_url is static); keep offsets of the step's URL.
+        if prefix.is_empty() {
+            &spec.url
+        } else {
+            &path_src
+        }
+    } else {
+        let origin_end = url
+            .find("://")
+            .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+            .unwrap_or(url.len());
+        let origin =
+            Target::parse(&url[..origin_end]).map_err(|e| cx.at(spec.url.span(), e.to_string()))?;
+        match target {
+            Some(t) if (t.host.as_str(), t.port) != (origin.host.as_str(), origin.port) => {
+                return Err(cx.at(
+                    spec.url.span(),
+                    format!(
+                        "every step targets one origin ({}:{}); this URL goes to {}:{}",
+                        t.host, t.port, origin.host, origin.port
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => *target = Some(origin),
+        }
+        let rest = &url[origin_end..];
+        path_src = Spanned::new(
+            spec.url.span(),
+            if rest.is_empty() {
+                "/".into()
+            } else {
+                rest.to_string()
+            },
+        );
+        &path_src
+    };
+    let path = cx.template(path_spanned, &scope)?;
+
+    let mut headers: Vec<(String, Template)> = Vec::new();
+    for (hname, value) in default_headers
+        .iter()
+        .map(|(n, v)| (n, *v))
+        .chain(spec.headers.iter())
+    {
+        plan::parse_header(&format!("{hname}: x"))
+            .map_err(|e| cx.at(value.span(), e.to_string()))?;
+        let t = cx.template(value, &scope)?;
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(hname));
+        headers.push((hname.clone(), t));
+    }
+    let body = match &spec.body {
+        Some(b) => cx.template(b, &scope)?,
+        None => Template::default(),
+    };
+    let think = match &spec.think {
+        Some(t) => cx.duration(t, "think")?,
+        None => Duration::ZERO,
+    };
+
+    let mut checks = Vec::new();
+    if let Some(c) = &spec.check {
+        checks = compile_checks(cx, c)?;
+    }
+    // Extractions become variables for the following steps.
+    let mut extracts = Vec::new();
+    for (var, ex) in &spec.extract {
+        if consts.contains_key(var) {
+            return Err(cx.at(ex.span(), format!("'{var}' is already a constant ([defaults.vars] or -e); extract into another name")));
+        }
+        let e = ex.get_ref();
+        let from = match (&e.json, &e.header, &e.regex) {
+            (Some(p), None, None) => {
+                if !(p.is_empty() || p.starts_with('/')) {
+                    return Err(cx.at(
+                        ex.span(),
+                        format!("'{p}' is not a JSON pointer (they start with '/', e.g. /token)"),
+                    ));
+                }
+                Source::Json(p.clone())
+            }
+            (None, Some(h), None) => Source::Header(h.clone()),
+            (None, None, Some(r)) => Source::Regex(
+                Regex::new(r).map_err(|err| cx.at(ex.span(), format!("bad regex: {err}")))?,
+            ),
+            _ => {
+                return Err(cx.at(
+                    ex.span(),
+                    "an extraction takes exactly one of json, header or regex",
+                ))
+            }
+        };
+        let index = *vars.entry(var.clone()).or_insert_with(|| {
+            var_names.push(var.clone());
+            var_names.len() - 1
+        });
+        extracts.push(Extract {
+            name: var.clone(),
+            var: index,
+            from,
+        });
+    }
+
+    let all_static =
+        path.is_static() && body.is_static() && headers.iter().all(|(_, t)| t.is_static());
+    let request = RequestSpec {
+        name: name.clone(),
+        method,
+        path: path.static_text().unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(n, t)| (n.clone(), t.static_text().unwrap_or_default()))
+            .collect(),
+        body: Bytes::from(body.static_text().unwrap_or_default()),
+    };
+    let template = (!all_static).then(|| {
+        Arc::new(RequestTemplate {
+            path,
+            headers,
+            body,
+        })
+    });
+    Ok(Step {
+        name,
+        request,
+        template,
+        think,
+        checks,
+        extracts,
+    })
+}
+
+fn compile_checks(cx: &Ctx, c: &Spanned<CheckSpec>) -> Result<Vec<Check>, ScenarioError> {
+    let spec = c.get_ref();
+    let mut out = Vec::new();
+    let mut add = |name: String, kind| out.push(Check { name, kind });
+    if let Some(set) = &spec.status {
+        let list: Vec<String> = set.iter().map(u16::to_string).collect();
+        add(
+            format!("status in [{}]", list.join(", ")),
+            CheckKind::Status(set.clone()),
+        );
+    }
+    if let Some(s) = &spec.body_contains {
+        add(
+            format!("body contains {s:?}"),
+            CheckKind::BodyContains(s.clone()),
+        );
+    }
+    if let Some(r) = &spec.body_matches {
+        let re =
+            Regex::new(r).map_err(|e| cx.at(c.span(), format!("body_matches: bad regex: {e}")))?;
+        add(format!("body matches /{r}/"), CheckKind::BodyMatches(re));
+    }
+    for (ptr, want) in &spec.json {
+        let want: serde_json::Value =
+            serde_json::to_value(want).map_err(|e| cx.at(c.span(), format!("json {ptr}: {e}")))?;
+        add(
+            format!("json {ptr} == {want}"),
+            CheckKind::JsonEquals(ptr.clone(), want),
+        );
+    }
+    for ptr in &spec.json_exists {
+        add(
+            format!("json {ptr} exists"),
+            CheckKind::JsonExists(ptr.clone()),
+        );
+    }
+    for h in &spec.header {
+        add(
+            format!("header {h} present"),
+            CheckKind::HeaderPresent(h.clone()),
+        );
+    }
+    if let Some(d) = &spec.duration_below {
+        let limit =
+            parse_duration(d).map_err(|e| cx.at(c.span(), format!("duration_below: {e}")))?;
+        add(format!("duration < {d}"), CheckKind::DurationBelow(limit));
+    }
+    for ch in &out {
+        if let CheckKind::JsonEquals(p, _) | CheckKind::JsonExists(p) = &ch.kind {
+            if !(p.is_empty() || p.starts_with('/')) {
+                return Err(cx.at(
+                    c.span(),
+                    format!("'{p}' is not a JSON pointer (they start with '/')"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
