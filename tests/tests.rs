@@ -13,5 +13,7 @@ mod open;
 mod report;
 /// `regbench run`: exact counts, status and error classification, latency truth, connection handling.
 mod run;
+/// Scenario files: flows, extraction, checks, data files, thresholds, refusals.
+mod scenario;
 /// The demo registry target's API: OCI reads, service registry, metrics, knobs, shutdown.
 mod serve;

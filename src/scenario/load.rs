@@ -82,6 +82,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// `line N` of a span, for messages that point at a second place.
+    fn line_of(&self, span: Range<usize>) -> String {
+        let offset = span.start.min(self.text.len());
+        format!("line {}", self.text[..offset].matches('\n').count() + 1)
+    }
+
     fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
         parse_duration(s.get_ref()).map_err(|e| self.at(s.span(), format!("{what}: {e}")))
     }
@@ -189,7 +195,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         let s = sspec.get_ref();
         let name = s.name.get_ref().clone();
         if let Some(prev) = scenario_names.insert(name.clone(), s.name.span()) {
-            let line = cx.at(prev, "").to_string();
+            let line = cx.line_of(prev);
             return Err(cx.at(
                 s.name.span(),
                 format!("scenario '{name}' is defined twice (first at {line})"),
@@ -203,22 +209,23 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
             Some(d) => cx.duration(d, "start_after")?,
             None => Duration::ZERO,
         };
-        let step_specs: Vec<&Spanned<StepSpec>> = match (&s.request, s.steps.is_empty()) {
-            (Some(r), true) => vec![r],
-            (None, false) => s.steps.iter().collect(),
-            (Some(r), false) => {
-                return Err(cx.at(
+        let step_specs: Vec<&Spanned<StepSpec>> =
+            match (&s.request, s.steps.is_empty()) {
+                (Some(r), true) => vec![r],
+                (None, false) => s.steps.iter().collect(),
+                (Some(r), false) => return Err(cx.at(
                     r.span(),
                     "a scenario has either one [scenario.request] or [[scenario.step]]s, not both",
-                ))
-            }
-            (None, true) => return Err(cx.at(
-                sspec.span(),
-                format!(
+                )),
+                (None, true) => {
+                    return Err(cx.at(
+                        sspec.span(),
+                        format!(
                     "scenario '{name}' has no request: add [scenario.request] or [[scenario.step]]"
                 ),
-            )),
-        };
+                    ))
+                }
+            };
         let first_tag = step_names.len();
         let mut vars: HashMap<String, usize> = HashMap::new();
         let mut var_names = Vec::new();
@@ -238,7 +245,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                 &mut target,
             )?;
             if let Some(prev) = step_names.insert(step.name.clone(), st.span()) {
-                let first = cx.at(prev, "").to_string();
+                let first = cx.line_of(prev);
                 return Err(cx.at(st.span(), format!(
                     "step name '{}' is used twice (first at {first}); step names are report tags and must be unique in the file",
                     step.name
@@ -474,7 +481,16 @@ fn executor(cx: &Ctx, s: &ScenarioSpec) -> Result<(Model, Stop, usize), Scenario
             )
         }
         "ramping-vus" => {
-            let start = positive(&s.start_vus, "start_vus")?.unwrap_or(0) as f64;
+            let start = match &s.start_vus {
+                Some(v) if *v.get_ref() < 0 => {
+                    return Err(cx.at(
+                        v.span(),
+                        format!("start_vus must be ≥ 0, got {}", v.get_ref()),
+                    ))
+                }
+                Some(v) => *v.get_ref() as f64,
+                None => 0.0,
+            };
             let p = Profile {
                 start,
                 stages: stages()?,
@@ -788,4 +804,160 @@ fn compile_checks(cx: &Ctx, c: &Spanned<CheckSpec>) -> Result<Vec<Check>, Scenar
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str, vars: &[(String, String)]) -> Result<Loaded, ScenarioError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("users.csv"),
+            "name,token\nalice,a1\nbob,b2\n",
+        )
+        .unwrap();
+        let path = dir.path().join("plan.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = |k: &str| (k == "TARGET").then(|| "http://127.0.0.1:9".to_string());
+        load(
+            &path,
+            &Overrides {
+                vars,
+                duration: None,
+                n_workers: 2,
+                segment: Segment::WHOLE,
+                seed: 1,
+                max_lag: None,
+                env: &env,
+            },
+        )
+    }
+
+    /// The error's text after the file name: `line:col: message`.
+    fn error(toml: &str) -> String {
+        let e = load_str(toml, &[])
+            .err()
+            .expect("the file must be refused")
+            .to_string();
+        e.split_once("plan.toml:")
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or(e)
+    }
+
+    const HEAD: &str = "[defaults]\nbase_url = \"http://127.0.0.1:9\"\n\n";
+
+    fn scenario(body: &str) -> String {
+        format!("{HEAD}[[scenario]]\nname = \"s\"\n{body}")
+    }
+
+    #[test]
+    fn a_full_flow_compiles() {
+        let toml = format!(
+            "{HEAD}[defaults.vars]\nregion = \"eu\"\n\n[data.users]\nfile = \"users.csv\"\npick = \"unique\"\n\n\
+             [[scenario]]\nname = \"login\"\nexecutor = \"per-vu-iterations\"\nvus = 2\niterations = 3\n\n\
+             [[scenario.step]]\nname = \"login\"\nmethod = \"POST\"\nurl = \"/login/{{{{region}}}}\"\n\
+             body = '{{\"user\":\"{{{{data.users.name}}}}\"}}'\nextract = {{ token = {{ json = \"/token\" }} }}\n\
+             check = {{ status = [200], json_exists = [\"/token\"] }}\n\n\
+             [[scenario.step]]\nname = \"me\"\nurl = \"/me\"\nheaders = {{ Authorization = \"Bearer {{{{token}}}}\" }}\n\
+             think = \"10ms\"\n\n[thresholds]\n\"latency{{step:me}}\" = [\"p(95)<50ms\"]\n\"checks\" = [{{ expr = \"rate>0.99\", abort_on_fail = true, grace = \"5s\" }}]\n"
+        );
+        let l = load_str(&toml, &[]).unwrap();
+        let s = &l.plan.scenarios[0];
+        assert_eq!(s.stop.n_requests, Some(6), "per-vu-iterations: 2 VUs × 3");
+        assert_eq!(s.steps.len(), 2);
+        assert_eq!(s.vars, ["token"]);
+        assert!(s.steps[0].template.is_some(), "the body reads a data row");
+        assert_eq!(s.steps[0].request.method, "POST");
+        assert_eq!(s.steps[0].checks.len(), 2);
+        assert!(
+            s.steps[1].template.is_some(),
+            "the header reads an extracted variable"
+        );
+        assert_eq!(s.steps[1].think, Duration::from_millis(10));
+        assert_eq!(l.thresholds.len(), 2);
+        assert!(l
+            .thresholds
+            .iter()
+            .any(|t| t.abort_on_fail && t.grace == Duration::from_secs(5)));
+        assert_eq!(l.plan.data[0].rows.len(), 2);
+    }
+
+    #[test]
+    fn constants_env_and_overrides_fold_in() {
+        let toml = "[defaults]\nbase_url = \"{{env.TARGET}}\"\n[defaults.vars]\nid = \"1\"\n\n\
+                    [[scenario]]\nname = \"s\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n\
+                    [scenario.request]\nurl = \"/x/{{id}}\"\n";
+        let l = load_str(toml, &[("id".into(), "42".into())]).unwrap();
+        let step = &l.plan.scenarios[0].steps[0];
+        assert!(step.template.is_none(), "constants make a static request");
+        assert_eq!(step.request.path, "/x/42", "-e overrides [defaults.vars]");
+        assert_eq!(l.plan.target.port, 9);
+    }
+
+    #[test]
+    fn errors_name_line_column_and_expectation() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nspeed = 3\n"), "9:1:", "unknown field `speed`, expected one of `name`"),
+            (scenario("executor = \"constant-arrival-rate\"\nrate = -5\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n"), "7:8:", "rate must be a non-negative number"),
+            (scenario("executor = \"constant-vu\"\n[scenario.request]\nurl = \"/\"\n"), "6:12:", "unknown executor 'constant-vu' (expected constant-vus"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nrate = 5\n[scenario.request]\nurl = \"/\"\n"), "9:8:", "'rate' does not apply to executor 'constant-vus' (it takes: vus, duration)"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\n[scenario.request]\nurl = \"/\"\n"), "6:12:", "needs 'duration'"),
+            (scenario("executor = \"constant-vus\"\nvus = 0\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n"), "7:7:", "vus must be at least 1"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1 parsec\"\n[scenario.request]\nurl = \"/\"\n"), "8:12:", "duration: '1 parsec' has unknown unit"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"/a/{{who}}\"\n"), "10:11:", "undefined template variable 'who'"),
+            (format!("{HEAD}[data.users]\nfile = \"missing.csv\"\n\n[[scenario]]\nname = \"s\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n"), "5:8:", "cannot read data file"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n\n[thresholds]\n\"latency{step:nope}\" = [\"p(95)<1s\"]\n"), "13:24:", "no step named 'nope' (steps: s)"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n\n[thresholds]\n\"errors\" = [\"p(95)<1s\"]\n"), "13:13:", "this metric takes rate or count"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"http://other.test/\"\n"), "10:7:", "every step targets one origin"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[[scenario.step]]\nname = \"a\"\nurl = \"/\"\n[[scenario.step]]\nname = \"a\"\nurl = \"/\"\n"), "12:1:", "step name 'a' is used twice (first at line 9)"),
+            (scenario("executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[[scenario.step]]\nname = \"a\"\nurl = \"/\"\nextract = { t = { json = \"token\" } }\n"), "12:17:", "not a JSON pointer"),
+            (format!("{HEAD}[[scenario]]\nname = \"s\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n"), "4:1:", "has no request"),
+            ("[[scenario]\nname = 1".to_string(), "1:11:", "invalid table header"),
+        ];
+        for (toml, at, want) in cases {
+            let e = error(&toml);
+            assert!(
+                e.starts_with(at),
+                "expected the error at {at}, got: {e}\n--- file ---\n{toml}"
+            );
+            assert!(e.contains(want), "expected '{want}' in: {e}");
+        }
+    }
+
+    #[test]
+    fn an_extracted_variable_is_only_for_later_steps() {
+        let toml = scenario(
+            "executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n\
+             [[scenario.step]]\nname = \"a\"\nurl = \"/{{t}}\"\nextract = { t = { header = \"X-T\" } }\n",
+        );
+        assert!(error(&toml).contains("undefined template variable 't'"));
+    }
+
+    #[test]
+    fn executors_map_to_models() {
+        let one = |exec: &str| {
+            let toml = scenario(&format!("{exec}\n[scenario.request]\nurl = \"/\"\n"));
+            let l = load_str(&toml, &[]).unwrap();
+            let s = &l.plan.scenarios[0];
+            (s.model.clone(), s.stop, s.n_connections)
+        };
+        let (m, stop, c) = one("executor = \"constant-arrival-rate\"\nrate = 50\nduration = \"10s\"\nmax_vus = 7\narrival = \"poisson\"");
+        assert!(matches!(
+            m,
+            Model::Open {
+                arrival: Arrival::Poisson,
+                max_inflight: 7,
+                ..
+            }
+        ));
+        assert_eq!((stop.duration, c), (Some(Duration::from_secs(10)), 7));
+        let (m, _, c) = one("executor = \"ramping-vus\"\nstages = [{ duration = \"1s\", target = 4 }, { duration = \"1s\", target = 0 }]");
+        assert!(matches!(m, Model::Closed { vus: Some(_), .. }));
+        assert_eq!(c, 4);
+        let (m, _, _) = one("executor = \"ramping-arrival-rate\"\nstart_rate = 5\nstages = [{ duration = \"1s\", target = 10 }]");
+        assert!(matches!(m, Model::Open { ref rate, .. } if rate.start == 5.0));
+        let (_, stop, c) = one("executor = \"shared-iterations\"\nvus = 3\niterations = 10");
+        assert_eq!((stop.n_requests, c), (Some(10), 3));
+    }
 }
