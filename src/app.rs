@@ -383,6 +383,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             n_connections,
             steps: vec![Step::new(request)],
             vars: Vec::new(),
+            tags: Vec::new(),
         }],
         n_workers,
         keepalive: !a.no_keepalive,
@@ -507,6 +508,7 @@ fn execute(
             offered_rps: s.offered_rate(duration.saturating_sub(s.start_after), plan.segment),
             first_tag: plan.first_tag(i),
             n_steps: s.steps.len(),
+            tags: s.tags.clone(),
         })
         .collect();
     let info = RunInfo {
@@ -682,6 +684,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
             // A client's session: each virtual user walks the whole flow, step after step.
             steps: requests.into_iter().map(Step::new).collect(),
             vars: Vec::new(),
+            tags: Vec::new(),
         }],
         n_workers: a.threads.min(a.connections),
         keepalive: true,

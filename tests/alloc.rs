@@ -117,4 +117,50 @@ fn allocations_do_not_grow_with_requests() {
         );
         eprintln!("{model} model: {small} allocations for 2 000 requests, {large} for 20 000");
     }
+
+    // A scenario file whose path and header are templates: rendered per request into reused buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let file = |n: u64| {
+        let path = dir.path().join(format!("t{n}.toml"));
+        let text = format!(
+            "[defaults]\nbase_url = \"{url}\"\n[defaults.vars]\nregion = \"eu\"\n\n\
+             [[scenario]]\nname = \"t\"\nexecutor = \"shared-iterations\"\nvus = 4\niterations = {n}\n\
+             [scenario.request]\nurl = \"/{{{{region}}}}/{{{{iteration}}}}/{{{{random.int(1,99)}}}}\"\n\
+             headers = {{ X-Id = \"{{{{random.uuid}}}}-{{{{vu}}}}\" }}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (warm, f2k, f20k) = (file(100), file(2_000), file(20_000));
+    let run_file = |f: &str| {
+        let before = ALLOCATIONS.load(Relaxed);
+        let mut out = Vec::with_capacity(1 << 20);
+        let args = [
+            "regbench",
+            "run",
+            f,
+            "--threads",
+            "2",
+            "--quiet",
+            "-o",
+            "json",
+        ];
+        let code = regbench::app::run(
+            args,
+            &mut out,
+            regbench::app::Options {
+                handle_signals: false,
+            },
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+        ALLOCATIONS.load(Relaxed) - before
+    };
+    run_file(&warm);
+    let (small, large) = (run_file(&f2k), run_file(&f20k));
+    let more = large.saturating_sub(small);
+    assert!(
+        more < 2_000,
+        "templated requests: {small} allocations for 2 000, {large} for 20 000: {more} extra"
+    );
+    eprintln!("templated scenario: {small} allocations for 2 000 requests, {large} for 20 000");
 }

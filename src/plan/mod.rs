@@ -241,6 +241,8 @@ pub struct ScenarioPlan {
     pub steps: Vec<Step>,
     /// Names of the per-virtual-user variables its steps extract (the template `Var` indexes).
     pub vars: Vec<String>,
+    /// `tags = { k = "v" }` from the scenario file: labels carried into the report.
+    pub tags: Vec<(String, String)>,
 }
 
 /// One request of a flow. Its name is its tag in every report.
@@ -608,6 +610,7 @@ mod tests {
                 n_connections: c,
                 steps: vec![Step::new(RequestSpec::get("req", "/v2/"))],
                 vars: Vec::new(),
+                tags: Vec::new(),
             }],
             n_workers: workers,
             keepalive: true,

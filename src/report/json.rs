@@ -73,6 +73,7 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
         "model": if sc.model.is_open() { "open" } else { "closed" },
         "connections": sc.n_connections,
         "start_after_us": us(sc.start_after),
+        "tags": sc.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
         "requested": {
             "iterations": sc.requested.n_requests,
             "duration_us": sc.requested.duration.map(us),

@@ -51,6 +51,7 @@ pub struct ScenarioInfo {
     /// Its steps are the tags `first_tag .. first_tag + n_steps`.
     pub first_tag: usize,
     pub n_steps: usize,
+    pub tags: Vec<(String, String)>,
 }
 
 /// Everything a reporter needs.

@@ -59,6 +59,12 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         } else {
             String::new()
         };
+        let tags = if sc.tags.is_empty() {
+            String::new()
+        } else {
+            let t: Vec<String> = sc.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(" [{}]", t.join(" "))
+        };
         let after = if sc.start_after.is_zero() {
             String::new()
         } else {
@@ -75,7 +81,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
                     Some(p) => format!(", virtual users ramped over {} stages", p.stages.len()),
                     None => String::new(),
                 };
-                writeln!(o, "{label}closed model{ramp}{think}{steps}{after}; {conns}")?;
+                writeln!(
+                    o,
+                    "{label}closed model{ramp}{think}{steps}{after}; {conns}{tags}"
+                )?;
             }
             Model::Open {
                 arrival,
@@ -91,7 +100,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
                 };
                 writeln!(
                     o,
-                    "{label}open model, {shape}, {} arrivals, up to {max_inflight} in flight{steps}{after}; {conns}",
+                    "{label}open model, {shape}, {} arrivals, up to {max_inflight} in flight{steps}{after}; {conns}{tags}",
                     arrival.name()
                 )?;
             }
@@ -270,23 +279,36 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     )?;
 
     if r.agg.total.tags.len() > 1 {
-        writeln!(o, "\nSteps")?;
+        writeln!(o, "\nSteps (latency unless marked; svc = service time)")?;
         writeln!(
             o,
-            "  {:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-            "name", "requests", "req/s", "p50", "p99", "max", "failed"
+            "  {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "name",
+            "requests",
+            "req/s",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "svc p99",
+            "ttfb p99",
+            "failed"
         )?;
         for t in &r.agg.total.tags {
             let l = Dist::of(&t.latency);
+            let q = |d: &Dist, name: &str| self::d(d.quantile(name).unwrap_or_default());
             writeln!(
                 o,
-                "  {:<18} {:>9} {:>9.1} {:>9} {:>9} {:>9} {:>8}",
+                "  {:<18} {:>8} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
                 truncate(&t.name, 18),
                 t.n_requests,
                 t.n_requests as f64 / secs,
-                d(l.quantiles[0]),
-                d(l.quantile("p99").unwrap_or_default()),
+                q(&l, "p50"),
+                q(&l, "p95"),
+                q(&l, "p99"),
                 d(l.max),
+                q(&Dist::of(&t.service_time), "p99"),
+                q(&Dist::of(&t.ttfb), "p99"),
                 t.n_failed()
             )?;
         }

@@ -262,6 +262,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
             n_connections,
             steps,
             vars: var_names,
+            tags: s.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
     }
 

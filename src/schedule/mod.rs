@@ -242,6 +242,7 @@ mod tests {
                 n_connections: 64,
                 steps: vec![Step::new(RequestSpec::get("r", "/"))],
                 vars: Vec::new(),
+                tags: Vec::new(),
             }],
             n_workers: workers,
             keepalive: true,
