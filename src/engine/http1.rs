@@ -14,8 +14,12 @@ use tokio::net::TcpStream;
 use crate::plan::{RequestSpec, Target};
 use crate::sample::ErrorKind;
 
-/// Initial read buffer per connection; also the unit bodies are read (and discarded) in.
-const BUF_SIZE: usize = 16 * 1024;
+/// Initial read buffer per connection. Small, because 10,000 idle keep-alive connections must stay
+/// cheap (docs/performance.md); a connection whose reads fill it doubles it up to [`MAX_BODY_READ`],
+/// so large bodies are still read in large chunks.
+const BUF_SIZE: usize = 2 * 1024;
+/// The largest read buffer a connection grows to for bodies.
+const MAX_BODY_READ: usize = 64 * 1024;
 /// A response head larger than this is a protocol error.
 const MAX_HEAD: usize = 256 * 1024;
 /// Response headers parsed per response; more is a protocol error.
@@ -151,6 +155,13 @@ impl Conn {
         }
     }
 
+    /// A read that filled the buffer means a large body: read it in larger chunks from now on.
+    fn grow_if_full(&mut self, n: usize) {
+        if n == self.buf.len() && self.buf.len() < MAX_BODY_READ {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+    }
+
     /// Writes an encoded request and reads its whole response. `head_only` for HEAD requests, whose
     /// responses have no body whatever their headers say.
     pub async fn exchange(
@@ -251,6 +262,7 @@ impl Conn {
                         Ok(n) => {
                             bytes_in += n as u64;
                             pending = 0..n;
+                            self.grow_if_full(n);
                         }
                         Err(e) => return Err(io_fail(e, Some(first), bytes_in)),
                     }
@@ -276,6 +288,7 @@ impl Conn {
                         Ok(n) => {
                             bytes_in += n as u64;
                             pending = 0..n;
+                            self.grow_if_full(n);
                         }
                         Err(e) => return Err(io_fail(e, Some(first), bytes_in)),
                     }
@@ -296,6 +309,7 @@ impl Conn {
                             if let Some(c) = capture.as_deref_mut() {
                                 c.body(&self.buf[..n]);
                             }
+                            self.grow_if_full(n);
                         }
                         Err(e) => return Err(io_fail(e, Some(first), bytes_in)),
                     }
