@@ -14,7 +14,7 @@ for ((r = 1; r <= runs; r++)); do
       -c 100 --threads 1 --quiet -o "json=$out" >/dev/null
     python3 - "$out" "$timer" >> "$WORK/rows" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); o = r["overall"]; op = r["run"]["open"]
+r = json.load(open(sys.argv[1])); o = r["overall"]; op = r["run"]["scenarios"][0]["open"]
 err = 100 * (op["achieved_rps"] - op["offered_rps"]) / op["offered_rps"]
 cpu = r["generator"]["workers_cpu_us"] / r["run"]["duration_us"]
 print(sys.argv[2], err, o["lag"]["p50_us"], o["lag"]["p99_us"], o["latency"]["p50_us"], o["latency"]["p99_us"],

@@ -376,3 +376,20 @@ fn stale_keepalive_connection_is_retried_once() {
     let (_, r) = regbench_json(&["run", &format!("http://{dead}/"), "-c", "1", "-n", "3"]);
     assert_eq!(r["overall"]["errors"]["closed"], 3, "{}", r["overall"]);
 }
+
+/// Large bodies grow the connection's read buffer (2 KiB → 64 KiB) without losing a byte, and the
+/// connection stays reusable.
+#[test]
+fn large_bodies_are_read_whole() {
+    let t = demo_target(ServeConfig {
+        layer_size: 1 << 20,
+        repos: 1,
+        ..ServeConfig::default()
+    });
+    let layer = t.state().content.repos[0].layers[0].clone();
+    let url = format!("{}/v2/demo/app-000/blobs/{layer}", t.url());
+    let (_, r) = regbench_json(&["run", &url, "-c", "2", "-n", "8"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 8);
+    assert_eq!(r["overall"]["body_bytes"], 8u64 << 20);
+    assert_eq!(r["overall"]["connections"]["new"], 2);
+}
