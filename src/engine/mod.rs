@@ -19,7 +19,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
-use crate::plan::{Plan, WorkerPlan};
+use crate::plan::{Plan, Step, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample};
 use crate::scenario::check::Response;
 use crate::scenario::template::Ctx;
@@ -143,6 +143,8 @@ struct ScenarioRun {
     first_tag: usize,
     /// Each step's request, encoded once (`None`: a template, rendered per iteration).
     requests: Vec<Option<Bytes>>,
+    /// Per step: whether its checks/extractions need the response (body, head) captured.
+    captures: Vec<(bool, bool)>,
 }
 
 /// A worker's state, shared by its slots on one thread.
@@ -177,6 +179,7 @@ impl Worker {
                 })
                 .collect();
             scenarios.push(ScenarioRun {
+                captures: scenario.steps.iter().map(Step::needs_capture).collect(),
                 share,
                 schedule: Schedule::new(
                     scenario,
@@ -386,7 +389,7 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 // invariant: a step without an encoded request has a template (see Worker::new).
                 (None, None) => &[],
             };
-            let (want_body, want_head) = step.needs_capture();
+            let (want_body, want_head) = scenario.captures[i];
             capture.want_body = want_body;
             capture.want_head = want_head;
             let capture = (want_body || want_head).then_some(capture);
