@@ -27,6 +27,7 @@ fn samples(n: usize) -> Vec<Sample> {
                 body_bytes: 13,
                 bytes_out: 80,
                 connect: None,
+                tls: None,
             }
         })
         .collect()

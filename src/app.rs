@@ -15,7 +15,7 @@ use crate::aggregate::{judge, Collector};
 use crate::cli::{Cli, Command, DemoArgs, OutputArgs, RunArgs, ServeArgs};
 use crate::engine::{self, connect};
 use crate::plan::{
-    self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target,
+    self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target, TlsOptions,
 };
 use crate::report::{Format, RunInfo, RunReport, ScenarioInfo};
 use crate::serve;
@@ -237,8 +237,12 @@ fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
         },
     )
     .map_err(usage)?;
+    let mut plan = loaded.plan;
+    if a.tls.any() {
+        plan.tls = a.tls.options();
+    }
     Ok((
-        loaded.plan,
+        plan,
         Thresholds {
             list: loaded.thresholds,
             scenario_tags: loaded.scenario_tags,
@@ -392,6 +396,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         max_lag: a.max_lag,
         seed: a.seed,
         data: Vec::new(),
+        tls: a.tls.options(),
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();
@@ -410,6 +415,13 @@ fn execute(
     let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
     let mut aborted_by: Option<String> = None;
     let mut next_abort_check = start + Duration::from_secs(1);
+    let tls = if plan.target.tls {
+        let client =
+            crate::engine::tls::TlsClient::new(&plan.tls, &plan.target.host).map_err(usage)?;
+        Some(client)
+    } else {
+        None
+    };
     let tags = plan.tag_specs();
     let (sink, mut inbox) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -424,6 +436,7 @@ fn execute(
         start,
         stop: stop_rx,
         sink,
+        tls,
     })
     .context("cannot start worker threads")
     .map_err(run_failed)?;
@@ -693,6 +706,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         max_lag: None,
         seed: 1,
         data: Vec::new(),
+        tls: TlsOptions::default(),
     };
     plan.validate()?;
     plan.clamp_workers();
@@ -700,7 +714,8 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
 }
 
 fn cmd_serve(a: &ServeArgs, opts: Options) -> Result<u8, Failure> {
-    let server = serve::spawn(a.addr, serve::ServeConfig::from(a))
+    let config = serve::ServeConfig::try_from(a).map_err(|e| usage(anyhow!(e)))?;
+    let server = serve::spawn(a.addr, config)
         .with_context(|| format!("cannot listen on {}", a.addr))
         .map_err(run_failed)?;
     eprintln!(

@@ -162,6 +162,8 @@ pub struct RunArgs {
     /// Seed of the Poisson arrivals (processes of one distributed run must share it).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -170,6 +172,68 @@ pub struct RunArgs {
     pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// TLS settings for `https://` targets.
+#[derive(Debug, Args, Default)]
+pub struct TlsArgs {
+    /// Accept any server certificate (self-signed test targets).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS; needs --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Server name to send (SNI) and verify, instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Lowest TLS version to offer: 1.2 or 1.3.
+    #[arg(long, value_parser = crate::plan::TlsVersion::parse, value_name = "VERSION")]
+    pub tls_min: Option<crate::plan::TlsVersion>,
+    /// Highest TLS version to offer: 1.2 or 1.3.
+    #[arg(long, value_parser = crate::plan::TlsVersion::parse, value_name = "VERSION")]
+    pub tls_max: Option<crate::plan::TlsVersion>,
+    /// Resume TLS sessions on new connections: on or off [default: on].
+    #[arg(long, value_parser = parse_on_off, value_name = "on|off")]
+    pub tls_resumption: Option<bool>,
+}
+
+impl TlsArgs {
+    pub fn options(&self) -> crate::plan::TlsOptions {
+        crate::plan::TlsOptions {
+            insecure: self.insecure,
+            cacert: self.cacert.clone(),
+            client_cert: self.cert.clone().zip(self.key.clone()),
+            sni: self.sni.clone(),
+            min: self.tls_min,
+            max: self.tls_max,
+            resumption: self.tls_resumption.unwrap_or(true),
+        }
+    }
+
+    /// Whether any TLS flag was given.
+    pub fn any(&self) -> bool {
+        self.insecure
+            || self.cacert.is_some()
+            || self.cert.is_some()
+            || self.sni.is_some()
+            || self.tls_min.is_some()
+            || self.tls_max.is_some()
+            || self.tls_resumption.is_some()
+    }
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +291,18 @@ pub struct ServeArgs {
     /// Server threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve HTTPS with a self-signed certificate for localhost and 127.0.0.1, generated at start.
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// `KEY=VALUE`.

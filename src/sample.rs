@@ -145,6 +145,19 @@ pub struct Sample {
     pub bytes_out: u64,
     /// TCP connect duration when this request opened a new connection; `None` when it reused one.
     pub connect: Option<Duration>,
+    /// The TLS handshake of the new connection, if it is one.
+    pub tls: Option<TlsHandshake>,
+}
+
+/// A new connection's TLS handshake: its duration, whether it resumed a session, and what it
+/// negotiated (static names, so a sample stays `Copy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsHandshake {
+    pub took: Duration,
+    pub resumed: bool,
+    pub version: &'static str,
+    pub cipher: &'static str,
+    pub alpn: &'static str,
 }
 
 impl Sample {
@@ -161,6 +174,7 @@ impl Sample {
             body_bytes: 0,
             bytes_out: 0,
             connect: None,
+            tls: None,
         }
     }
 

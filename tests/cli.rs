@@ -13,8 +13,8 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     for (args, needle) in [
         (vec!["run", "not-a-url"], "not a valid URL"),
         (
-            vec!["run", "https://127.0.0.1/"],
-            "scheme 'https' is not supported",
+            vec!["run", "ftp://127.0.0.1/"],
+            "scheme 'ftp' is not supported",
         ),
         (vec!["run", "http://127.0.0.1:1/", "-c", "0"], "at least 1"),
         (

@@ -17,3 +17,5 @@ mod run;
 mod scenario;
 /// The demo registry target's API: OCI reads, service registry, metrics, knobs, shutdown.
 mod serve;
+/// TLS: versions, trust, SNI, mutual TLS, resumption, scenario-file settings.
+mod tls;

@@ -69,6 +69,14 @@ pub struct TagStats {
     /// The step's checks, in the order the scenario file lists them.
     #[serde(default)]
     pub checks: Vec<CheckCount>,
+    /// New connections that did a TLS handshake, and how many of those resumed a session.
+    #[serde(default)]
+    pub n_tls_handshakes: u64,
+    #[serde(default)]
+    pub n_tls_resumed: u64,
+    /// What the handshakes negotiated, counted.
+    #[serde(default)]
+    pub tls_sessions: Vec<TlsSession>,
     /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
     #[serde(with = "hist_b64")]
     pub latency: Histogram<u64>,
@@ -84,6 +92,18 @@ pub struct TagStats {
     /// TCP connect time of every new connection.
     #[serde(with = "hist_b64")]
     pub connect: Histogram<u64>,
+    /// TLS handshake time of every new TLS connection.
+    #[serde(with = "hist_b64", default = "new_histogram")]
+    pub tls_handshake: Histogram<u64>,
+}
+
+/// Handshakes that negotiated one version / cipher suite / ALPN protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSession {
+    pub version: String,
+    pub cipher: String,
+    pub alpn: String,
+    pub count: u64,
 }
 
 /// Pass/fail counts of one check of a step.
@@ -150,11 +170,15 @@ impl TagStats {
             n_new_connections: 0,
             n_dropped: 0,
             checks: Vec::new(),
+            n_tls_handshakes: 0,
+            n_tls_resumed: 0,
+            tls_sessions: Vec::new(),
             latency: new_histogram(),
             service_time: new_histogram(),
             ttfb: new_histogram(),
             lag: new_histogram(),
             connect: new_histogram(),
+            tls_handshake: new_histogram(),
         }
     }
 
@@ -172,6 +196,9 @@ impl TagStats {
         if let Some(c) = s.connect {
             self.n_new_connections += 1;
             record(&mut self.connect, c);
+        }
+        if let Some(t) = s.tls {
+            self.record_tls(&t);
         }
         let timed = match s.outcome {
             Outcome::Status(code) => {
@@ -194,6 +221,26 @@ impl TagStats {
         }
         if let Some(t) = s.ttfb() {
             record(&mut self.ttfb, t);
+        }
+    }
+
+    /// Only per new connection; allocates only the first time a negotiated combination is seen.
+    fn record_tls(&mut self, t: &crate::sample::TlsHandshake) {
+        self.n_tls_handshakes += 1;
+        self.n_tls_resumed += u64::from(t.resumed);
+        record(&mut self.tls_handshake, t.took);
+        let seen = self
+            .tls_sessions
+            .iter_mut()
+            .find(|x| x.version == t.version && x.cipher == t.cipher && x.alpn == t.alpn);
+        match seen {
+            Some(x) => x.count += 1,
+            None => self.tls_sessions.push(TlsSession {
+                version: t.version.into(),
+                cipher: t.cipher.into(),
+                alpn: t.alpn.into(),
+                count: 1,
+            }),
         }
     }
 
@@ -241,6 +288,19 @@ impl AddAssign<&TagStats> for TagStats {
         merge(&mut self.ttfb, &o.ttfb);
         merge(&mut self.lag, &o.lag);
         merge(&mut self.connect, &o.connect);
+        merge(&mut self.tls_handshake, &o.tls_handshake);
+        self.n_tls_handshakes += o.n_tls_handshakes;
+        self.n_tls_resumed += o.n_tls_resumed;
+        for t in &o.tls_sessions {
+            match self
+                .tls_sessions
+                .iter_mut()
+                .find(|x| (&x.version, &x.cipher, &x.alpn) == (&t.version, &t.cipher, &t.alpn))
+            {
+                Some(x) => x.count += t.count,
+                None => self.tls_sessions.push(t.clone()),
+            }
+        }
     }
 }
 
@@ -458,6 +518,7 @@ mod tests {
                 .next_u64()
                 .is_multiple_of(7)
                 .then_some(Duration::from_micros(80)),
+            tls: None,
         }
     }
 
@@ -541,6 +602,7 @@ mod tests {
             body_bytes: 2,
             bytes_out: 20,
             connect: Some(Duration::from_micros(50)),
+            tls: None,
         };
         t.record(&ok);
         let refused = Sample {
@@ -548,6 +610,7 @@ mod tests {
             first_byte: None,
             bytes_out: 0,
             connect: None,
+            tls: None,
             ..ok
         };
         t.record(&refused);

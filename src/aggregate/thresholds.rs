@@ -131,6 +131,7 @@ mod tests {
                     body_bytes: 1,
                     bytes_out: 1,
                     connect: None,
+                    tls: None,
                 });
             }
         }

@@ -105,6 +105,7 @@ mod tests {
                 body_bytes: 0,
                 bytes_out: 1,
                 connect: None,
+                tls: None,
             };
             total.tags[0].record(&s);
         }

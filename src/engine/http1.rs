@@ -8,9 +8,13 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::plan::{RequestSpec, Target};
 use crate::sample::ErrorKind;
@@ -135,9 +139,62 @@ pub struct Failure {
     pub bytes_in: u64,
 }
 
+/// A connection's byte stream: plain TCP or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The error kind of an I/O error on a connection: TLS failures by their type, the rest by errno.
+pub fn classify(e: &io::Error) -> ErrorKind {
+    if super::tls::is_tls_error(e) {
+        ErrorKind::Tls
+    } else {
+        ErrorKind::from_io(e)
+    }
+}
+
 /// One HTTP/1.1 connection and its reusable read buffer.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 
@@ -149,7 +206,7 @@ enum Framing {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Stream) -> Conn {
         Conn {
             stream,
             buf: vec![0; BUF_SIZE],
@@ -182,8 +239,7 @@ impl Conn {
             first_byte,
             bytes_in,
         };
-        let io_fail =
-            |e: io::Error, first_byte, bytes_in| fail(ErrorKind::from_io(&e), first_byte, bytes_in);
+        let io_fail = |e: io::Error, first_byte, bytes_in| fail(classify(&e), first_byte, bytes_in);
 
         if let Err(e) = self.stream.write_all(request).await {
             return Err(io_fail(e, None, 0));

@@ -7,6 +7,7 @@
 
 pub mod connect;
 pub mod http1;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{Plan, Step, WorkerPlan};
-use crate::sample::{ErrorKind, Outcome, Sample};
+use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::scenario::check::Response;
 use crate::scenario::template::Ctx;
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
@@ -39,6 +40,8 @@ pub struct Run {
     /// Becomes `true` to abandon the run (Ctrl-C): in-flight requests are dropped and counted.
     pub stop: watch::Receiver<bool>,
     pub sink: UnboundedSender<Msg>,
+    /// The TLS client when the target is `https://` (built once, before the run).
+    pub tls: Option<tls::TlsClient>,
 }
 
 /// Starts one thread per worker. Each sends its intervals and a final `Msg::Done` to `run.sink`.
@@ -151,6 +154,7 @@ struct ScenarioRun {
 struct Worker {
     plan: Arc<Plan>,
     addr: SocketAddr,
+    tls: Option<tls::TlsClient>,
     scenarios: Vec<ScenarioRun>,
     /// Wakes slots when their ticks are due (precisely: see `schedule::Waiter`).
     waiter: Waiter,
@@ -195,6 +199,7 @@ impl Worker {
         let n_connections = scenarios.iter().map(|s| s.share.n_connections).sum();
         Worker {
             addr: run.addr,
+            tls: run.tls.clone(),
             scenarios,
             waiter: Waiter::for_worker(n_slots),
             recorder: RefCell::new(recorder),
@@ -226,6 +231,7 @@ impl Worker {
             body_bytes: 0,
             bytes_out: 0,
             connect: None,
+            tls: None,
         };
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
         let attempt = self.attempt(conn, request, head_only, capture, &mut s);
@@ -261,10 +267,33 @@ impl Worker {
                 Some(c) => c,
                 None => {
                     let t0 = Instant::now();
-                    let stream = connect::connect(self.addr)
+                    let tcp = connect::connect(self.addr)
                         .await
                         .map_err(|e| ErrorKind::from_io(&e))?;
                     s.connect = Some(t0.elapsed());
+                    let stream = match &self.tls {
+                        Some(tls) => {
+                            let (stream, took, resumed, n) =
+                                tls.handshake(tcp).await.map_err(|e| {
+                                    match http1::classify(&e) {
+                                        // A peer that hangs up mid-handshake failed TLS, not HTTP.
+                                        ErrorKind::Closed
+                                        | ErrorKind::Other
+                                        | ErrorKind::Protocol => ErrorKind::Tls,
+                                        kind => kind,
+                                    }
+                                })?;
+                            s.tls = Some(TlsHandshake {
+                                took,
+                                resumed,
+                                version: n.version,
+                                cipher: n.cipher,
+                                alpn: n.alpn,
+                            });
+                            http1::Stream::Tls(Box::new(stream))
+                        }
+                        None => http1::Stream::Plain(tcp),
+                    };
                     conn.insert(Conn::new(stream))
                 }
             };

@@ -23,7 +23,7 @@ pub use profile::{parse_stages, Profile, Stage};
 pub enum PlanError {
     #[error("'{0}' is not a valid URL: {1}")]
     BadUrl(String, String),
-    #[error("'{0}': scheme '{1}' is not supported (only http:// for now; https arrives with TLS support)")]
+    #[error("'{0}': scheme '{1}' is not supported (expected http:// or https://)")]
     UnsupportedScheme(String, String),
     #[error("'{0}' has no host")]
     NoHost(String),
@@ -70,6 +70,8 @@ pub struct Target {
     pub authority: String,
     /// Path and query of the URL (at least `/`).
     pub path: String,
+    /// `https://`: connections speak TLS.
+    pub tls: bool,
 }
 
 impl Target {
@@ -85,12 +87,14 @@ impl Target {
                 "it has no scheme (http://…)".into(),
             ));
         }
-        if scheme != "http" {
-            return Err(PlanError::UnsupportedScheme(url.into(), scheme.into()));
-        }
+        let (tls, default_port) = match scheme {
+            "http" => (false, 80),
+            "https" => (true, 443),
+            _ => return Err(PlanError::UnsupportedScheme(url.into(), scheme.into())),
+        };
         let host = uri.host().ok_or_else(|| PlanError::NoHost(url.into()))?;
-        let port = uri.port_u16().unwrap_or(80);
-        let authority = if uri.port_u16().is_some() && port != 80 {
+        let port = uri.port_u16().unwrap_or(default_port);
+        let authority = if uri.port_u16().is_some() && port != default_port {
             format!("{host}:{port}")
         } else {
             host.to_string()
@@ -112,7 +116,56 @@ impl Target {
             port,
             authority,
             path,
+            tls,
         })
+    }
+}
+
+/// TLS protocol versions the user can bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    pub fn parse(s: &str) -> Result<TlsVersion, String> {
+        match s {
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            _ => Err(format!("'{s}' is not a TLS version (expected 1.2 or 1.3)")),
+        }
+    }
+}
+
+/// What the user asked of TLS (used when the target is `https://`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Accept any server certificate (self-signed test targets).
+    pub insecure: bool,
+    /// Trust these CA certificates (PEM) instead of the system's.
+    pub cacert: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Server name to send and verify (default: the URL's host).
+    pub sni: Option<String>,
+    pub min: Option<TlsVersion>,
+    pub max: Option<TlsVersion>,
+    /// Offer session resumption on new connections.
+    pub resumption: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            insecure: false,
+            cacert: None,
+            client_cert: None,
+            sni: None,
+            min: None,
+            max: None,
+            resumption: true,
+        }
     }
 }
 
@@ -224,6 +277,8 @@ pub struct Plan {
     pub seed: u64,
     /// Data tables templates pick rows from (`{{data.TABLE.COLUMN}}`).
     pub data: Vec<Arc<DataTable>>,
+    /// TLS settings, used when the target is `https://`.
+    pub tls: TlsOptions,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -619,6 +674,7 @@ mod tests {
             max_lag: None,
             seed: 1,
             data: Vec::new(),
+            tls: TlsOptions::default(),
         }
     }
 
@@ -766,8 +822,13 @@ mod tests {
         );
         let t = Target::parse("http://[::1]:8080/").unwrap();
         assert_eq!(t.host, "::1");
+        let t = Target::parse("https://registry.test/v2/").unwrap();
+        assert_eq!(
+            (t.tls, t.port, t.authority.as_str()),
+            (true, 443, "registry.test")
+        );
         assert!(matches!(
-            Target::parse("https://x/"),
+            Target::parse("ftp://x/"),
             Err(PlanError::UnsupportedScheme(..))
         ));
         assert!(matches!(

@@ -117,6 +117,14 @@ pub fn render(r: &RunReport) -> String {
         "new": all.n_new_connections,
         "reused": all.n_requests - all.n_new_connections,
         "connect": dist(&Dist::of(&all.connect)),
+        "tls": (all.n_tls_handshakes > 0).then(|| json!({
+            "handshakes": all.n_tls_handshakes,
+            "resumed": all.n_tls_resumed,
+            "handshake": dist(&Dist::of(&all.tls_handshake)),
+            "negotiated": all.tls_sessions.iter().map(|t| json!({
+                "version": t.version, "cipher": t.cipher, "alpn": t.alpn, "count": t.count,
+            })).collect::<Vec<_>>(),
+        })),
     });
     let started_ms = info
         .started_at

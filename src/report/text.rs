@@ -277,6 +277,26 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         d(conn.quantile("p99").unwrap_or_default()),
         d(conn.max)
     )?;
+    if all.n_tls_handshakes > 0 {
+        let hs = Dist::of(&all.tls_handshake);
+        writeln!(
+            o,
+            "  TLS handshakes {} ({} resumed); handshake min {}, p50 {}, p99 {}, max {}",
+            all.n_tls_handshakes,
+            all.n_tls_resumed,
+            d(hs.min),
+            d(hs.quantiles[0]),
+            d(hs.quantile("p99").unwrap_or_default()),
+            d(hs.max)
+        )?;
+        for t in &all.tls_sessions {
+            writeln!(
+                o,
+                "  negotiated   {} {} ALPN {} × {}",
+                t.version, t.cipher, t.alpn, t.count
+            )?;
+        }
+    }
 
     if r.agg.total.tags.len() > 1 {
         writeln!(o, "\nSteps (latency unless marked; svc = service time)")?;

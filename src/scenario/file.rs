@@ -30,6 +30,21 @@ pub struct Defaults {
     pub max_lag: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
+    pub tls: Option<TlsSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    #[serde(default)]
+    pub insecure: bool,
+    pub cacert: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub sni: Option<String>,
+    pub min: Option<Spanned<String>>,
+    pub max: Option<Spanned<String>>,
+    pub resumption: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -342,6 +342,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         max_lag,
         seed: ov.seed,
         data,
+        tls: tls_options(&cx, f.defaults.tls.as_ref(), dir)?,
     };
     plan.validate().map_err(|e| ScenarioError::File {
         file: cx.file.clone(),
@@ -352,6 +353,37 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         plan,
         thresholds,
         scenario_tags,
+    })
+}
+
+/// `[defaults.tls]`: paths are relative to the scenario file.
+fn tls_options(
+    cx: &Ctx,
+    spec: Option<&super::file::TlsSpec>,
+    dir: &Path,
+) -> Result<plan::TlsOptions, ScenarioError> {
+    let Some(t) = spec else {
+        return Ok(plan::TlsOptions::default());
+    };
+    let version = |v: &Option<Spanned<String>>| -> Result<Option<plan::TlsVersion>, ScenarioError> {
+        v.as_ref()
+            .map(|v| plan::TlsVersion::parse(v.get_ref()).map_err(|e| cx.at(v.span(), e)))
+            .transpose()
+    };
+    let client_cert = match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => Some((dir.join(c.get_ref()), dir.join(k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => return Err(cx.at(c.span(), "cert needs key (the client's private key)")),
+        (None, Some(k)) => return Err(cx.at(k.span(), "key needs cert (the client's certificate)")),
+    };
+    Ok(plan::TlsOptions {
+        insecure: t.insecure,
+        cacert: t.cacert.as_ref().map(|c| dir.join(c.get_ref())),
+        client_cert,
+        sni: t.sni.clone(),
+        min: version(&t.min)?,
+        max: version(&t.max)?,
+        resumption: t.resumption.unwrap_or(true),
     })
 }
 

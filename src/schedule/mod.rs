@@ -251,6 +251,7 @@ mod tests {
             max_lag: None,
             seed: 7,
             data: Vec::new(),
+            tls: crate::plan::TlsOptions::default(),
         }
     }
 

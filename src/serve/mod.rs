@@ -8,6 +8,7 @@ mod content;
 mod knobs;
 mod metrics;
 mod service;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -46,6 +47,8 @@ pub struct ServeConfig {
     pub stall: Option<Stall>,
     pub sync_per_server: Duration,
     pub threads: usize,
+    /// Serve HTTPS with this configuration instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeConfig {
@@ -61,13 +64,34 @@ impl Default for ServeConfig {
             stall: None,
             sync_per_server: Duration::from_millis(1),
             threads: 1,
+            tls: None,
         }
     }
 }
 
-impl From<&crate::cli::ServeArgs> for ServeConfig {
-    fn from(a: &crate::cli::ServeArgs) -> Self {
-        ServeConfig {
+impl TryFrom<&crate::cli::ServeArgs> for ServeConfig {
+    type Error = String;
+
+    fn try_from(a: &crate::cli::ServeArgs) -> Result<Self, String> {
+        let tls = match (a.tls, &a.tls_cert, &a.tls_key) {
+            (_, Some(cert), Some(key)) => Some((tls::read_certs(cert)?, tls::read_key(key)?)),
+            (true, None, None) => Some(tls::self_signed()?),
+            (false, None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
+        let client_ca = a
+            .tls_client_ca
+            .as_deref()
+            .map(tls::read_certs)
+            .transpose()?;
+        if client_ca.is_some() && tls.is_none() {
+            return Err("--tls-client-ca needs --tls (or --tls-cert/--tls-key)".into());
+        }
+        let tls = match tls {
+            Some((chain, key)) => Some(tls::server_config(chain, key, client_ca)?),
+            None => None,
+        };
+        Ok(ServeConfig {
             repos: a.repos,
             tags: a.tags,
             layers: a.layers,
@@ -78,7 +102,8 @@ impl From<&crate::cli::ServeArgs> for ServeConfig {
             stall: a.stall,
             sync_per_server: a.sync_per_server,
             threads: a.threads.max(1),
-        }
+            tls,
+        })
     }
 }
 
@@ -125,14 +150,25 @@ pub async fn run(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
-                let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    // A client that goes away mid-request is its business, not the server's.
-                    let _ = conn.await;
-                });
+                match &state.config.tls {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            // A failed handshake (wrong or missing client certificate) ends here.
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = watcher.watch(connection(tls, state)).await;
+                            }
+                        });
+                    }
+                    None => {
+                        let conn = graceful.watch(connection(stream, state));
+                        tokio::spawn(async move {
+                            // A client that goes away mid-request is its business, not the server's.
+                            let _ = conn.await;
+                        });
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -143,6 +179,26 @@ pub async fn run(
         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
     }
     Ok(())
+}
+
+/// One HTTP/1.1 connection over any byte stream (plain TCP or TLS).
+fn connection<I>(
+    io: I,
+    state: Arc<State>,
+) -> hyper::server::conn::http1::Connection<
+    TokioIo<I>,
+    impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Resp,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Resp, Infallible>> + Send,
+    >,
+>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service)
 }
 
 /// A running target on its own thread and runtime (never the generator's).
@@ -215,9 +271,14 @@ impl Server {
         &self.state
     }
 
-    /// `http://ADDR`
+    /// `http://ADDR`, or `https://ADDR` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets open requests finish, joins the thread.
