@@ -238,9 +238,7 @@ fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
     )
     .map_err(usage)?;
     let mut plan = loaded.plan;
-    if a.tls.any() {
-        plan.tls = a.tls.options();
-    }
+    plan.tls = a.tls.apply(&plan.tls);
     Ok((
         plan,
         Thresholds {
@@ -396,7 +394,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         max_lag: a.max_lag,
         seed: a.seed,
         data: Vec::new(),
-        tls: a.tls.options(),
+        tls: a.tls.apply(&TlsOptions::default()),
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();

@@ -204,27 +204,24 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    pub fn options(&self) -> crate::plan::TlsOptions {
-        crate::plan::TlsOptions {
-            insecure: self.insecure,
-            cacert: self.cacert.clone(),
-            client_cert: self.cert.clone().zip(self.key.clone()),
-            sni: self.sni.clone(),
-            min: self.tls_min,
-            max: self.tls_max,
-            resumption: self.tls_resumption.unwrap_or(true),
+    /// The options these flags give on top of `base` (a scenario file's `[defaults.tls]`, or the
+    /// defaults): each flag given replaces that one setting.
+    pub fn apply(&self, base: &crate::plan::TlsOptions) -> crate::plan::TlsOptions {
+        let mut o = base.clone();
+        o.insecure |= self.insecure;
+        if let Some(c) = &self.cacert {
+            o.cacert = Some(c.clone());
         }
-    }
-
-    /// Whether any TLS flag was given.
-    pub fn any(&self) -> bool {
-        self.insecure
-            || self.cacert.is_some()
-            || self.cert.is_some()
-            || self.sni.is_some()
-            || self.tls_min.is_some()
-            || self.tls_max.is_some()
-            || self.tls_resumption.is_some()
+        if let Some(pair) = self.cert.clone().zip(self.key.clone()) {
+            o.client_cert = Some(pair);
+        }
+        if let Some(s) = &self.sni {
+            o.sni = Some(s.clone());
+        }
+        o.min = self.tls_min.or(o.min);
+        o.max = self.tls_max.or(o.max);
+        o.resumption = self.tls_resumption.unwrap_or(o.resumption);
+        o
     }
 }
 

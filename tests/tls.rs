@@ -225,3 +225,32 @@ fn scenario_files_take_tls_settings() {
     assert_eq!(r["overall"]["status_codes"]["200"], 5);
     assert_eq!(tls_of(&r)["negotiated"][0]["version"], "TLSv1.2");
 }
+
+#[test]
+fn a_tls_flag_overrides_one_setting_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let t = tls_target(&pki, false);
+    let port = t.addr().port();
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[defaults]\nbase_url = \"https://localhost:{port}\"\nkeepalive = false\n[defaults.tls]\ncacert = \"ca.pem\"\n\n\
+             [[scenario]]\nname = \"s\"\nexecutor = \"shared-iterations\"\nvus = 1\niterations = 6\n[scenario.request]\nurl = \"/v2/\"\n"
+        ),
+    )
+    .unwrap();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let (code, r) = regbench_json(&[
+        "run",
+        file.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "--tls-resumption",
+        "off",
+    ]);
+    assert_eq!(code, 0, "the file's cacert still applies: {}", r["overall"]);
+    assert_eq!(tls_of(&r)["handshakes"], 6);
+    assert_eq!(tls_of(&r)["resumed"], 0, "the flag turned resumption off");
+}
