@@ -55,7 +55,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics).
     #[command(after_help = SERVE_EXAMPLES)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 /// Where a report goes: `FORMAT` alone replaces the text report on stdout; `FORMAT=FILE` writes a file.
@@ -300,6 +300,10 @@ pub struct ServeArgs {
     /// Require client certificates signed by these CAs (PEM): mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Protect /v2/: `basic:USER:PASS`, or `bearer` (a token server at /token issuing scoped tokens;
+    /// `bearer:USER:PASS` makes the token server want those credentials).
+    #[arg(long, value_name = "MODE")]
+    pub auth: Option<String>,
 }
 
 /// `KEY=VALUE`.

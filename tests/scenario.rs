@@ -383,3 +383,30 @@ fn every_example_file_loads() {
     assert!(n >= 3, "examples/ has {n} scenario files");
     let _: Value = Value::Null;
 }
+
+/// The authenticated-pull example: challenge, scoped token, manifest by digest, config blob.
+#[test]
+fn authenticated_pull_example_passes_against_a_token_server() {
+    let t = demo_target(ServeConfig {
+        auth: regbench::serve::auth::Auth::parse("bearer").unwrap(),
+        ..ServeConfig::default()
+    });
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/authenticated-pull.toml"
+    );
+    let base = format!("base_url={}", t.url());
+    let (code, r) = regbench_json(&["run", example, "-e", &base, "-z", "1s"]);
+    assert_eq!(code, 0, "{}", r["steps"]);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert!(steps[0]["status_codes"]["401"].as_u64().unwrap() > 0);
+    for s in &steps[1..] {
+        assert!(s["status_codes"]["200"].as_u64().unwrap() > 0, "{s}");
+        assert_eq!(
+            s["status_codes"].as_object().unwrap().len(),
+            1,
+            "only 200s: {s}"
+        );
+    }
+}

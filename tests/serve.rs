@@ -261,3 +261,81 @@ fn shutdown_lets_open_requests_finish() {
         "no longer listening"
     );
 }
+
+#[test]
+fn registry_auth_challenges_and_tokens() {
+    use regbench::serve::auth::Auth;
+    let t = demo_target(ServeConfig {
+        auth: Auth::parse("bearer:ci:pw").unwrap(),
+        ..ServeConfig::default()
+    });
+    let r = http(t.addr(), "GET", "/v2/demo/app-000/tags/list", &[]);
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Bearer realm=\"http://test/token\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"repository:demo/app-000:pull\""),
+        "{challenge}"
+    );
+    // The token server wants credentials.
+    assert_eq!(
+        http(
+            t.addr(),
+            "GET",
+            "/token?scope=repository:demo/app-000:pull",
+            &[]
+        )
+        .status,
+        401
+    );
+    let basic = "Basic Y2k6cHc="; // ci:pw
+    let tok = http(
+        t.addr(),
+        "GET",
+        "/token?service=regbench-demo&scope=repository:demo/app-000:pull",
+        &[("Authorization", basic)],
+    );
+    assert_eq!(tok.status, 200);
+    let bearer = format!("Bearer {}", tok.json()["token"].as_str().unwrap());
+    let r = http(
+        t.addr(),
+        "GET",
+        "/v2/demo/app-000/tags/list",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        http(
+            t.addr(),
+            "GET",
+            "/v2/demo/app-001/tags/list",
+            &[("Authorization", &bearer)]
+        )
+        .status,
+        401,
+        "the token is scoped to demo/app-000"
+    );
+
+    let basic_target = demo_target(ServeConfig {
+        auth: Auth::parse("basic:ci:pw").unwrap(),
+        ..ServeConfig::default()
+    });
+    let r = http(basic_target.addr(), "GET", "/v2/", &[]);
+    assert_eq!(
+        (r.status, r.header("www-authenticate")),
+        (401, Some("Basic realm=\"regbench-demo\""))
+    );
+    assert_eq!(
+        http(
+            basic_target.addr(),
+            "GET",
+            "/v2/",
+            &[("Authorization", basic)]
+        )
+        .status,
+        200
+    );
+}

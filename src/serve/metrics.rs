@@ -18,11 +18,12 @@ pub enum Route {
     Status,
     Sync,
     Metrics,
+    Token,
     NotFound,
 }
 
 impl Route {
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 12] = [
         Route::Base,
         Route::Catalog,
         Route::Tags,
@@ -33,6 +34,7 @@ impl Route {
         Route::Status,
         Route::Sync,
         Route::Metrics,
+        Route::Token,
         Route::NotFound,
     ];
 
@@ -48,6 +50,7 @@ impl Route {
             Route::Status => "status",
             Route::Sync => "sync",
             Route::Metrics => "metrics",
+            Route::Token => "token",
             Route::NotFound => "not_found",
         }
     }

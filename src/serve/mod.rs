@@ -4,6 +4,7 @@
 //! Built on hyper's server; shares no code path with the client engine, so tests of one check the other.
 //! `run(listener, state, shutdown)` takes its listener and shutdown future (tests bind 127.0.0.1:0).
 
+pub mod auth;
 mod content;
 mod knobs;
 mod metrics;
@@ -49,6 +50,8 @@ pub struct ServeConfig {
     pub threads: usize,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How `/v2/` is protected.
+    pub auth: auth::Auth,
 }
 
 impl Default for ServeConfig {
@@ -65,6 +68,7 @@ impl Default for ServeConfig {
             sync_per_server: Duration::from_millis(1),
             threads: 1,
             tls: None,
+            auth: auth::Auth::None,
         }
     }
 }
@@ -103,6 +107,10 @@ impl TryFrom<&crate::cli::ServeArgs> for ServeConfig {
             sync_per_server: a.sync_per_server,
             threads: a.threads.max(1),
             tls,
+            auth: match &a.auth {
+                Some(s) => auth::Auth::parse(s)?,
+                None => auth::Auth::None,
+            },
         })
     }
 }
@@ -339,6 +347,44 @@ async fn route(state: &State, req: &Request<Incoming>) -> (Route, Resp) {
         let d = with_rng(|r| cfg.latency.sample(r));
         tokio::time::sleep(d).await;
     }
+    if path == "/token" {
+        return (Route::Token, token(state, req));
+    }
+    if let Some(v2) = parse_v2(path) {
+        let (repo, action) = match v2 {
+            V2::Base | V2::Catalog => (None, auth::Action::Pull),
+            V2::Tags(n) | V2::Manifest(n, _) | V2::Blob(n, _) => {
+                let write = !matches!(*method, Method::GET | Method::HEAD);
+                (
+                    Some(n),
+                    if write {
+                        auth::Action::Push
+                    } else {
+                        auth::Action::Pull
+                    },
+                )
+            }
+        };
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        if let Err(challenge) = auth::check(&cfg.auth, authorization, repo, action, host) {
+            let mut resp = oci_error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+                json!({}),
+            );
+            set(&mut resp, header::WWW_AUTHENTICATE, &challenge);
+            return (classify(method, path), resp);
+        }
+    }
     let inject_error = cfg.error_rate > 0.0 && with_rng(|r| r.next_f64()) < cfg.error_rate;
     let (route, resp) = if inject_error {
         (
@@ -472,6 +518,44 @@ fn dispatch(state: &State, req: &Request<Incoming>, method: &Method, path: &str)
         _ => (
             Route::NotFound,
             plain_error(StatusCode::NOT_FOUND, "not found"),
+        ),
+    }
+}
+
+/// The token server (`--auth bearer`).
+fn token(state: &State, req: &Request<Incoming>) -> Resp {
+    let query = req.uri().query().unwrap_or("");
+    let scopes: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "scope")
+        .map(|(_, v)| {
+            v.replace("%3A", ":")
+                .replace("%3a", ":")
+                .replace("%2F", "/")
+                .replace("%2f", "/")
+                .replace("%2C", ",")
+                .replace("%2c", ",")
+        })
+        .collect();
+    let scopes: Vec<&str> = scopes.iter().flat_map(|s| s.split(' ')).collect();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match auth::issue(&state.config.auth, authorization, &scopes) {
+        Ok(body) => json_resp(StatusCode::OK, Bytes::from(body)),
+        Err(Some(challenge)) => {
+            let mut r = plain_error(
+                StatusCode::UNAUTHORIZED,
+                "token server: credentials required",
+            );
+            set(&mut r, header::WWW_AUTHENTICATE, &challenge);
+            r
+        }
+        Err(None) => plain_error(
+            StatusCode::NOT_FOUND,
+            "no token server (start with --auth bearer)",
         ),
     }
 }
