@@ -339,3 +339,188 @@ fn registry_auth_challenges_and_tokens() {
         200
     );
 }
+
+#[test]
+fn pushes_monolithic_chunked_mount_and_manifest() {
+    let t = demo_target(ServeConfig::default());
+    let a = t.addr();
+    let layer = b"a layer of synthetic bytes".repeat(100);
+    let ld = digest(&layer);
+    // Monolithic: POST for a location, PUT the whole blob with its digest.
+    let r = http(a, "POST", "/v2/me/app/blobs/uploads/", &[]);
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").unwrap().to_string();
+    let r = http_body(a, "PUT", &format!("{loc}?digest={ld}"), &[], &layer);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("docker-content-digest"), Some(ld.as_str()));
+    assert_eq!(
+        http(a, "GET", &format!("/v2/me/app/blobs/{ld}"), &[]).body,
+        layer
+    );
+
+    // Chunked: POST, PATCH with Content-Range twice, PUT to finish; a gap is refused.
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}"#.to_vec();
+    let cd = digest(&config);
+    let loc = http(a, "POST", "/v2/me/app/blobs/uploads/", &[])
+        .header("location")
+        .unwrap()
+        .to_string();
+    let r = http_body(a, "PATCH", &loc, &[("Content-Range", "0-9")], &config[..10]);
+    assert_eq!((r.status, r.header("range")), (202, Some("0-9")));
+    assert_eq!(
+        http_body(
+            a,
+            "PATCH",
+            &loc,
+            &[("Content-Range", "20-30")],
+            &config[20..31]
+        )
+        .status,
+        416
+    );
+    let r = http_body(
+        a,
+        "PATCH",
+        &loc,
+        &[("Content-Range", &format!("10-{}", config.len() - 1))],
+        &config[10..],
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(
+        http(a, "PUT", &format!("{loc}?digest={cd}"), &[]).status,
+        201
+    );
+
+    // A wrong digest is refused; a single POST with ?digest= works; a mount from another repo too.
+    let loc = http(a, "POST", "/v2/me/app/blobs/uploads/", &[])
+        .header("location")
+        .unwrap()
+        .to_string();
+    let r = http_body(a, "PUT", &format!("{loc}?digest=sha256:00"), &[], b"x");
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (400, Some("DIGEST_INVALID"))
+    );
+    let small = b"tiny";
+    let r = http_body(
+        a,
+        "POST",
+        &format!("/v2/me/app/blobs/uploads/?digest={}", digest(small)),
+        &[],
+        small,
+    );
+    assert_eq!(r.status, 201);
+    let r = http(
+        a,
+        "POST",
+        &format!("/v2/you/app/blobs/uploads/?mount={ld}&from=me/app"),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.header("location")),
+        (201, Some(format!("/v2/you/app/blobs/{ld}").as_str()))
+    );
+
+    // Manifest PUT: refused while a blob is unknown, stored and served once all exist.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let missing = manifest.replace(
+        &ld,
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    );
+    let r = http_body(
+        a,
+        "PUT",
+        "/v2/me/app/manifests/v0",
+        &[("Content-Type", OCI_MANIFEST)],
+        missing.as_bytes(),
+    );
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["code"].as_str()),
+        (400, Some("MANIFEST_BLOB_UNKNOWN"))
+    );
+    let r = http_body(
+        a,
+        "PUT",
+        "/v2/me/app/manifests/v1",
+        &[("Content-Type", OCI_MANIFEST)],
+        manifest.as_bytes(),
+    );
+    assert_eq!(r.status, 201);
+    let md = r.header("docker-content-digest").unwrap().to_string();
+    assert_eq!(md, digest(manifest.as_bytes()));
+    let got = http(
+        a,
+        "GET",
+        "/v2/me/app/manifests/v1",
+        &[("Accept", OCI_MANIFEST)],
+    );
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, manifest.as_bytes())
+    );
+    assert_eq!(
+        http(a, "GET", &format!("/v2/me/app/manifests/{md}"), &[]).status,
+        200
+    );
+    assert_eq!(
+        http(a, "GET", "/v2/me/app/tags/list", &[]).json()["tags"],
+        serde_json::json!(["v1"])
+    );
+    let catalog = http(a, "GET", "/v2/_catalog?n=1000", &[]).json();
+    assert!(catalog["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "me/app"));
+}
+
+#[test]
+fn pushing_needs_a_push_scope() {
+    let t = demo_target(ServeConfig {
+        auth: regbench::serve::auth::Auth::parse("bearer").unwrap(),
+        ..ServeConfig::default()
+    });
+    let a = t.addr();
+    let r = http(a, "POST", "/v2/me/app/blobs/uploads/", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("scope=\"repository:me/app:push\""));
+    let token = |scope: &str| {
+        let t = http(
+            a,
+            "GET",
+            &format!("/token?service=regbench-demo&scope={scope}"),
+            &[],
+        )
+        .json();
+        format!("Bearer {}", t["token"].as_str().unwrap())
+    };
+    let pull = token("repository:me/app:pull");
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/v2/me/app/blobs/uploads/",
+            &[("Authorization", &pull)]
+        )
+        .status,
+        401
+    );
+    let push = token("repository:me/app:pull,push");
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/v2/me/app/blobs/uploads/",
+            &[("Authorization", &push)]
+        )
+        .status,
+        202
+    );
+}

@@ -19,11 +19,12 @@ pub enum Route {
     Sync,
     Metrics,
     Token,
+    Upload,
     NotFound,
 }
 
 impl Route {
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 13] = [
         Route::Base,
         Route::Catalog,
         Route::Tags,
@@ -35,6 +36,7 @@ impl Route {
         Route::Sync,
         Route::Metrics,
         Route::Token,
+        Route::Upload,
         Route::NotFound,
     ];
 
@@ -51,6 +53,7 @@ impl Route {
             Route::Sync => "sync",
             Route::Metrics => "metrics",
             Route::Token => "token",
+            Route::Upload => "upload",
             Route::NotFound => "not_found",
         }
     }

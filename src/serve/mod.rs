@@ -8,10 +8,12 @@ pub mod auth;
 mod content;
 mod knobs;
 mod metrics;
+pub mod push;
 mod service;
 pub mod tls;
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -121,6 +123,8 @@ pub struct State {
     pub content: Content,
     pub service: ServiceRegistry,
     pub metrics: Metrics,
+    /// What clients pushed.
+    pub store: push::Store,
     started: Instant,
 }
 
@@ -130,6 +134,7 @@ impl State {
             content: Content::generate(config.repos, config.tags, config.layers, config.layer_size),
             service: ServiceRegistry::new(config.servers, config.sync_per_server),
             metrics: Metrics::default(),
+            store: push::Store::default(),
             started: Instant::now(),
             config,
         }
@@ -327,8 +332,20 @@ fn with_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
 type Resp = Response<Full<Bytes>>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    use http_body_util::BodyExt;
     let t0 = Instant::now();
-    let (route, resp) = route(&state, &req).await;
+    let (parts, body) = req.into_parts();
+    // Only writes carry a body worth reading; a client that breaks off mid-body sends an empty one.
+    let body = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        body.collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    } else {
+        Bytes::new()
+    };
+    let req = Request::from_parts(parts, ());
+    let (route, resp) = route(&state, &req, body).await;
     state
         .metrics
         .record(route, resp.status().as_u16(), t0.elapsed());
@@ -336,7 +353,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
 }
 
 /// Applies the knobs around the real handler (not to `/metrics`, so scraping stays undisturbed).
-async fn route(state: &State, req: &Request<Incoming>) -> (Route, Resp) {
+async fn route(state: &State, req: &Request<()>, body: Bytes) -> (Route, Resp) {
     let path = req.uri().path();
     let method = req.method();
     if path == "/metrics" {
@@ -353,7 +370,7 @@ async fn route(state: &State, req: &Request<Incoming>) -> (Route, Resp) {
     if let Some(v2) = parse_v2(path) {
         let (repo, action) = match v2 {
             V2::Base | V2::Catalog => (None, auth::Action::Pull),
-            V2::Tags(n) | V2::Manifest(n, _) | V2::Blob(n, _) => {
+            V2::Tags(n) | V2::Manifest(n, _) | V2::Blob(n, _) | V2::Upload(n, _) => {
                 let write = !matches!(*method, Method::GET | Method::HEAD);
                 (
                     Some(n),
@@ -397,7 +414,7 @@ async fn route(state: &State, req: &Request<Incoming>) -> (Route, Resp) {
             ),
         )
     } else {
-        dispatch(state, req, method, path)
+        dispatch(state, req, method, path, body)
     };
     if let Some(stall) = cfg.stall {
         let hold = stall.hold(state.started.elapsed());
@@ -416,6 +433,7 @@ fn classify(method: &Method, path: &str) -> Route {
         Some(V2::Tags(_)) => Route::Tags,
         Some(V2::Manifest(..)) => Route::Manifest,
         Some(V2::Blob(..)) => Route::Blob,
+        Some(V2::Upload(..)) => Route::Upload,
         None => match (method, path) {
             (_, "/v1/registry") => Route::Servers,
             (_, p) if p.starts_with("/v1/registry/") => Route::Server,
@@ -432,6 +450,8 @@ enum V2<'a> {
     Tags(&'a str),
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
+    /// `/blobs/uploads/` (start) or `/blobs/uploads/ID`.
+    Upload(&'a str, Option<&'a str>),
 }
 
 /// Splits an OCI distribution path. Repository names may contain slashes, so the operation is found
@@ -451,28 +471,32 @@ fn parse_v2(path: &str) -> Option<V2<'_>> {
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
         return Some(V2::Manifest(name, reference));
     }
+    if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
+        return Some(V2::Upload(name, Some(id).filter(|i| !i.is_empty())));
+    }
+    if let Some(name) = rest.strip_suffix("/blobs/uploads") {
+        return Some(V2::Upload(name, None));
+    }
     if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
         return Some(V2::Blob(name, digest));
     }
     None
 }
 
-fn dispatch(state: &State, req: &Request<Incoming>, method: &Method, path: &str) -> (Route, Resp) {
+fn dispatch(
+    state: &State,
+    req: &Request<()>,
+    method: &Method,
+    path: &str,
+    body: Bytes,
+) -> (Route, Resp) {
     let query = req.uri().query().unwrap_or("");
     let head = method == Method::HEAD;
     let read = method == Method::GET || head;
     if let Some(v2) = parse_v2(path) {
         let route = classify(method, path);
-        if !read {
-            return (
-                route,
-                oci_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "UNSUPPORTED",
-                    "this demo registry is read-only",
-                    json!({}),
-                ),
-            );
+        if !read || matches!(v2, V2::Upload(..)) {
+            return (route, write(state, req, method, v2, query, body));
         }
         let resp = match v2 {
             V2::Base => with_api_version(json_resp(StatusCode::OK, Bytes::from_static(b"{}"))),
@@ -480,6 +504,13 @@ fn dispatch(state: &State, req: &Request<Incoming>, method: &Method, path: &str)
             V2::Tags(name) => tags(state, name, query),
             V2::Manifest(name, reference) => manifest(state, req, name, reference, head),
             V2::Blob(name, digest) => blob(state, req, name, digest, head),
+            // Uploads are answered by `write` above; nothing else routes here.
+            V2::Upload(..) => oci_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                "method not allowed here",
+                json!({}),
+            ),
         };
         return (route, resp);
     }
@@ -522,8 +553,170 @@ fn dispatch(state: &State, req: &Request<Incoming>, method: &Method, path: &str)
     }
 }
 
+/// Pushes: uploads, mounts, manifest PUTs.
+fn write(
+    state: &State,
+    req: &Request<()>,
+    method: &Method,
+    v2: V2,
+    query: &str,
+    body: Bytes,
+) -> Resp {
+    let location = |name: &str, id: &str| format!("/v2/{name}/blobs/uploads/{id}");
+    let created = |name: &str, d: &str| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::CREATED;
+        set(&mut r, header::LOCATION, &format!("/v2/{name}/blobs/{d}"));
+        set_named(&mut r, "docker-content-digest", d);
+        with_api_version(r)
+    };
+    let accepted = |name: &str, id: &str, len: usize| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::ACCEPTED;
+        set(&mut r, header::LOCATION, &location(name, id));
+        set(
+            &mut r,
+            header::RANGE,
+            &format!("0-{}", len.saturating_sub(1)),
+        );
+        set_named(&mut r, "docker-upload-uuid", id);
+        with_api_version(r)
+    };
+    let refused = |e: push::PushError| match e {
+        push::PushError::UnknownUpload => oci_error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+            "blob upload unknown",
+            json!({}),
+        ),
+        push::PushError::DigestMismatch { expected, actual } => oci_error(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            "provided digest did not match uploaded content",
+            json!({ "expected": expected, "actual": actual }),
+        ),
+        push::PushError::RangeInvalid { have } => {
+            let mut r = oci_error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "BLOB_UPLOAD_INVALID",
+                "Content-Range does not continue the upload",
+                json!({}),
+            );
+            set(
+                &mut r,
+                header::RANGE,
+                &format!("0-{}", have.saturating_sub(1)),
+            );
+            r
+        }
+        push::PushError::ManifestBlobUnknown(d) => oci_error(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+            "blob unknown to registry",
+            json!({ "digest": d }),
+        ),
+        push::PushError::ManifestInvalid(m) => oci_error(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+            "manifest invalid",
+            json!({ "reason": m }),
+        ),
+    };
+    let store = &state.store;
+    match (method, v2) {
+        (&Method::POST, V2::Upload(name, None)) => {
+            if let (Some(d), Some(_from)) =
+                (query_param(query, "mount"), query_param(query, "from"))
+            {
+                if state.content.blob(d).is_some() || store.blob(d).is_some() {
+                    return created(name, d);
+                }
+            }
+            if let Some(d) = query_param(query, "digest") {
+                return match store.put_blob(body, d) {
+                    Ok(()) => created(name, d),
+                    Err(e) => refused(e),
+                };
+            }
+            let id = store.start();
+            if !body.is_empty() {
+                let _ = store.append(&id, Some(0), &body);
+            }
+            accepted(name, &id, store.progress(&id).unwrap_or(0))
+        }
+        (&Method::PATCH, V2::Upload(name, Some(id))) => {
+            let start = req
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| {
+                    r.trim_start_matches("bytes ")
+                        .split('-')
+                        .next()?
+                        .trim()
+                        .parse()
+                        .ok()
+                });
+            match store.append(id, start, &body) {
+                Ok(len) => accepted(name, id, len),
+                Err(e) => refused(e),
+            }
+        }
+        (&Method::PUT, V2::Upload(name, Some(id))) => {
+            let Some(d) = query_param(query, "digest") else {
+                return oci_error(
+                    StatusCode::BAD_REQUEST,
+                    "DIGEST_INVALID",
+                    "PUT needs ?digest=",
+                    json!({}),
+                );
+            };
+            match store.finish(id, &body, d) {
+                Ok(()) => created(name, d),
+                Err(e) => refused(e),
+            }
+        }
+        (&Method::GET, V2::Upload(name, Some(id))) => match store.progress(id) {
+            Some(len) => {
+                let mut r = accepted(name, id, len);
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            None => refused(push::PushError::UnknownUpload),
+        },
+        (&Method::PUT, V2::Manifest(name, reference)) => {
+            let media_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(OCI_MANIFEST);
+            let exists = |d: &str| state.content.blob(d).is_some();
+            match store.put_manifest(name, reference, media_type, body, exists) {
+                Ok(d) => {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::CREATED;
+                    set(
+                        &mut r,
+                        header::LOCATION,
+                        &format!("/v2/{name}/manifests/{d}"),
+                    );
+                    set_named(&mut r, "docker-content-digest", &d);
+                    with_api_version(r)
+                }
+                Err(e) => refused(e),
+            }
+        }
+        _ => oci_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            "method not allowed here",
+            json!({}),
+        ),
+    }
+}
+
 /// The token server (`--auth bearer`).
-fn token(state: &State, req: &Request<Incoming>) -> Resp {
+fn token(state: &State, req: &Request<()>) -> Resp {
     let query = req.uri().query().unwrap_or("");
     let scopes: Vec<String> = query
         .split('&')
@@ -582,7 +775,9 @@ fn paginate<'a>(items: &'a [String], query: &str, base: &str) -> (&'a [String], 
 }
 
 fn catalog(state: &State, query: &str) -> Resp {
-    let names: Vec<String> = state.content.repos.iter().map(|r| r.name.clone()).collect();
+    let mut names: BTreeSet<String> = state.content.repos.iter().map(|r| r.name.clone()).collect();
+    names.extend(state.store.repos());
+    let names: Vec<String> = names.into_iter().collect();
     let (page, link) = paginate(&names, query, "/v2/_catalog");
     let body = json!({ "repositories": page }).to_string();
     with_link(
@@ -592,10 +787,14 @@ fn catalog(state: &State, query: &str) -> Resp {
 }
 
 fn tags(state: &State, name: &str, query: &str) -> Resp {
-    let Some(repo) = state.content.repo(name) else {
-        return name_unknown(name);
-    };
-    let (page, link) = paginate(&repo.tags, query, &format!("/v2/{name}/tags/list"));
+    let mut tags: BTreeSet<String> = state.store.tags(name).into_iter().collect();
+    match state.content.repo(name) {
+        Some(repo) => tags.extend(repo.tags.iter().cloned()),
+        None if tags.is_empty() => return name_unknown(name),
+        None => {}
+    }
+    let tags: Vec<String> = tags.into_iter().collect();
+    let (page, link) = paginate(&tags, query, &format!("/v2/{name}/tags/list"));
     let body = json!({ "name": name, "tags": page }).to_string();
     with_link(
         with_api_version(json_resp(StatusCode::OK, Bytes::from(body))),
@@ -603,17 +802,24 @@ fn tags(state: &State, name: &str, query: &str) -> Resp {
     )
 }
 
-fn manifest(
-    state: &State,
-    req: &Request<Incoming>,
-    name: &str,
-    reference: &str,
-    head: bool,
-) -> Resp {
-    let Some(repo) = state.content.repo(name) else {
+fn manifest(state: &State, req: &Request<()>, name: &str, reference: &str, head: bool) -> Resp {
+    let generated = state.content.repo(name);
+    let pushed = state.store.manifest(name, reference);
+    if generated.is_none() && pushed.is_none() && !state.store.repos().contains(name) {
         return name_unknown(name);
+    }
+    let m = match (
+        generated.and_then(|r| state.content.manifest(r, reference)),
+        pushed,
+    ) {
+        (Some(m), _) => Some(push::Pushed {
+            media_type: m.media_type.to_string(),
+            digest: m.digest.clone(),
+            body: m.body.clone(),
+        }),
+        (None, p) => p,
     };
-    let Some(m) = state.content.manifest(repo, reference) else {
+    let Some(m) = m else {
         return oci_error(
             StatusCode::NOT_FOUND,
             "MANIFEST_UNKNOWN",
@@ -630,7 +836,7 @@ fn manifest(
         .filter_map(|v| v.to_str().ok())
         .any(|v| {
             v.split(',')
-                .any(|t| t.trim().split(';').next() == Some(m.media_type))
+                .any(|t| t.trim().split(';').next() == Some(m.media_type.as_str()))
         });
     if !by_digest && !accepted {
         return oci_error(
@@ -650,17 +856,22 @@ fn manifest(
     } else {
         Response::new(Full::new(m.body.clone()))
     };
-    set(&mut resp, header::CONTENT_TYPE, m.media_type);
+    set(&mut resp, header::CONTENT_TYPE, &m.media_type);
     set_named(&mut resp, "docker-content-digest", &m.digest);
     set(&mut resp, header::ETAG, &format!("\"{}\"", m.digest));
     with_api_version(resp)
 }
 
-fn blob(state: &State, req: &Request<Incoming>, name: &str, digest: &str, head: bool) -> Resp {
-    if state.content.repo(name).is_none() {
+fn blob(state: &State, req: &Request<()>, name: &str, digest: &str, head: bool) -> Resp {
+    let data = state
+        .content
+        .blob(digest)
+        .cloned()
+        .or_else(|| state.store.blob(digest));
+    if data.is_none() && state.content.repo(name).is_none() && !state.store.repos().contains(name) {
         return name_unknown(name);
     }
-    let Some(data) = state.content.blob(digest) else {
+    let Some(data) = data else {
         return oci_error(
             StatusCode::NOT_FOUND,
             "BLOB_UNKNOWN",
