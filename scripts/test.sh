@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests start as real targets. Today's tests use only the in-process demo target
-# and raw loopback servers; Debian's docker-registry joins here with the OCI-workload tests.
-packages=()
+# Debian packages the tests start as real targets: the OCI registry (distribution 2.8) and htpasswd
+# (bcrypt entries for its Basic auth).
+packages=(docker-registry apache2-utils)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,8 @@ mod cli;
 mod demo;
 /// The open model, stages, dropped requests, segments and --start-at.
 mod open;
+/// Against a real OCI registry (Debian docker-registry): push and pull flows, htpasswd auth.
+mod registry;
 /// The JSON report against its checked-in schema, and the text report's content.
 mod report;
 /// `regbench run`: exact counts, status and error classification, latency truth, connection handling.

@@ -642,7 +642,11 @@ fn compile_step(
     // The URL: a path joined to base_url, or an absolute URL on the same origin.
     let url = spec.url.get_ref();
     let path_src: Spanned<String>;
-    let path_spanned = if url.starts_with('/') {
+    let path_spanned = if url.starts_with("{{") {
+        // A URL that is a placeholder (a Location an earlier step extracted): used as rendered; it
+        // must render to a path on the same origin.
+        &spec.url
+    } else if url.starts_with('/') {
         let base =
             base.ok_or_else(|| cx.at(spec.url.span(), "a relative URL needs [defaults] base_url"))?;
         let prefix = base.path.trim_end_matches('/');

@@ -1,0 +1,169 @@
+use regbench::serve::digest;
+use serde_json::Value;
+
+use crate::util::registry::Registry;
+use crate::util::*;
+
+/// A push then a pull, written as an ordinary scenario flow: monolithic blob uploads (POST, then PUT
+/// to the Location the registry answered), a manifest PUT, then HEAD/GET of the manifest, a blob,
+/// the tag list and the catalog — every step checked.
+const FLOW: &str = r#"
+[defaults]
+base_url = "{{base_url}}"
+headers = { Authorization = "{{authorization}}" }
+
+[defaults.vars]
+authorization = "none"
+
+[[scenario]]
+name = "push-pull"
+executor = "per-vu-iterations"
+vus = 1
+iterations = 1
+
+[[scenario.step]]
+name = "layer-start"
+method = "POST"
+url = "/v2/test/app/blobs/uploads/"
+extract = { loc = { header = "Location" } }
+check = { status = [202], header = ["Docker-Upload-UUID"] }
+
+[[scenario.step]]
+name = "layer-put"
+method = "PUT"
+url = "{{loc}}&digest={{layer_digest}}"
+body = "{{layer}}"
+check = { status = [201] }
+
+[[scenario.step]]
+name = "config-start"
+method = "POST"
+url = "/v2/test/app/blobs/uploads/"
+extract = { loc2 = { header = "Location" } }
+check = { status = [202] }
+
+[[scenario.step]]
+name = "config-put"
+method = "PUT"
+url = "{{loc2}}&digest={{config_digest}}"
+body = "{{config}}"
+check = { status = [201] }
+
+[[scenario.step]]
+name = "manifest-put"
+method = "PUT"
+url = "/v2/test/app/manifests/v1"
+headers = { Content-Type = "application/vnd.oci.image.manifest.v1+json" }
+body = "{{manifest}}"
+extract = { digest = { header = "Docker-Content-Digest" } }
+check = { status = [201] }
+
+[[scenario.step]]
+name = "manifest-head"
+method = "HEAD"
+url = "/v2/test/app/manifests/v1"
+headers = { Accept = "application/vnd.oci.image.manifest.v1+json" }
+check = { status = [200], header = ["Docker-Content-Digest"] }
+
+[[scenario.step]]
+name = "manifest-get"
+url = "/v2/test/app/manifests/{{digest}}"
+headers = { Accept = "application/vnd.oci.image.manifest.v1+json" }
+check = { status = [200], json_exists = ["/layers/0/digest"] }
+
+[[scenario.step]]
+name = "layer-get"
+url = "/v2/test/app/blobs/{{layer_digest}}"
+check = { status = [200], body_contains = "layer-bytes" }
+
+[[scenario.step]]
+name = "tags"
+url = "/v2/test/app/tags/list"
+check = { status = [200], json = { "/tags/0" = "v1" } }
+
+[[scenario.step]]
+name = "catalog"
+url = "/v2/_catalog?n=10"
+check = { status = [200], json = { "/repositories/0" = "test/app" } }
+
+[thresholds]
+"checks" = ["rate==1"]
+"#;
+
+fn run_flow(reg: &Registry, authorization: &str) -> (u8, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.toml");
+    std::fs::write(&file, FLOW).unwrap();
+    let layer = "layer-bytes-".repeat(50);
+    let config =
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        digest(config.as_bytes()),
+        config.len(),
+        digest(layer.as_bytes()),
+        layer.len()
+    );
+    let vars = [
+        format!("base_url={}", reg.url()),
+        format!("authorization={authorization}"),
+        format!("layer={layer}"),
+        format!("layer_digest={}", digest(layer.as_bytes())),
+        format!("config={config}"),
+        format!("config_digest={}", digest(config.as_bytes())),
+        format!("manifest={manifest}"),
+    ];
+    let mut args = vec!["run", file.to_str().unwrap()];
+    for v in &vars {
+        args.extend(["-e", v.as_str()]);
+    }
+    regbench_json(&args)
+}
+
+#[test]
+fn push_and_pull_against_a_real_registry() {
+    let reg = Registry::start(None);
+    let (code, r) = run_flow(&reg, "none");
+    let failed: Vec<String> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["failed"] != 0)
+                .map(move |c| format!("{}: {}", s["name"], c["name"]))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed checks: {failed:?}");
+    assert_eq!(code, 0);
+    assert_valid(&r);
+    // The registry's own Prometheus endpoint on its debug address counts what we sent.
+    let metrics = String::from_utf8(http(reg.debug, "GET", "/metrics", &[]).body).unwrap();
+    assert!(
+        metrics.contains("registry_http_requests_total"),
+        "{}",
+        &metrics[..metrics.len().min(300)]
+    );
+}
+
+#[test]
+fn the_same_flow_behind_htpasswd_basic_auth() {
+    let reg = Registry::start(Some(("ci", "s3cret")));
+    let r = http(reg.addr, "GET", "/v2/", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Basic realm=\"regbench\""));
+    let (code, _) = run_flow(&reg, "Basic Y2k6czNjcmV0"); // ci:s3cret
+    assert_eq!(code, 0, "with credentials every check passes");
+    let (code, r) = run_flow(&reg, "Basic bm9wZTpub3Bl");
+    assert_eq!(code, 3);
+    assert_eq!(
+        r["steps"][0]["status_codes"]["401"], 1,
+        "wrong credentials are refused"
+    );
+}
