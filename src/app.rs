@@ -125,6 +125,7 @@ where
         Command::Run(a) => cmd_run(*a, out, opts),
         Command::Demo(a) => cmd_demo(a, out, opts),
         Command::Serve(a) => cmd_serve(&a, opts),
+        Command::Oci(crate::cli::OciCommand::Seed(a)) => cmd_oci_seed(&a, out),
     };
     match result {
         Ok(code) => code,
@@ -709,6 +710,79 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
     plan.validate()?;
     plan.clamp_workers();
     Ok(plan)
+}
+
+/// `regbench oci seed`: push what is missing, report what was pushed and what was already there.
+fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let target = Target::parse(&a.registry).map_err(usage)?;
+    let pins = a
+        .resolve
+        .iter()
+        .map(|r| plan::parse_resolve(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    let user = match (&a.user, &a.password_env) {
+        (Some(u), Some(var)) => Some((
+            u.clone(),
+            std::env::var(var)
+                .map_err(|_| usage(anyhow!("--password-env {var}: the variable is not set")))?,
+        )),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        _ => None,
+    };
+    let resolved = connect::resolve(&target, &pins).map_err(run_failed)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(run_failed)?;
+    let spec = crate::registry::seed::SeedSpec {
+        prefix: a.prefix.clone(),
+        repos: a.repos,
+        tags: a.tags,
+        layers: a.layers,
+        layer_size: a.layer_size,
+    };
+    let bar = (!a.quiet && std::io::stderr().is_terminal())
+        .then(|| indicatif::ProgressBar::new((a.repos * a.tags) as u64));
+    let report = rt.block_on(async {
+        let tls = if target.tls {
+            Some(
+                crate::engine::tls::TlsClient::new(
+                    &a.tls.apply(&TlsOptions::default()),
+                    &target.host,
+                )
+                .map_err(usage)?,
+            )
+        } else {
+            None
+        };
+        let mut client =
+            crate::registry::client::Client::new(target.clone(), resolved.addr, tls, user);
+        crate::registry::seed::seed(&mut client, &spec, |done, _| {
+            if let Some(b) = &bar {
+                b.set_position(done);
+            }
+        })
+        .await
+        .map_err(run_failed)
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let _ = writeln!(
+        out,
+        "seeded {} repositories × {} tags at {}: {} blobs pushed ({}), {} already there; {} manifests pushed, {} already there; {}",
+        a.repos,
+        a.tags,
+        target.url,
+        report.blobs_pushed,
+        crate::util::fmt_bytes(report.bytes_pushed as f64),
+        report.blobs_present,
+        report.manifests_pushed,
+        report.manifests_present,
+        crate::util::fmt_duration(report.took)
+    );
+    Ok(exit::OK)
 }
 
 fn cmd_serve(a: &ServeArgs, opts: Options) -> Result<u8, Failure> {

@@ -56,6 +56,54 @@ pub enum Command {
     /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(Box<ServeArgs>),
+    /// OCI registry tools.
+    #[command(subcommand)]
+    Oci(OciCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OciCommand {
+    /// Push deterministic synthetic images so pull benchmarks have content (idempotent).
+    #[command(
+        after_help = "Examples:\n  regbench oci seed http://127.0.0.1:5000 --repos 10 --tags 3 --layers 2 --layer-size 1MiB\n  \
+REGISTRY_PASSWORD=s3cret regbench oci seed https://registry.test --user ci --password-env REGISTRY_PASSWORD --cacert ca.pem"
+    )]
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Registry base URL (http:// or https://).
+    pub registry: String,
+    /// Repositories to create (PREFIX/app-NNN).
+    #[arg(long, default_value_t = 10)]
+    pub repos: usize,
+    /// Tags per repository (v1, v2, …).
+    #[arg(long, default_value_t = 3)]
+    pub tags: usize,
+    /// Layers per image (shared by a repository's tags).
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// Size of each layer.
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    pub layer_size: u64,
+    /// Repository name prefix.
+    #[arg(long, default_value = "seed")]
+    pub prefix: String,
+    /// User for Basic auth or the token server.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Environment variable holding the password (never a flag: it would show in `ps`).
+    #[arg(long, value_name = "VAR", requires = "user")]
+    pub password_env: Option<String>,
+    /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Where a report goes: `FORMAT` alone replaces the text report on stdout; `FORMAT=FILE` writes a file.

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod engine;
 pub mod plan;
+pub mod registry;
 pub mod report;
 pub mod sample;
 pub mod scenario;

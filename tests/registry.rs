@@ -167,3 +167,85 @@ fn the_same_flow_behind_htpasswd_basic_auth() {
         "wrong credentials are refused"
     );
 }
+
+#[test]
+fn seed_pushes_once_then_nothing_against_the_real_registry() {
+    let reg = Registry::start(Some(("ci", "s3cret")));
+    std::env::set_var("REGBENCH_TEST_SEED_PW", "s3cret");
+    let seed = || {
+        regbench(&[
+            "oci",
+            "seed",
+            &reg.url(),
+            "--repos",
+            "2",
+            "--tags",
+            "2",
+            "--layers",
+            "2",
+            "--layer-size",
+            "32KiB",
+            "--user",
+            "ci",
+            "--password-env",
+            "REGBENCH_TEST_SEED_PW",
+            "--quiet",
+        ])
+    };
+    let (code, first) = seed();
+    assert_eq!(code, 0, "{first}");
+    assert!(
+        first.contains("4 manifests pushed, 0 already there"),
+        "{first}"
+    );
+    let (code, second) = seed();
+    assert_eq!(code, 0);
+    assert!(
+        second.contains("0 blobs pushed") && second.contains("0 manifests pushed, 4 already there"),
+        "{second}"
+    );
+    let cat = http(
+        reg.addr,
+        "GET",
+        "/v2/_catalog",
+        &[("Authorization", "Basic Y2k6czNjcmV0")],
+    )
+    .json();
+    assert_eq!(
+        cat["repositories"],
+        serde_json::json!(["seed/app-000", "seed/app-001"])
+    );
+    // Without credentials the registry's Basic challenge is a clear error, exit 1.
+    let (code, _) = regbench(&["oci", "seed", &reg.url(), "--repos", "1", "--quiet"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn seed_answers_bearer_challenges_with_scoped_tokens() {
+    let t = demo_target(regbench::serve::ServeConfig {
+        auth: regbench::serve::auth::Auth::parse("bearer").unwrap(),
+        ..regbench::serve::ServeConfig::default()
+    });
+    let args = [
+        "oci",
+        "seed",
+        &t.url(),
+        "--repos",
+        "2",
+        "--tags",
+        "3",
+        "--layers",
+        "1",
+        "--layer-size",
+        "4KiB",
+        "--quiet",
+    ];
+    let (code, first) = regbench(&args);
+    assert_eq!(code, 0, "{first}");
+    assert!(first.contains("6 manifests pushed"), "{first}");
+    let (_, second) = regbench(&args);
+    assert!(
+        second.contains("0 manifests pushed, 6 already there"),
+        "{second}"
+    );
+}
