@@ -249,3 +249,47 @@ fn seed_answers_bearer_challenges_with_scoped_tokens() {
         "{second}"
     );
 }
+
+#[test]
+fn catalog_and_tags_pagination_against_the_real_registry() {
+    let reg = Registry::start(None);
+    let (code, out) = regbench(&[
+        "oci",
+        "seed",
+        &reg.url(),
+        "--repos",
+        "3",
+        "--tags",
+        "4",
+        "--layers",
+        "1",
+        "--layer-size",
+        "1KiB",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crawl.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[defaults]\nbase_url = \"{}\"\n\n[[scenario]]\nname = \"crawl\"\nexecutor = \"per-vu-iterations\"\nvus = 1\niterations = 1\n\n\
+             [[scenario.step]]\nname = \"catalog\"\nurl = \"/v2/_catalog?n=1\"\npaginate = {{ link = true }}\ncheck = {{ status = [200] }}\n\n\
+             [[scenario.step]]\nname = \"tags\"\nurl = \"/v2/seed/app-001/tags/list?n=3\"\npaginate = {{ link = true }}\ncheck = {{ status = [200] }}\n",
+            reg.url()
+        ),
+    )
+    .unwrap();
+    let (code, r) = regbench_json(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let steps = r["steps"].as_array().unwrap();
+    // distribution answers a Link on every full page, so the last walk ends on an empty page.
+    let catalog_pages = steps[0]["requests"].as_u64().unwrap();
+    assert!(
+        (3..=4).contains(&catalog_pages),
+        "3 repositories, 1 a page: {catalog_pages}"
+    );
+    // distribution 2.8 ignores n/last on tags/list: one page with every tag (docs/registries.md).
+    assert_eq!(steps[1]["requests"], 1);
+    assert_eq!(steps[0]["checks"][0]["failed"], 0);
+}

@@ -410,3 +410,71 @@ fn authenticated_pull_example_passes_against_a_token_server() {
         );
     }
 }
+
+/// `paginate`: Link headers (catalog, tags) and JSON cursors (service registry) are followed, each
+/// page a request of the step, and `max_pages` bounds the walk.
+#[test]
+fn pagination_walks_every_page() {
+    let t = demo_target(ServeConfig {
+        repos: 20,
+        servers: 100,
+        ..ServeConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "crawl.toml",
+        &format!(
+            r#"
+[defaults]
+base_url = "{}"
+
+[[scenario]]
+name = "crawl"
+executor = "per-vu-iterations"
+vus = 1
+iterations = 2
+
+[[scenario.step]]
+name = "catalog"
+url = "/v2/_catalog?n=3"
+paginate = {{ link = true }}
+check = {{ status = [200], json_exists = ["/repositories/0"] }}
+
+[[scenario.step]]
+name = "servers"
+url = "/v1/registry?limit=30"
+paginate = {{ cursor = "auto" }}
+check = {{ status = [200] }}
+
+[[scenario.step]]
+name = "bounded"
+url = "/v2/_catalog?n=1"
+paginate = {{ link = true, max_pages = 5 }}
+"#,
+            t.url()
+        ),
+    );
+    let (code, r) = regbench_json(&["run", &file]);
+    assert_eq!(code, 0, "{}", r["steps"]);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(
+        steps[0]["requests"],
+        2 * 7,
+        "20 repositories, 3 a page: 7 pages per walk"
+    );
+    assert_eq!(steps[0]["checks"][1]["passed"], 14);
+    assert_eq!(
+        steps[1]["requests"],
+        2 * 4,
+        "100 servers, 30 a page: 4 pages per walk"
+    );
+    assert_eq!(steps[2]["requests"], 2 * 5, "max_pages stops a walk");
+    let bad = std::fs::read_to_string(&file).unwrap().replace(
+        "paginate = { cursor = \"auto\" }",
+        "paginate = { link = true, cursor = \"auto\" }",
+    );
+    let bad_file = write(dir.path(), "bad.toml", &bad);
+    let (code, _) = regbench(&["run", &bad_file]);
+    assert_eq!(code, 2);
+}

@@ -378,80 +378,122 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
             }
-            let Vu {
-                vars,
-                rng,
-                rows,
-                request,
-                path,
-                body,
-                capture,
-            } = &mut vu;
-            let bytes: &[u8] = match (&scenario.requests[i], &step.template) {
-                (Some(encoded), _) => encoded,
-                (None, Some(t)) => {
-                    let mut ctx = Ctx {
-                        vars,
-                        iteration: n,
-                        vu: slot.global,
-                        data: &plan.data,
-                        rows,
-                        rng,
-                    };
-                    path.clear();
-                    t.path.render(&mut ctx, path);
-                    body.clear();
-                    t.body.render(&mut ctx, body);
-                    request.clear();
-                    http1::encode_into(
-                        request,
-                        &step.request.method,
-                        path,
-                        &plan.target,
-                        &t.headers,
-                        |v, out| v.render(&mut ctx, out),
-                        body,
-                        plan.keepalive,
-                    );
-                    request
+            // A paginated step repeats with the next page's path until the target offers none.
+            let mut page = 0u32;
+            loop {
+                let Vu {
+                    vars,
+                    rng,
+                    rows,
+                    request,
+                    path,
+                    body,
+                    capture,
+                } = &mut vu;
+                let bytes: &[u8] = match (&scenario.requests[i], &step.template, page) {
+                    (Some(encoded), _, 0) => encoded,
+                    (_, Some(t), _) => {
+                        let mut ctx = Ctx {
+                            vars,
+                            iteration: n,
+                            vu: slot.global,
+                            data: &plan.data,
+                            rows,
+                            rng,
+                        };
+                        // Page 0 renders the step's path; later pages keep the one set below.
+                        if page == 0 {
+                            path.clear();
+                            t.path.render(&mut ctx, path);
+                        }
+                        body.clear();
+                        t.body.render(&mut ctx, body);
+                        request.clear();
+                        http1::encode_into(
+                            request,
+                            &step.request.method,
+                            path,
+                            &plan.target,
+                            &t.headers,
+                            |v, out| v.render(&mut ctx, out),
+                            body,
+                            plan.keepalive,
+                        );
+                        request
+                    }
+                    (_, None, _) => {
+                        // A later page of a static step: its headers and body, the next path.
+                        request.clear();
+                        http1::encode_into(
+                            request,
+                            &step.request.method,
+                            path,
+                            &plan.target,
+                            &step.request.headers,
+                            |v: &String, out| out.extend_from_slice(v.as_bytes()),
+                            &step.request.body,
+                            plan.keepalive,
+                        );
+                        request
+                    }
+                };
+                let (want_body, want_head) = scenario.captures[i];
+                capture.want_body = want_body;
+                capture.want_head = want_head;
+                let capture = (want_body || want_head).then_some(capture);
+                let mut conn = worker.pool.borrow_mut().pop();
+                let tag = scenario.first_tag + i;
+                let head_only = step.request.is_head();
+                let sample = worker
+                    .send(&mut conn, tag, bytes, head_only, intended, capture)
+                    .await;
+                if let Some(c) = conn {
+                    worker.pool.borrow_mut().push(c);
                 }
-                // invariant: a step without an encoded request has a template (see Worker::new).
-                (None, None) => &[],
-            };
-            let (want_body, want_head) = scenario.captures[i];
-            capture.want_body = want_body;
-            capture.want_head = want_head;
-            let capture = (want_body || want_head).then_some(capture);
-            let mut conn = worker.pool.borrow_mut().pop();
-            let tag = scenario.first_tag + i;
-            let head_only = step.request.is_head();
-            let sample = worker
-                .send(&mut conn, tag, bytes, head_only, intended, capture)
-                .await;
-            if let Some(c) = conn {
-                worker.pool.borrow_mut().push(c);
-            }
-            let mut recorder = worker.recorder.borrow_mut();
-            recorder.record(&sample);
-            if !step.checks.is_empty() || !step.extracts.is_empty() {
+                let mut recorder = worker.recorder.borrow_mut();
+                recorder.record(&sample);
                 let status = match sample.outcome {
                     Outcome::Status(code) => Some(code),
                     _ => None,
                 };
-                let resp =
-                    Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
-                for (ci, check) in step.checks.iter().enumerate() {
-                    recorder.record_check(tag, ci, check.passes(&resp));
-                }
-                for ex in &step.extracts {
-                    let var = &mut vu.vars[ex.var];
-                    var.clear();
-                    if let Some(v) = ex.value(&resp) {
-                        var.push_str(&v);
+                if !step.checks.is_empty() || !step.extracts.is_empty() {
+                    let resp =
+                        Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
+                    for (ci, check) in step.checks.iter().enumerate() {
+                        recorder.record_check(tag, ci, check.passes(&resp));
+                    }
+                    for ex in &step.extracts {
+                        let var = &mut vu.vars[ex.var];
+                        var.clear();
+                        if let Some(v) = ex.value(&resp) {
+                            var.push_str(&v);
+                        }
                     }
                 }
+                drop(recorder);
+                intended = sample.done;
+                page += 1;
+                let next = match &step.paginate {
+                    Some(p) if status == Some(200) && page < p.max_pages => {
+                        let current = if page == 1 && scenario.requests[i].is_some() {
+                            step.request.path.as_str()
+                        } else {
+                            std::str::from_utf8(&vu.path).unwrap_or("")
+                        };
+                        p.next
+                            .next_path(current, &vu.capture.head, &vu.capture.body)
+                    }
+                    _ => None,
+                };
+                match next {
+                    Some(next) => {
+                        vu.path.clear();
+                        vu.path.extend_from_slice(next.as_bytes());
+                    }
+                    None => break,
+                }
             }
-            intended = sample.done + step.think;
+            intended += step.think;
         }
         // The closed model's next iteration is intended when this one ended (its last think included).
         slot.prev_done = Some(intended);

@@ -312,6 +312,85 @@ pub struct Step {
     pub think: Duration,
     pub checks: Vec<Check>,
     pub extracts: Vec<Extract>,
+    /// Follow the response to further pages, each page a request of this step.
+    pub paginate: Option<Paginate>,
+}
+
+/// How a step walks pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paginate {
+    pub next: NextPage,
+    /// A walk stops after this many pages even if the target offers more.
+    pub max_pages: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextPage {
+    /// `Link: <URL>; rel="next"` (OCI catalog and tags lists).
+    Link,
+    /// A cursor in the JSON body, at the first of these pointers that exists, sent back as `param`.
+    Cursor {
+        pointers: Vec<String>,
+        param: String,
+    },
+}
+
+/// The JSON pointers `cursor = "auto"` tries: both spellings registries use.
+pub const AUTO_CURSOR: [&str; 4] = [
+    "/metadata/nextCursor",
+    "/metadata/next_cursor",
+    "/nextCursor",
+    "/next_cursor",
+];
+
+impl NextPage {
+    /// The path of the next page, from a response's head and body; `None` at the last page.
+    pub fn next_path(&self, current: &str, head: &[u8], body: &[u8]) -> Option<String> {
+        match self {
+            NextPage::Link => {
+                let mut headers = [httparse::EMPTY_HEADER; 64];
+                let mut resp = httparse::Response::new(&mut headers);
+                resp.parse(head).ok()?;
+                let link = resp
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case("link"))
+                    .filter_map(|h| std::str::from_utf8(h.value).ok())
+                    .flat_map(|v| v.split(','))
+                    .find(|l| l.contains("rel=\"next\"") || l.contains("rel=next"))?;
+                let url = link.split_once('<')?.1.split_once('>')?.0;
+                // Absolute links keep only their path.
+                Some(
+                    match url
+                        .find("://")
+                        .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
+                    {
+                        Some(i) => url[i..].to_string(),
+                        None => url.to_string(),
+                    },
+                )
+            }
+            NextPage::Cursor { pointers, param } => {
+                let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+                let cursor = pointers
+                    .iter()
+                    .find_map(|p| doc.pointer(p))
+                    .and_then(|v| v.as_str())?;
+                if cursor.is_empty() {
+                    return None;
+                }
+                // Replace the parameter if the current path has it, else append it.
+                let (base, query) = current.split_once('?').unwrap_or((current, ""));
+                let mut parts: Vec<String> = query
+                    .split('&')
+                    .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(param.as_str()))
+                    .map(str::to_string)
+                    .collect();
+                parts.push(format!("{param}={cursor}"));
+                Some(format!("{base}?{}", parts.join("&")))
+            }
+        }
+    }
 }
 
 /// A request whose path, header values or body have placeholders.
@@ -332,16 +411,22 @@ impl Step {
             think: Duration::ZERO,
             checks: Vec::new(),
             extracts: Vec::new(),
+            paginate: None,
         }
     }
 
     /// Whether its checks and extractions need the response (body, head) captured.
     pub fn needs_capture(&self) -> (bool, bool) {
+        let pages = self.paginate.as_ref().map(|p| match p.next {
+            NextPage::Link => (false, true),
+            NextPage::Cursor { .. } => (true, false),
+        });
         let needs = self
             .checks
             .iter()
             .map(Check::needs)
-            .chain(self.extracts.iter().map(Extract::needs));
+            .chain(self.extracts.iter().map(Extract::needs))
+            .chain(pages);
         needs.fold((false, false), |(b, h), (nb, nh)| (b || nb, h || nh))
     }
 }
@@ -766,6 +851,43 @@ mod tests {
         );
         p.segment = Segment { index: 1, count: 2 };
         assert!(matches!(p.validate(), Err(PlanError::TooFewSlots(1, 2))));
+    }
+
+    #[test]
+    fn next_pages() {
+        let head = b"HTTP/1.1 200 OK\r\nLink: </v2/_catalog?last=b&n=2>; rel=\"next\"\r\n\r\n";
+        assert_eq!(
+            NextPage::Link
+                .next_path("/v2/_catalog?n=2", head, b"")
+                .as_deref(),
+            Some("/v2/_catalog?last=b&n=2")
+        );
+        let abs = b"HTTP/1.1 200 OK\r\nLink: <http://r.test:5000/v2/x/tags/list?last=v2&n=2>; rel=\"next\"\r\n\r\n";
+        assert_eq!(
+            NextPage::Link.next_path("/", abs, b"").as_deref(),
+            Some("/v2/x/tags/list?last=v2&n=2")
+        );
+        assert_eq!(
+            NextPage::Link.next_path("/", b"HTTP/1.1 200 OK\r\n\r\n", b""),
+            None
+        );
+        let auto = NextPage::Cursor {
+            pointers: AUTO_CURSOR.iter().map(|s| s.to_string()).collect(),
+            param: "cursor".into(),
+        };
+        let next = auto.next_path(
+            "/v1/registry?limit=30",
+            b"",
+            br#"{"metadata":{"next_cursor":"abc"}}"#,
+        );
+        assert_eq!(next.as_deref(), Some("/v1/registry?limit=30&cursor=abc"));
+        let again = auto.next_path(
+            "/v1/registry?limit=30&cursor=abc",
+            b"",
+            br#"{"metadata":{"nextCursor":"def"}}"#,
+        );
+        assert_eq!(again.as_deref(), Some("/v1/registry?limit=30&cursor=def"));
+        assert_eq!(auto.next_path("/x", b"", br#"{"metadata":{}}"#), None);
     }
 
     #[test]

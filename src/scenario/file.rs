@@ -97,6 +97,17 @@ pub struct StepSpec {
     #[serde(default)]
     pub extract: BTreeMap<String, Spanned<ExtractSpec>>,
     pub check: Option<Spanned<CheckSpec>>,
+    pub paginate: Option<Spanned<PaginateSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaginateSpec {
+    #[serde(default)]
+    pub link: bool,
+    pub cursor: Option<String>,
+    pub param: Option<String>,
+    pub max_pages: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

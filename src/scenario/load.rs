@@ -754,6 +754,38 @@ fn compile_step(
         });
     }
 
+    let paginate = match &spec.paginate {
+        None => None,
+        Some(p) => {
+            let ps = p.get_ref();
+            let next =
+                match (ps.link, &ps.cursor) {
+                    (true, None) => plan::NextPage::Link,
+                    (false, Some(c)) => plan::NextPage::Cursor {
+                        pointers: if c == "auto" {
+                            plan::AUTO_CURSOR.iter().map(|s| s.to_string()).collect()
+                        } else if c.starts_with('/') {
+                            vec![c.clone()]
+                        } else {
+                            return Err(cx.at(
+                                p.span(),
+                                format!("cursor '{c}' is not a JSON pointer or \"auto\""),
+                            ));
+                        },
+                        param: ps.param.clone().unwrap_or_else(|| "cursor".into()),
+                    },
+                    _ => return Err(cx.at(
+                        p.span(),
+                        "paginate takes either link = true or cursor = \"POINTER\" (or \"auto\")",
+                    )),
+                };
+            let max_pages = ps.max_pages.unwrap_or(1000);
+            if max_pages == 0 {
+                return Err(cx.at(p.span(), "max_pages must be at least 1"));
+            }
+            Some(plan::Paginate { next, max_pages })
+        }
+    };
     let all_static =
         path.is_static() && body.is_static() && headers.iter().all(|(_, t)| t.is_static());
     let request = RequestSpec {
@@ -780,6 +812,7 @@ fn compile_step(
         think,
         checks,
         extracts,
+        paginate,
     })
 }
 
