@@ -32,13 +32,15 @@ pub enum ErrorKind {
     Protocol,
     /// The response body was larger than the configured limit.
     BodyTooLarge,
+    /// The body's sha256 is not the digest the step expected (a corrupt blob or manifest).
+    DigestMismatch,
     /// Any other I/O error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -50,6 +52,7 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::Protocol,
         ErrorKind::BodyTooLarge,
+        ErrorKind::DigestMismatch,
         ErrorKind::Other,
     ];
     /// Number of kinds; sizes the per-kind counter arrays.
@@ -69,6 +72,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Protocol => "protocol",
             ErrorKind::BodyTooLarge => "body-too-large",
+            ErrorKind::DigestMismatch => "digest-mismatch",
             ErrorKind::Other => "other",
         }
     }

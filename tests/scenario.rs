@@ -478,3 +478,39 @@ paginate = {{ link = true, max_pages = 5 }}
     let (code, _) = regbench(&["run", &bad_file]);
     assert_eq!(code, 2);
 }
+
+/// `verify_digest`: blobs are hashed as they stream in; a body that is not the expected digest is
+/// the `digest-mismatch` error, not a success.
+#[test]
+fn blobs_are_verified_while_streaming() {
+    let t = demo_target(ServeConfig {
+        layer_size: 1 << 20,
+        repos: 1,
+        layers: 2,
+        ..ServeConfig::default()
+    });
+    let layers = t.state().content.repos[0].layers.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let flow = |expected: &str| {
+        format!(
+            "[defaults]\nbase_url = \"{}\"\n[defaults.vars]\nlayer = \"{}\"\nexpected = \"{expected}\"\n\n\
+             [[scenario]]\nname = \"pull\"\nexecutor = \"per-vu-iterations\"\nvus = 2\niterations = 3\n\
+             [scenario.request]\nurl = \"/v2/demo/app-000/blobs/{{{{layer}}}}\"\nverify_digest = \"{{{{expected}}}}\"\n",
+            t.url(),
+            layers[0]
+        )
+    };
+    let ok = write(dir.path(), "ok.toml", &flow(&layers[0]));
+    let (code, r) = regbench_json(&["run", &ok]);
+    assert_eq!(code, 0);
+    assert_eq!(r["overall"]["status_codes"]["200"], 6);
+    assert_eq!(r["overall"]["body_bytes"], 6u64 << 20);
+    let bad = write(dir.path(), "bad.toml", &flow(&layers[1]));
+    let (_, r) = regbench_json(&["run", &bad]);
+    assert_eq!(
+        r["overall"]["errors"]["digest-mismatch"], 6,
+        "{}",
+        r["overall"]
+    );
+    assert_valid(&r);
+}

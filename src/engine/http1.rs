@@ -104,6 +104,8 @@ pub fn encode_into<V>(
 pub struct Capture {
     pub want_head: bool,
     pub want_body: bool,
+    /// Hash the whole body (sha256) as it streams in, kept or not.
+    pub hasher: Option<sha2::Sha256>,
     /// Bodies are kept up to this many bytes (the rest is counted, not kept).
     pub max_body: usize,
     pub head: Vec<u8>,
@@ -112,6 +114,9 @@ pub struct Capture {
 
 impl Capture {
     fn body(&mut self, data: &[u8]) {
+        if let Some(h) = self.hasher.as_mut() {
+            sha2::Digest::update(h, data);
+        }
         if self.want_body {
             let room = self.max_body.saturating_sub(self.body.len());
             self.body.extend_from_slice(&data[..data.len().min(room)]);

@@ -339,6 +339,40 @@ struct Vu {
     capture: Capture,
 }
 
+/// Whether the body just read hashes to the step's expected digest (rendered for this iteration).
+fn digest_matches(
+    vu: &mut Vu,
+    expected: &crate::scenario::template::Template,
+    iteration: u64,
+    vu_index: u64,
+    data: &[Arc<crate::scenario::data::DataTable>],
+) -> bool {
+    let Some(hasher) = vu.capture.hasher.take() else {
+        return false;
+    };
+    let mut ctx = Ctx {
+        vars: &vu.vars,
+        iteration,
+        vu: vu_index,
+        data,
+        rows: &vu.rows,
+        rng: &mut vu.rng,
+    };
+    vu.body.clear();
+    expected.render(&mut ctx, &mut vu.body);
+    let Some(hex) = vu.body.strip_prefix(b"sha256:") else {
+        return false;
+    };
+    let got = sha2::Digest::finalize(hasher);
+    hex.len() == 64
+        && got.iter().zip(hex.chunks(2)).all(|(b, h)| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                == Some(*b)
+        })
+}
+
 /// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
 /// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
 /// differ only in their schedule.
@@ -440,7 +474,9 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 let (want_body, want_head) = scenario.captures[i];
                 capture.want_body = want_body;
                 capture.want_head = want_head;
-                let capture = (want_body || want_head).then_some(capture);
+                let verify = step.verify_digest.is_some();
+                capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
+                let capture = (want_body || want_head || verify).then_some(capture);
                 let mut conn = worker.pool.borrow_mut().pop();
                 let tag = scenario.first_tag + i;
                 let head_only = step.request.is_head();
@@ -449,6 +485,14 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                     .await;
                 if let Some(c) = conn {
                     worker.pool.borrow_mut().push(c);
+                }
+                let mut sample = sample;
+                if let (Some(expected), Outcome::Status(200..=299)) =
+                    (&step.verify_digest, sample.outcome)
+                {
+                    if !digest_matches(&mut vu, expected, n, slot.global, &plan.data) {
+                        sample.outcome = Outcome::Error(ErrorKind::DigestMismatch);
+                    }
                 }
                 let mut recorder = worker.recorder.borrow_mut();
                 recorder.record(&sample);

@@ -314,6 +314,9 @@ pub struct Step {
     pub extracts: Vec<Extract>,
     /// Follow the response to further pages, each page a request of this step.
     pub paginate: Option<Paginate>,
+    /// The body must hash to this digest (`sha256:…`, a template); otherwise the request is the
+    /// `digest-mismatch` error. Hashed while streaming.
+    pub verify_digest: Option<Template>,
 }
 
 /// How a step walks pages.
@@ -412,6 +415,7 @@ impl Step {
             checks: Vec::new(),
             extracts: Vec::new(),
             paginate: None,
+            verify_digest: None,
         }
     }
 

@@ -98,6 +98,7 @@ pub struct StepSpec {
     pub extract: BTreeMap<String, Spanned<ExtractSpec>>,
     pub check: Option<Spanned<CheckSpec>>,
     pub paginate: Option<Spanned<PaginateSpec>>,
+    pub verify_digest: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

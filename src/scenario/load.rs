@@ -706,6 +706,10 @@ fn compile_step(
         Some(b) => cx.template(b, &scope)?,
         None => Template::default(),
     };
+    let verify_digest = match &spec.verify_digest {
+        Some(d) => Some(cx.template(d, &scope)?),
+        None => None,
+    };
     let think = match &spec.think {
         Some(t) => cx.duration(t, "think")?,
         None => Duration::ZERO,
@@ -813,6 +817,7 @@ fn compile_step(
         checks,
         extracts,
         paginate,
+        verify_digest,
     })
 }
 
