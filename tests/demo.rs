@@ -22,5 +22,12 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
         all["success"], all["requests"],
         "every demo request is answered 2xx: {all}"
     );
-    assert_eq!(r["steps"].as_array().unwrap().len(), 9);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 10, "9 steps and the whole iteration");
+    assert_eq!(steps[9]["name"], "registry-reads (iteration)");
+    assert_eq!(
+        steps[9]["requests"], steps[0]["requests"],
+        "one iteration per walk of the flow"
+    );
+    assert_eq!(steps[9]["scenario"], "registry-reads");
 }

@@ -190,6 +190,10 @@ check = {{ status = [200], body_contains = "ok" }}
     assert_eq!(code, 3, "the thresholds catch it");
     assert_eq!(r["steps"][1]["status_codes"]["401"], 5);
     assert_eq!(r["steps"][1]["checks"][0]["failed"], 5);
+    assert_eq!(
+        r["steps"][2]["status_codes"]["401"], 5,
+        "a failed step fails its iteration"
+    );
 }
 
 #[test]
@@ -399,8 +403,10 @@ fn authenticated_pull_example_passes_against_a_token_server() {
     let (code, r) = regbench_json(&["run", example, "-e", &base, "-z", "1s"]);
     assert_eq!(code, 0, "{}", r["steps"]);
     let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 5);
+    assert_eq!(steps.len(), 6, "5 steps and the whole pull");
     assert!(steps[0]["status_codes"]["401"].as_u64().unwrap() > 0);
+    // The expected 401 challenge does not fail the pull: every whole pull succeeded.
+    assert_eq!(steps[5]["name"], "pull (iteration)");
     for s in &steps[1..] {
         assert!(s["status_codes"]["200"].as_u64().unwrap() > 0, "{s}");
         assert_eq!(

@@ -190,6 +190,7 @@ mod tests {
         let tags = vec![TagSpec {
             name: "t".to_string(),
             checks: Vec::new(),
+            iteration: false,
         }];
         let mut c = Collector::new(&tags, 2);
         c.handle(Msg::Interval {

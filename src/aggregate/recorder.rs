@@ -88,6 +88,12 @@ impl Recorder {
         self.current.tags[s.tag as usize].record(s);
     }
 
+    /// Files the summary sample of a whole iteration (it was never "started" as a request).
+    pub fn record_iteration(&mut self, s: &Sample) {
+        self.inflight += 1;
+        self.record(s);
+    }
+
     /// Counts check `check` of tag `tag` for a response finished at `done`. Call it after `record`
     /// of that response's sample, so both land in the same interval.
     #[inline]

@@ -69,6 +69,9 @@ pub struct TagStats {
     /// The step's checks, in the order the scenario file lists them.
     #[serde(default)]
     pub checks: Vec<CheckCount>,
+    /// A whole iteration of a multi-step scenario, not a request: run totals leave it out.
+    #[serde(default)]
+    pub iteration: bool,
     /// New connections that did a TLS handshake, and how many of those resumed a session.
     #[serde(default)]
     pub n_tls_handshakes: u64,
@@ -119,6 +122,8 @@ pub struct CheckCount {
 pub struct TagSpec {
     pub name: String,
     pub checks: Vec<String>,
+    /// A whole iteration rather than a request: left out of run totals.
+    pub iteration: bool,
 }
 
 impl TagStats {
@@ -139,6 +144,7 @@ impl TagStats {
     /// Empty statistics with the same name and checks.
     pub fn empty_like(&self) -> TagStats {
         let mut t = TagStats::new(&self.name);
+        t.iteration = self.iteration;
         t.checks = self
             .checks
             .iter()
@@ -170,6 +176,7 @@ impl TagStats {
             n_new_connections: 0,
             n_dropped: 0,
             checks: Vec::new(),
+            iteration: false,
             n_tls_handshakes: 0,
             n_tls_resumed: 0,
             tls_sessions: Vec::new(),
@@ -322,7 +329,11 @@ impl Summary {
         Summary {
             tags: specs
                 .iter()
-                .map(|s| TagStats::with_checks(&s.name, &s.checks))
+                .map(|s| {
+                    let mut t = TagStats::with_checks(&s.name, &s.checks);
+                    t.iteration = s.iteration;
+                    t
+                })
                 .collect(),
         }
     }
@@ -334,10 +345,10 @@ impl Summary {
         }
     }
 
-    /// All tags merged into one.
+    /// All requests: every tag but whole-iteration ones, merged.
     pub fn total(&self) -> TagStats {
         let mut all = TagStats::new("all");
-        for t in &self.tags {
+        for t in self.tags.iter().filter(|t| !t.iteration) {
             all += t;
         }
         all

@@ -28,7 +28,7 @@ pub fn evaluate(
     let mut any = false;
     for (i, tag) in total.tags.iter().enumerate() {
         let selected = match &t.filter {
-            Filter::All => true,
+            Filter::All => !tag.iteration,
             Filter::Step(name) => tag.name == *name,
             Filter::Scenario(name) => scenario_tags(name).is_some_and(|r| r.contains(&i)),
         };

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{Plan, Step, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
-use crate::scenario::check::Response;
+use crate::scenario::check::{CheckKind, Response};
 use crate::scenario::template::Ctx;
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
 use crate::util::Rng;
@@ -148,6 +148,8 @@ struct ScenarioRun {
     requests: Vec<Option<Bytes>>,
     /// Per step: whether its checks/extractions need the response (body, head) captured.
     captures: Vec<(bool, bool)>,
+    /// The tag of the whole iteration (multi-step scenarios).
+    iteration_tag: Option<usize>,
 }
 
 /// A worker's state, shared by its slots on one thread.
@@ -184,6 +186,7 @@ impl Worker {
                 .collect();
             scenarios.push(ScenarioRun {
                 captures: scenario.steps.iter().map(Step::needs_capture).collect(),
+                iteration_tag: plan.iteration_tag(sc),
                 share,
                 schedule: Schedule::new(
                     scenario,
@@ -407,7 +410,10 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
             *row = table.pick_row(n, slot.global, &mut vu.rng);
         }
         // Each step is intended when the previous one is done plus its think time.
+        let started = intended;
         let mut intended = intended;
+        let mut whole: Option<Outcome> = None;
+        let (mut bytes_in, mut body_bytes, mut bytes_out) = (0, 0, 0);
         for (i, step) in steps.iter().enumerate() {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
@@ -500,11 +506,17 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                     Outcome::Status(code) => Some(code),
                     _ => None,
                 };
+                // A step succeeds when its status check passes, or, without one, on a 2xx/3xx.
+                let mut ok = matches!(sample.outcome, Outcome::Status(100..=399));
                 if !step.checks.is_empty() || !step.extracts.is_empty() {
                     let resp =
                         Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
                     for (ci, check) in step.checks.iter().enumerate() {
-                        recorder.record_check(tag, ci, check.passes(&resp));
+                        let passed = check.passes(&resp);
+                        recorder.record_check(tag, ci, passed);
+                        if matches!(check.kind, CheckKind::Status(_)) {
+                            ok = passed;
+                        }
                     }
                     for ex in &step.extracts {
                         let var = &mut vu.vars[ex.var];
@@ -515,6 +527,17 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                     }
                 }
                 drop(recorder);
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                bytes_out += sample.bytes_out;
+                // The iteration fails with its first failing step.
+                if !ok && whole.is_none() {
+                    whole = Some(match sample.outcome {
+                        // An unexpected status: the iteration records it (≥ 400 counts as failed).
+                        Outcome::Status(code) if code < 400 => Outcome::Status(599),
+                        other => other,
+                    });
+                }
                 intended = sample.done;
                 page += 1;
                 let next = match &step.paginate {
@@ -538,6 +561,22 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 }
             }
             intended += step.think;
+        }
+        if let Some(tag) = scenario.iteration_tag {
+            let last_done = intended - steps.last().map_or(Duration::ZERO, |s| s.think);
+            worker.recorder.borrow_mut().record_iteration(&Sample {
+                tag: tag as u16,
+                intended: started,
+                sent: started,
+                first_byte: None,
+                done: last_done,
+                outcome: whole.unwrap_or(Outcome::Status(200)),
+                bytes_in,
+                body_bytes,
+                bytes_out,
+                connect: None,
+                tls: None,
+            });
         }
         // The closed model's next iteration is intended when this one ended (its last think included).
         slot.prev_done = Some(intended);

@@ -551,17 +551,39 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
-    /// Every step's name and checks, in order: the tags of samples and reports.
+    /// The tags of samples and reports: every step (name and checks) in order, then one
+    /// `NAME (iteration)` tag per multi-step scenario for its whole flow.
     pub fn tag_specs(&self) -> Vec<TagSpec> {
-        self.scenarios
-            .iter()
-            .flat_map(|s| {
-                s.steps.iter().map(|st| TagSpec {
-                    name: st.name.clone(),
-                    checks: st.checks.iter().map(|c| c.name.clone()).collect(),
-                })
+        let steps = self.scenarios.iter().flat_map(|s| {
+            s.steps.iter().map(|st| TagSpec {
+                name: st.name.clone(),
+                checks: st.checks.iter().map(|c| c.name.clone()).collect(),
+                iteration: false,
             })
-            .collect()
+        });
+        let iterations = self
+            .scenarios
+            .iter()
+            .filter(|s| s.steps.len() > 1)
+            .map(|s| TagSpec {
+                name: iteration_tag_name(&s.name),
+                checks: Vec::new(),
+                iteration: true,
+            });
+        steps.chain(iterations).collect()
+    }
+
+    /// The tag of scenario `sc`'s whole iteration, if it has several steps.
+    pub fn iteration_tag(&self, sc: usize) -> Option<usize> {
+        if self.scenarios[sc].steps.len() < 2 {
+            return None;
+        }
+        let n_steps: usize = self.scenarios.iter().map(|s| s.steps.len()).sum();
+        let before = self.scenarios[..sc]
+            .iter()
+            .filter(|s| s.steps.len() > 1)
+            .count();
+        Some(n_steps + before)
     }
 
     /// The tag of scenario `sc`'s first step (its steps' tags follow in order).
@@ -575,7 +597,7 @@ impl Plan {
         if n_tags == 0 {
             return Err(PlanError::NoRequestSpecs);
         }
-        if n_tags > MAX_TAGS {
+        if n_tags * 2 > MAX_TAGS {
             return Err(PlanError::TooManyTags {
                 max: MAX_TAGS,
                 got: n_tags,
@@ -724,6 +746,11 @@ impl ScenarioPlan {
         }
         Some(ticks / secs / share)
     }
+}
+
+/// The report tag of a multi-step scenario's whole iteration.
+pub fn iteration_tag_name(scenario: &str) -> String {
+    format!("{scenario} (iteration)")
 }
 
 /// Part `k` of `total` split into `n` parts as evenly as possible: the first `total % n` parts get one

@@ -90,12 +90,13 @@ impl RunReport {
             .map_or(0, |t| t.n_dropped)
     }
 
-    /// The scenario a tag belongs to.
+    /// The scenario a tag belongs to (a step's, or its whole iteration's).
     pub fn scenario_of(&self, tag: usize) -> Option<&ScenarioInfo> {
-        self.info
-            .scenarios
-            .iter()
-            .find(|s| (s.first_tag..s.first_tag + s.n_steps).contains(&tag))
+        let name = &self.agg.total.tags.get(tag)?.name;
+        self.info.scenarios.iter().find(|s| {
+            (s.first_tag..s.first_tag + s.n_steps).contains(&tag)
+                || *name == crate::plan::iteration_tag_name(&s.name)
+        })
     }
 
     /// Open model: ticks that waited for a free in-flight slot.
