@@ -137,12 +137,7 @@ where
 }
 
 fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
-    let pins = a
-        .resolve
-        .iter()
-        .map(|r| plan::parse_resolve(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
+    let pins = parse_pins(&a.resolve)?;
     let (plan, judge_by) = if is_scenario_file(&a.url) {
         scenario_from_args(&a)?
     } else {
@@ -177,6 +172,15 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure
         return Ok(exit::INVALID);
     }
     Ok(code)
+}
+
+/// `--resolve HOST:PORT:ADDR` pins.
+fn parse_pins(resolve: &[String]) -> Result<Vec<plan::Resolve>, Failure> {
+    resolve
+        .iter()
+        .map(|r| plan::parse_resolve(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)
 }
 
 /// A scenario file rather than a URL: an existing file, or a name ending in .toml.
@@ -715,12 +719,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
 /// `regbench oci seed`: push what is missing, report what was pushed and what was already there.
 fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let target = Target::parse(&a.registry).map_err(usage)?;
-    let pins = a
-        .resolve
-        .iter()
-        .map(|r| plan::parse_resolve(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(usage)?;
+    let pins = parse_pins(&a.resolve)?;
     let user = match (&a.user, &a.password_env) {
         (Some(u), Some(var)) => Some((
             u.clone(),

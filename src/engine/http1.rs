@@ -396,6 +396,21 @@ impl Conn {
     }
 }
 
+/// The values of a header in a captured response head (case-insensitive name), in order. For checks,
+/// extractions and pagination, not the hot path.
+pub fn header_values<'h>(head: &'h [u8], name: &str) -> Vec<&'h str> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    if resp.parse(head).is_err() {
+        return Vec::new();
+    }
+    resp.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .collect()
+}
+
 /// Body framing and keep-alive from a parsed head (RFC 9112 §6.3). `None`: contradictory framing.
 fn framing(resp: &httparse::Response, head_only: bool) -> Option<(Framing, bool)> {
     let status = resp.code.unwrap_or(0);

@@ -351,14 +351,9 @@ impl NextPage {
     pub fn next_path(&self, current: &str, head: &[u8], body: &[u8]) -> Option<String> {
         match self {
             NextPage::Link => {
-                let mut headers = [httparse::EMPTY_HEADER; 64];
-                let mut resp = httparse::Response::new(&mut headers);
-                resp.parse(head).ok()?;
-                let link = resp
-                    .headers
+                let links = crate::engine::http1::header_values(head, "link");
+                let link = links
                     .iter()
-                    .filter(|h| h.name.eq_ignore_ascii_case("link"))
-                    .filter_map(|h| std::str::from_utf8(h.value).ok())
                     .flat_map(|v| v.split(','))
                     .find(|l| l.contains("rel=\"next\"") || l.contains("rel=next"))?;
                 let url = link.split_once('<')?.1.split_once('>')?.0;

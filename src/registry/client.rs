@@ -41,14 +41,9 @@ impl Reply {
 }
 
 fn header(head: &[u8], name: &str) -> Option<String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    resp.parse(head).ok()?;
-    resp.headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .map(str::to_string)
+    http1::header_values(head, name)
+        .first()
+        .map(|v| v.to_string())
 }
 
 /// `key="value"` parameters of a `WWW-Authenticate` challenge.

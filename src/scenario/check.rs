@@ -69,13 +69,9 @@ impl<'a> Response<'a> {
 
     /// A header's value (first occurrence, case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        let mut headers = [httparse::EMPTY_HEADER; 96];
-        let mut resp = httparse::Response::new(&mut headers);
-        resp.parse(self.head).ok()?;
-        resp.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
+        crate::engine::http1::header_values(self.head, name)
+            .first()
+            .copied()
     }
 
     /// The body parsed as JSON, once.
