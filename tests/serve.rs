@@ -524,3 +524,27 @@ fn pushing_needs_a_push_scope() {
         202
     );
 }
+
+/// The demo target speaks HTTP/2 too: h2c with prior knowledge on plain TCP (an independent client,
+/// the `h2` crate), for the HTTP/2 engine to be tested against.
+#[tokio::test]
+async fn demo_target_speaks_h2c() {
+    let t = demo_target(ServeConfig::default());
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    for path in ["/v2/", "/v2/_catalog?n=2"] {
+        let req = http::Request::get(format!("http://{}{path}", t.addr()))
+            .body(())
+            .unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+    }
+    assert_eq!(t.state().metrics.requests_total(), 2);
+    // Close the connection before the server's graceful shutdown waits for it.
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+}

@@ -194,24 +194,19 @@ pub async fn run(
     Ok(())
 }
 
-/// One HTTP/1.1 connection over any byte stream (plain TCP or TLS).
+/// One connection over any byte stream (plain TCP or TLS), speaking HTTP/1.1 or HTTP/2: h2c with
+/// prior knowledge on plain TCP, or h2 when TLS negotiated it (ALPN).
 fn connection<I>(
     io: I,
     state: Arc<State>,
-) -> hyper::server::conn::http1::Connection<
-    TokioIo<I>,
-    impl hyper::service::Service<
-        Request<Incoming>,
-        Response = Resp,
-        Error = Infallible,
-        Future = impl Future<Output = Result<Resp, Infallible>> + Send,
-    >,
->
+) -> impl hyper_util::server::graceful::GracefulConnection + Send + 'static
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service)
+    hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned()
 }
 
 /// A running target on its own thread and runtime (never the generator's).
