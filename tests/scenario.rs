@@ -25,6 +25,11 @@ fn registry_slo_example_passes_against_the_demo_target() {
     assert_valid(&r);
     let th = r["thresholds"].as_array().unwrap();
     assert_eq!(th.len(), 10);
+    assert_eq!(
+        th[0]["metric"], "latency{step:list-servers}",
+        "thresholds keep the file's order"
+    );
+    assert_eq!(th[9]["metric"], "checks");
     assert!(th.iter().all(|t| t["pass"] == true));
     // Each endpoint at its own rate: 100, 200, 50 and 10 per second for 2 s.
     let steps = r["steps"].as_array().unwrap();

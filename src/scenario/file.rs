@@ -15,8 +15,9 @@ pub struct File {
     pub data: BTreeMap<String, Spanned<DataSpec>>,
     #[serde(rename = "scenario", default)]
     pub scenarios: Vec<Spanned<ScenarioSpec>>,
+    /// In file order, so the report's table follows the file.
     #[serde(default)]
-    pub thresholds: BTreeMap<String, Spanned<Vec<Spanned<ThresholdEntry>>>>,
+    pub thresholds: indexmap::IndexMap<String, Spanned<Vec<Spanned<ThresholdEntry>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
