@@ -32,8 +32,8 @@ pub const QUANTILES: [(f64, &str); 7] = [
 pub fn new_histogram() -> Histogram<u64> {
     // invariant: the bounds are constants that satisfy hdrhistogram's preconditions (low ≥ 1,
     // high ≥ 2·low, sigfig ≤ 5), so construction cannot fail.
-    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("constant bounds")
-    // invariant: see above
+    let h = Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG);
+    h.expect("constant bounds") // invariant: see above
 }
 
 fn record(h: &mut Histogram<u64>, d: Duration) {

@@ -461,21 +461,9 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                         );
                         request
                     }
-                    (_, None, _) => {
-                        // A later page of a static step: its headers and body, the next path.
-                        request.clear();
-                        http1::encode_into(
-                            request,
-                            &step.request.method,
-                            path,
-                            &plan.target,
-                            &step.request.headers,
-                            |v: &String, out| out.extend_from_slice(v.as_bytes()),
-                            &step.request.body,
-                            plan.keepalive,
-                        );
-                        request
-                    }
+                    // invariant: a step without an encoded request has a template, and so does
+                    // every paginated step (see Worker::new and the scenario loader).
+                    (_, None, _) => &[],
                 };
                 let (want_body, want_head) = scenario.captures[i];
                 capture.want_body = want_body;

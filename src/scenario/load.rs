@@ -802,7 +802,9 @@ fn compile_step(
             .collect(),
         body: Bytes::from(body.static_text().unwrap_or_default()),
     };
-    let template = (!all_static).then(|| {
+    // A paginated step renders every page through its template (later pages change the path), so
+    // it keeps one even when every part is literal.
+    let template = (!all_static || paginate.is_some()).then(|| {
         Arc::new(RequestTemplate {
             path,
             headers,
