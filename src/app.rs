@@ -239,6 +239,7 @@ fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
             seed: a.seed,
             max_lag: a.max_lag,
             env: &env,
+            http: &|base, tls| a.http.apply(base, tls),
         },
     )
     .map_err(usage)?;
@@ -309,7 +310,13 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map(plan::parse_stages)
         .transpose()
         .map_err(usage)?;
-    let connections = a.connections.unwrap_or(50);
+    let http = a
+        .http
+        .apply(plan::HttpOptions::default(), target.tls)
+        .map_err(|e| usage(anyhow!(e)))?;
+    // With HTTP/2 each of the -c connections carries --streams requests at once: the closed model's
+    // virtual users, and the open model's in-flight cap, are connections × streams.
+    let connections = a.connections.unwrap_or(50) * http.streams;
     let mut n_connections = connections;
     let model = match a.rate {
         Some(r) => {
@@ -331,7 +338,8 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             if max_inflight == 0 {
                 return Err(usage(plan::PlanError::NoInflight));
             }
-            // HTTP/1.1 carries one request per connection, so in flight ≤ connections.
+            // HTTP/1.1 carries one request per connection (HTTP/2: --streams), so in flight is
+            // at most connections × streams.
             Model::Open {
                 rate,
                 arrival: a.arrival.unwrap_or(plan::Arrival::Uniform),
@@ -400,6 +408,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         seed: a.seed,
         data: Vec::new(),
         tls: a.tls.apply(&TlsOptions::default()),
+        http,
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();
@@ -419,8 +428,12 @@ fn execute(
     let mut aborted_by: Option<String> = None;
     let mut next_abort_check = start + Duration::from_secs(1);
     let tls = if plan.target.tls {
-        let client =
-            crate::engine::tls::TlsClient::new(&plan.tls, &plan.target.host).map_err(usage)?;
+        let client = crate::engine::tls::TlsClient::new(
+            &plan.tls,
+            &plan.target.host,
+            plan.http.version.alpn(),
+        )
+        .map_err(usage)?;
         Some(client)
     } else {
         None
@@ -536,6 +549,8 @@ fn execute(
         n_workers: plan.n_workers,
         keepalive: plan.keepalive,
         timeout: plan.timeout,
+        http: plan.http,
+        http_described: plan.http.describe(&plan.target),
         scenarios,
         segment: plan.segment,
         max_lag: plan.max_lag,
@@ -710,6 +725,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         seed: 1,
         data: Vec::new(),
         tls: TlsOptions::default(),
+        http: crate::plan::HttpOptions::default(),
     };
     plan.validate()?;
     plan.clamp_workers();
@@ -746,9 +762,11 @@ fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Result<u8, Fai
     let report = rt.block_on(async {
         let tls = if target.tls {
             Some(
+                // The registry client speaks HTTP/1.1.
                 crate::engine::tls::TlsClient::new(
                     &a.tls.apply(&TlsOptions::default()),
                     &target.host,
+                    crate::plan::HttpVersion::Http1.alpn(),
                 )
                 .map_err(usage)?,
             )

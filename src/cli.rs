@@ -212,6 +212,8 @@ pub struct RunArgs {
     pub seed: u64,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -220,6 +222,63 @@ pub struct RunArgs {
     pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// HTTP version settings.
+#[derive(Debug, Args, Default)]
+pub struct HttpArgs {
+    /// Speak HTTP/1.1 only (over TLS, ALPN offers only http/1.1).
+    #[arg(long, conflicts_with_all = ["http2", "h2c"])]
+    pub http1: bool,
+    /// Require HTTP/2: ALPN h2 over TLS (a server that declines it is the `no-h2` error); on
+    /// http:// the same as --h2c. Without a version flag, https:// takes what ALPN picks.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2 with prior knowledge on cleartext http:// (h2c).
+    #[arg(long)]
+    pub h2c: bool,
+    /// HTTP/2: concurrent streams per connection, so -c N --streams M keeps N×M requests in flight
+    /// on N connections [default: 1].
+    #[arg(long, value_name = "N")]
+    pub streams: Option<usize>,
+}
+
+impl HttpArgs {
+    /// The settings these flags give on top of `base` (a scenario file's, or the defaults), for a
+    /// target that is `https://` when `tls`.
+    pub fn apply(
+        &self,
+        base: crate::plan::HttpOptions,
+        tls: bool,
+    ) -> Result<crate::plan::HttpOptions, String> {
+        use crate::plan::HttpVersion;
+        let mut o = base;
+        if self.h2c && tls {
+            return Err(
+                "--h2c is HTTP/2 on cleartext http://; for https:// use --http2 (ALPN h2)".into(),
+            );
+        }
+        if self.http1 {
+            o.version = HttpVersion::Http1;
+            o.streams = 1;
+        }
+        if self.http2 || self.h2c {
+            o.version = HttpVersion::Http2;
+        }
+        if let Some(n) = self.streams {
+            if n == 0 {
+                return Err("--streams must be at least 1".into());
+            }
+            o.streams = n;
+        }
+        if o.streams > 1 && o.version != HttpVersion::Http2 {
+            return Err(format!(
+                "--streams {} needs HTTP/2: add --http2 (https://, ALPN h2) or --h2c (http://)",
+                o.streams
+            ));
+        }
+        Ok(o)
+    }
 }
 
 /// TLS settings for `https://` targets.

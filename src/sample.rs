@@ -28,19 +28,28 @@ pub enum ErrorKind {
     Unreachable,
     /// The peer closed the connection cleanly before the response was complete.
     Closed,
-    /// The response was not valid HTTP (bad head, bad chunk framing, head too large).
+    /// The response was not valid HTTP (bad head, bad chunk framing, head too large), or the HTTP/2
+    /// peer broke the protocol (a connection error other than GOAWAY).
     Protocol,
     /// The response body was larger than the configured limit.
     BodyTooLarge,
     /// The body's sha256 is not the digest the step expected (a corrupt blob or manifest).
     DigestMismatch,
+    /// HTTP/2: the server reset the stream (RST_STREAM) with an error code, or refused it more
+    /// often than the engine retries.
+    StreamReset,
+    /// HTTP/2: the server sent GOAWAY with an error code while the request was in flight (it may have
+    /// been processed, so it is not retried), or kept going away on every retry.
+    GoAway,
+    /// HTTP/2 was required (`--http2`) but the server's ALPN did not pick h2.
+    NoH2,
     /// Any other I/O error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -53,6 +62,9 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::BodyTooLarge,
         ErrorKind::DigestMismatch,
+        ErrorKind::StreamReset,
+        ErrorKind::GoAway,
+        ErrorKind::NoH2,
         ErrorKind::Other,
     ];
     /// Number of kinds; sizes the per-kind counter arrays.
@@ -73,6 +85,9 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::BodyTooLarge => "body-too-large",
             ErrorKind::DigestMismatch => "digest-mismatch",
+            ErrorKind::StreamReset => "stream-reset",
+            ErrorKind::GoAway => "goaway",
+            ErrorKind::NoH2 => "no-h2",
             ErrorKind::Other => "other",
         }
     }

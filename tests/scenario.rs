@@ -379,6 +379,7 @@ fn every_example_file_loads() {
                 seed: 1,
                 max_lag: None,
                 env: &env,
+                http: &|base, _| Ok(base),
             },
         );
         assert!(

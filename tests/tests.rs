@@ -7,6 +7,8 @@ mod util;
 mod cli;
 /// `regbench demo` end to end.
 mod demo;
+/// HTTP/2: h2c and ALPN, streams over few connections, GOAWAY, RST_STREAM, scenario settings.
+mod http2;
 /// The open model, stages, dropped requests, segments and --start-at.
 mod open;
 /// Against a real OCI registry (Debian docker-registry): push and pull flows, htpasswd auth.

@@ -113,7 +113,8 @@ pub struct Capture {
 }
 
 impl Capture {
-    fn body(&mut self, data: &[u8]) {
+    /// Takes a piece of the body: hashed if asked, kept up to `max_body`.
+    pub fn body(&mut self, data: &[u8]) {
         if let Some(h) = self.hasher.as_mut() {
             sha2::Digest::update(h, data);
         }

@@ -7,9 +7,10 @@
 
 pub mod connect;
 pub mod http1;
+pub mod http2;
 pub mod tls;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,13 +21,18 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
-use crate::plan::{Plan, Step, WorkerPlan};
+use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::scenario::check::{CheckKind, Response};
 use crate::scenario::template::Ctx;
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
 use crate::util::Rng;
 use http1::{Capture, Conn};
+use http2::H2Request;
+
+/// Times an HTTP/2 request the server did not process (refused, or cut off by a graceful GOAWAY) is
+/// sent again before it counts as failed.
+const MAX_H2_RETRIES: u32 = 3;
 
 /// Response bodies are kept for checks and extractions up to this size.
 const MAX_CAPTURED_BODY: usize = 4 << 20;
@@ -150,6 +156,51 @@ struct ScenarioRun {
     captures: Vec<(bool, bool)>,
     /// The tag of the whole iteration (multi-step scenarios).
     iteration_tag: Option<usize>,
+    /// Each static request in HTTP/2 form, converted once (when the run may speak HTTP/2).
+    h2_requests: Vec<Option<H2Request>>,
+}
+
+/// Which protocol a worker's connections speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    H1,
+    H2,
+    /// `https://` without a version flag: the first connection's ALPN decides.
+    Undecided,
+}
+
+/// One of a worker's HTTP/2 connections, shared by the slots mapped to it.
+enum Entry {
+    Empty,
+    /// A slot is opening it; the others wait to be notified rather than open their own.
+    Connecting(Rc<tokio::sync::Notify>),
+    /// Open, with a generation number so a slot only ever replaces the connection it saw fail.
+    Ready(u64, http2::H2Conn),
+}
+
+/// What a slot gets when it asks for an HTTP/2 connection.
+enum Got {
+    H2(u64, http2::H2Conn),
+    /// The server picked HTTP/1.1 (ALPN): this new connection, or `None` to use the pool.
+    H1(Option<Conn>),
+}
+
+/// Resets an entry left `Connecting` (the connecting slot failed or was cancelled) and wakes the
+/// slots waiting on it.
+struct ConnectingGuard<'w> {
+    entries: &'w RefCell<Vec<Entry>>,
+    idx: usize,
+    notify: Rc<tokio::sync::Notify>,
+}
+
+impl Drop for ConnectingGuard<'_> {
+    fn drop(&mut self) {
+        let mut entries = self.entries.borrow_mut();
+        if matches!(entries[self.idx], Entry::Connecting(_)) {
+            entries[self.idx] = Entry::Empty;
+        }
+        self.notify.notify_waiters();
+    }
 }
 
 /// A worker's state, shared by its slots on one thread.
@@ -165,6 +216,11 @@ struct Worker {
     /// reusing a few connections instead of opening one per slot. Holds at most the worker's
     /// connections (its capacity), so pushing never allocates.
     pool: RefCell<Vec<Conn>>,
+    mode: Cell<Mode>,
+    /// HTTP/2 connections (slot `id` uses entry `id % len`), opened as slots first need them.
+    h2: RefCell<Vec<Entry>>,
+    /// Generation of the newest HTTP/2 connection.
+    h2_gen: Cell<u64>,
 }
 
 impl Worker {
@@ -175,7 +231,7 @@ impl Worker {
             let Some(share) = plan.worker(sc, index) else {
                 continue;
             };
-            let requests = scenario
+            let requests: Vec<Option<Bytes>> = scenario
                 .steps
                 .iter()
                 .map(|st| {
@@ -184,7 +240,17 @@ impl Worker {
                         .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
                 })
                 .collect();
+            let h2_requests = requests
+                .iter()
+                .map(|r: &Option<Bytes>| {
+                    let may_h2 = plan.http.version != HttpVersion::Http1;
+                    r.as_ref()
+                        .filter(|_| may_h2)
+                        .and_then(|r| H2Request::parse(r, &plan.target).ok())
+                })
+                .collect();
             scenarios.push(ScenarioRun {
+                h2_requests,
                 captures: scenario.steps.iter().map(Step::needs_capture).collect(),
                 iteration_tag: plan.iteration_tag(sc),
                 share,
@@ -200,7 +266,19 @@ impl Worker {
         }
         let n_slots = scenarios.iter().map(|s| s.share.n_slots).sum();
         let n_connections = scenarios.iter().map(|s| s.share.n_connections).sum();
+        let mode = match (plan.http.version, plan.target.tls) {
+            (HttpVersion::Http2, _) => Mode::H2,
+            (HttpVersion::Auto, true) => Mode::Undecided,
+            _ => Mode::H1,
+        };
+        let n_h2 = match mode {
+            Mode::H1 => 0,
+            _ => plan.worker_h2_connections(index, n_slots),
+        };
         Worker {
+            mode: Cell::new(mode),
+            h2: RefCell::new((0..n_h2).map(|_| Entry::Empty).collect()),
+            h2_gen: Cell::new(0),
             addr: run.addr,
             tls: run.tls.clone(),
             scenarios,
@@ -211,13 +289,15 @@ impl Worker {
         }
     }
 
-    /// Sends `request` (tagged `tag`) at (or after) `intended` and measures it. Never fails: failures
-    /// are samples.
+    /// Sends `request` (tagged `tag`; HTTP/1.1-encoded, and in HTTP/2 form if converted before) for
+    /// slot `slot` at (or after) `intended` and measures it. Never fails: failures are samples.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
-        conn: &mut Option<Conn>,
+        slot: usize,
         tag: usize,
         request: &[u8],
+        h2: Option<&H2Request>,
         head_only: bool,
         intended: Instant,
         capture: Option<&mut Capture>,
@@ -237,25 +317,188 @@ impl Worker {
             tls: None,
         };
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
-        let attempt = self.attempt(conn, request, head_only, capture, &mut s);
+        let attempt = async {
+            if self.mode.get() != Mode::H1 {
+                return self
+                    .attempt_h2(slot, request, h2, head_only, capture, &mut s)
+                    .await;
+            }
+            let mut conn = self.pool.borrow_mut().pop();
+            let r = self
+                .attempt_h1(&mut conn, request, head_only, capture, &mut s)
+                .await;
+            if let Some(c) = conn {
+                self.pool.borrow_mut().push(c);
+            }
+            r
+        };
+        // On a timeout the attempt is dropped with its connection: mid-exchange, it cannot be reused.
         let result = tokio::time::timeout_at(deadline, attempt).await;
         s.done = Instant::now();
         s.outcome = match result {
             Ok(Ok(status)) => Outcome::Status(status),
             Ok(Err(kind)) => Outcome::Error(kind),
-            Err(_elapsed) => {
-                // The connection is mid-exchange; it cannot be reused.
-                *conn = None;
-                Outcome::Error(ErrorKind::Timeout)
-            }
+            Err(_elapsed) => Outcome::Error(ErrorKind::Timeout),
         };
         s
     }
 
-    /// Connects if needed and runs the exchange, filling in the sample's timings as they happen (so a
-    /// timeout keeps what was measured before it). A keep-alive connection the server closed while idle
-    /// is retried once on a new connection: that request never reached the server.
-    async fn attempt(
+    /// Opens a connection (TCP, and TLS for `https://`), timing both into the sample. `true` when it
+    /// speaks HTTP/2: h2 by ALPN, or prior knowledge on cleartext.
+    async fn open(&self, s: &mut Sample) -> Result<(http1::Stream, bool), ErrorKind> {
+        let t0 = Instant::now();
+        let tcp = connect::connect(self.addr)
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        s.connect = Some(t0.elapsed());
+        let Some(tls) = &self.tls else {
+            return Ok((
+                http1::Stream::Plain(tcp),
+                self.plan.http.version == HttpVersion::Http2,
+            ));
+        };
+        let (stream, took, resumed, n) = tls.handshake(tcp).await.map_err(|e| {
+            if tls::is_no_application_protocol(&e) {
+                // We offered only what the flags allow (h2 for --http2) and the server has none.
+                return ErrorKind::NoH2;
+            }
+            match http1::classify(&e) {
+                // A peer that hangs up mid-handshake failed TLS, not HTTP.
+                ErrorKind::Closed | ErrorKind::Other | ErrorKind::Protocol => ErrorKind::Tls,
+                kind => kind,
+            }
+        })?;
+        s.tls = Some(TlsHandshake {
+            took,
+            resumed,
+            version: n.version,
+            cipher: n.cipher,
+            alpn: n.alpn,
+        });
+        let h2 = n.alpn == "h2";
+        if !h2 && self.plan.http.version == HttpVersion::Http2 {
+            return Err(ErrorKind::NoH2);
+        }
+        Ok((http1::Stream::Tls(Box::new(stream)), h2))
+    }
+
+    /// The HTTP/2 connection of entry `idx`: the open one, or one this slot opens while the slots
+    /// sharing it wait (so a burst of slots opens one connection, not one each).
+    async fn h2_connection(&self, idx: usize, s: &mut Sample) -> Result<Got, ErrorKind> {
+        loop {
+            if self.mode.get() == Mode::H1 {
+                return Ok(Got::H1(None));
+            }
+            let waiting = match &self.h2.borrow()[idx] {
+                Entry::Ready(gen, send) => return Ok(Got::H2(*gen, send.clone())),
+                Entry::Connecting(n) => Some(Rc::clone(n)),
+                Entry::Empty => None,
+            };
+            if let Some(n) = waiting {
+                // Registered on creation, before anything can notify.
+                n.notified().await;
+                continue;
+            }
+            let notify = Rc::new(tokio::sync::Notify::new());
+            self.h2.borrow_mut()[idx] = Entry::Connecting(Rc::clone(&notify));
+            let _guard = ConnectingGuard {
+                entries: &self.h2,
+                idx,
+                notify,
+            };
+            let (stream, is_h2) = self.open(s).await?;
+            if !is_h2 {
+                // The server picked HTTP/1.1: so does the whole worker from now on.
+                self.mode.set(Mode::H1);
+                return Ok(Got::H1(Some(Conn::new(stream))));
+            }
+            self.mode.set(Mode::H2);
+            let send = http2::handshake(stream, self.plan.http.streams).await?;
+            let gen = self.h2_gen.get() + 1;
+            self.h2_gen.set(gen);
+            self.h2.borrow_mut()[idx] = Entry::Ready(gen, send.clone());
+            return Ok(Got::H2(gen, send));
+        }
+    }
+
+    /// Forgets HTTP/2 connection `gen` of entry `idx` (failed, or no keep-alive), unless a newer one
+    /// already replaced it. Streams still on it finish; its task ends with the last of them.
+    fn drop_h2(&self, idx: usize, gen: u64) {
+        let mut entries = self.h2.borrow_mut();
+        if matches!(entries[idx], Entry::Ready(g, _) if g == gen) {
+            entries[idx] = Entry::Empty;
+        }
+    }
+
+    /// One request over HTTP/2 on the slot's shared connection. A request the protocol says was not
+    /// processed (REFUSED_STREAM, a graceful GOAWAY, a connection that died before it was sent) is
+    /// sent again, up to [`MAX_H2_RETRIES`] times; anything else counts.
+    async fn attempt_h2(
+        &self,
+        slot: usize,
+        request: &[u8],
+        h2: Option<&H2Request>,
+        head_only: bool,
+        mut capture: Option<&mut Capture>,
+        s: &mut Sample,
+    ) -> Result<u16, ErrorKind> {
+        let idx = slot % self.h2.borrow().len().max(1);
+        let mut parsed: Option<H2Request> = None;
+        let mut retries = 0;
+        loop {
+            let (gen, send) = match self.h2_connection(idx, s).await? {
+                Got::H2(gen, send) => (gen, send),
+                Got::H1(conn) => {
+                    let mut conn = conn.or_else(|| self.pool.borrow_mut().pop());
+                    let r = self
+                        .attempt_h1(&mut conn, request, head_only, capture, s)
+                        .await;
+                    if let Some(c) = conn {
+                        self.pool.borrow_mut().push(c);
+                    }
+                    return r;
+                }
+            };
+            if h2.is_none() && parsed.is_none() {
+                // A templated request: converted per send.
+                let p =
+                    H2Request::parse(request, &self.plan.target).map_err(|_| ErrorKind::Other)?;
+                parsed = Some(p);
+            }
+            let Some(r) = h2.or(parsed.as_ref()) else {
+                return Err(ErrorKind::Other);
+            };
+            s.bytes_out = r.body.len() as u64;
+            match http2::exchange(send, r, capture.as_deref_mut(), &mut s.sent).await {
+                Ok(resp) => {
+                    s.first_byte = Some(resp.first_byte);
+                    s.bytes_in = resp.bytes_in;
+                    s.body_bytes = resp.body_bytes;
+                    if !self.plan.keepalive {
+                        self.drop_h2(idx, gen);
+                    }
+                    return Ok(resp.status);
+                }
+                Err(f) => {
+                    if f.conn_dead {
+                        self.drop_h2(idx, gen);
+                    }
+                    if f.unprocessed && retries < MAX_H2_RETRIES {
+                        retries += 1;
+                        continue;
+                    }
+                    s.first_byte = f.first_byte;
+                    s.bytes_in = f.bytes_in;
+                    return Err(f.kind);
+                }
+            }
+        }
+    }
+
+    /// HTTP/1.1: connects if needed and runs the exchange, filling in the sample's timings as they
+    /// happen (so a timeout keeps what was measured before it). A keep-alive connection the server
+    /// closed while idle is retried once on a new connection: that request never reached the server.
+    async fn attempt_h1(
         &self,
         conn: &mut Option<Conn>,
         request: &[u8],
@@ -268,37 +511,9 @@ impl Worker {
             let reused = conn.is_some();
             let c = match conn {
                 Some(c) => c,
-                None => {
-                    let t0 = Instant::now();
-                    let tcp = connect::connect(self.addr)
-                        .await
-                        .map_err(|e| ErrorKind::from_io(&e))?;
-                    s.connect = Some(t0.elapsed());
-                    let stream = match &self.tls {
-                        Some(tls) => {
-                            let (stream, took, resumed, n) =
-                                tls.handshake(tcp).await.map_err(|e| {
-                                    match http1::classify(&e) {
-                                        // A peer that hangs up mid-handshake failed TLS, not HTTP.
-                                        ErrorKind::Closed
-                                        | ErrorKind::Other
-                                        | ErrorKind::Protocol => ErrorKind::Tls,
-                                        kind => kind,
-                                    }
-                                })?;
-                            s.tls = Some(TlsHandshake {
-                                took,
-                                resumed,
-                                version: n.version,
-                                cipher: n.cipher,
-                                alpn: n.alpn,
-                            });
-                            http1::Stream::Tls(Box::new(stream))
-                        }
-                        None => http1::Stream::Plain(tcp),
-                    };
-                    conn.insert(Conn::new(stream))
-                }
+                // In this mode the server speaks HTTP/1.1 (it picked it by ALPN, or we asked only
+                // for it).
+                None => conn.insert(Conn::new(self.open(s).await?.0)),
             };
             s.sent = Instant::now();
             s.bytes_out = request.len() as u64;
@@ -471,16 +686,15 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 let verify = step.verify_digest.is_some();
                 capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
                 let capture = (want_body || want_head || verify).then_some(capture);
-                let mut conn = worker.pool.borrow_mut().pop();
                 let tag = scenario.first_tag + i;
                 let head_only = step.request.is_head();
-                let sample = worker
-                    .send(&mut conn, tag, bytes, head_only, intended, capture)
+                let h2 = match page {
+                    0 => scenario.h2_requests[i].as_ref(),
+                    _ => None,
+                };
+                let mut sample = worker
+                    .send(slot.id, tag, bytes, h2, head_only, intended, capture)
                     .await;
-                if let Some(c) = conn {
-                    worker.pool.borrow_mut().push(c);
-                }
-                let mut sample = sample;
                 if let (Some(expected), Outcome::Status(200..=299)) =
                     (&step.verify_digest, sample.outcome)
                 {

@@ -48,8 +48,9 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// Builds the client configuration once for the run. `host` is the URL's host.
-    pub fn new(opts: &TlsOptions, host: &str) -> Result<TlsClient, TlsError> {
+    /// Builds the client configuration once for the run. `host` is the URL's host; `alpn` the
+    /// protocols to offer, most preferred first.
+    pub fn new(opts: &TlsOptions, host: &str, alpn: Vec<Vec<u8>>) -> Result<TlsClient, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
         let lo = opts.min.unwrap_or(TlsVersion::V1_2);
@@ -103,7 +104,7 @@ impl TlsClient {
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn;
         config.resumption = if opts.resumption {
             rustls::client::Resumption::in_memory_sessions(256)
         } else {
@@ -147,6 +148,18 @@ impl TlsClient {
         };
         Ok((stream, took, resumed, negotiated))
     }
+}
+
+/// Did the server refuse every protocol ALPN offered (a `no_application_protocol` alert)?
+pub fn is_no_application_protocol(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
+            )
+        })
 }
 
 /// Is this I/O error a TLS failure (a handshake or record error wrapped by tokio-rustls)? By type,

@@ -169,6 +169,72 @@ impl Default for TlsOptions {
     }
 }
 
+/// Which HTTP version the engine speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// `http://`: HTTP/1.1. `https://`: whatever ALPN picks, h2 or http/1.1.
+    Auto,
+    /// HTTP/1.1 only (ALPN offers only http/1.1).
+    Http1,
+    /// HTTP/2 only: ALPN h2 over TLS (a server that declines it is an error), prior knowledge (h2c)
+    /// on `http://`.
+    Http2,
+}
+
+impl HttpVersion {
+    /// ALPN protocols to offer over TLS, most preferred first.
+    pub fn alpn(self) -> Vec<Vec<u8>> {
+        match self {
+            HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+            HttpVersion::Http2 => vec![b"h2".to_vec()],
+        }
+    }
+}
+
+/// HTTP settings of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpOptions {
+    pub version: HttpVersion,
+    /// Concurrent streams per HTTP/2 connection: a scenario's slots (virtual users, or in-flight
+    /// requests) share `ceil(slots / streams)` connections. 1 unless HTTP/2 is required.
+    pub streams: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            version: HttpVersion::Auto,
+            streams: 1,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The version the run speaks on a target, as reports show it.
+    pub fn describe(&self, target: &Target) -> String {
+        match (self.version, target.tls) {
+            (HttpVersion::Http2, false) => format!(
+                "HTTP/2 (h2c, prior knowledge), {} stream{} per connection",
+                self.streams,
+                if self.streams == 1 { "" } else { "s" }
+            ),
+            (HttpVersion::Http2, true) => format!(
+                "HTTP/2 (ALPN h2 required), {} stream{} per connection",
+                self.streams,
+                if self.streams == 1 { "" } else { "s" }
+            ),
+            (HttpVersion::Auto, true) => "ALPN: h2 or HTTP/1.1, as the server picks".into(),
+            (HttpVersion::Auto | HttpVersion::Http1, _) => "HTTP/1.1".into(),
+        }
+    }
+
+    /// HTTP/2 connections for `slots` concurrent requests.
+    pub fn h2_connections(&self, slots: u64) -> u64 {
+        slots.div_ceil(self.streams.max(1) as u64)
+    }
+}
+
 /// One request the generator sends, before protocol encoding. Its `name` is its tag in every report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestSpec {
@@ -279,6 +345,8 @@ pub struct Plan {
     pub data: Vec<Arc<DataTable>>,
     /// TLS settings, used when the target is `https://`.
     pub tls: TlsOptions,
+    /// Which HTTP version to speak, and HTTP/2's streams per connection.
+    pub http: HttpOptions,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -610,15 +678,42 @@ impl Plan {
     }
 
     /// No more worker threads than the largest scenario has slots in this segment: more would idle.
+    /// With HTTP/2 required, no more than the segment's connections either, so `-c` connections are
+    /// exactly `-c`, not one per worker.
     pub fn clamp_workers(&mut self) {
-        let most = self
+        let mut most = self
             .scenarios
             .iter()
             .map(|s| s.segment_slots(self.segment))
             .max()
-            .unwrap_or(1)
-            .max(1);
-        self.n_workers = self.n_workers.clamp(1, most as usize);
+            .unwrap_or(1);
+        if self.http.version == HttpVersion::Http2 {
+            most = most.min(self.segment_h2_connections());
+        }
+        self.n_workers = self.n_workers.clamp(1, most.max(1) as usize);
+    }
+
+    /// HTTP/2 connections this segment opens: its slots (every scenario's) over the streams each.
+    fn segment_h2_connections(&self) -> u64 {
+        let slots = self
+            .scenarios
+            .iter()
+            .map(|s| s.segment_slots(self.segment))
+            .sum();
+        self.http.h2_connections(slots)
+    }
+
+    /// HTTP/2 connections worker `k` opens (at most; they open as its slots need them): its exact
+    /// share of the segment's, at least one, and no more than it has slots (`n_slots`).
+    pub fn worker_h2_connections(&self, k: usize, n_slots: usize) -> usize {
+        let total = self.segment_h2_connections();
+        let w = (self.n_workers.max(1) as u64).min(total.max(1));
+        let mine = if (k as u64) < w {
+            split(total, w, k as u64)
+        } else {
+            0
+        };
+        (mine as usize).clamp(1, n_slots.max(1))
     }
 
     /// Worker `k`'s share of scenario `sc`, or `None` if the scenario is too small to give that worker
@@ -786,6 +881,7 @@ mod tests {
             seed: 1,
             data: Vec::new(),
             tls: TlsOptions::default(),
+            http: HttpOptions::default(),
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
-use crate::plan::{Model, Stage};
+use crate::plan::{HttpVersion, Model, Stage};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -68,10 +68,16 @@ fn tag(t: &TagStats, secs: f64) -> Value {
 }
 
 fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
+    let http = r.info.http;
+    let connections = match http.version {
+        HttpVersion::Http2 => http.h2_connections(sc.n_connections as u64),
+        _ => sc.n_connections as u64,
+    };
     json!({
         "name": sc.name,
         "model": if sc.model.is_open() { "open" } else { "closed" },
-        "connections": sc.n_connections,
+        "connections": connections,
+        "slots": sc.n_connections,
         "start_after_us": us(sc.start_after),
         "tags": sc.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
         "requested": {
@@ -144,6 +150,15 @@ pub fn render(r: &RunReport) -> String {
             "duration_us": us(info.duration),
             "threads": info.n_workers,
             "keepalive": info.keepalive,
+            "http": {
+                "version": match info.http.version {
+                    HttpVersion::Auto => "auto",
+                    HttpVersion::Http1 => "1.1",
+                    HttpVersion::Http2 => "2",
+                },
+                "streams": info.http.streams,
+                "described": info.http_described,
+            },
             "timeout_us": us(info.timeout),
             "partial": info.partial,
             "cancelled_in_flight": r.n_cancelled(),

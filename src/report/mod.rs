@@ -23,6 +23,10 @@ pub struct RunInfo {
     pub n_workers: usize,
     pub keepalive: bool,
     pub timeout: Duration,
+    /// The HTTP version asked for, and HTTP/2's streams per connection.
+    pub http: crate::plan::HttpOptions,
+    /// How the report says what was spoken (`HttpOptions::describe`).
+    pub http_described: String,
     pub scenarios: Vec<ScenarioInfo>,
     pub segment: Segment,
     pub max_lag: Option<Duration>,

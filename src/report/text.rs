@@ -43,17 +43,28 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         },
         d(info.timeout)
     )?;
+    writeln!(o, "  http         {}", info.http_described)?;
     for sc in &info.scenarios {
         let label = if info.scenarios.len() > 1 {
             format!("  {:<12} ", truncate(&sc.name, 12))
         } else {
             "  load         ".to_string()
         };
-        let conns = format!(
-            "{} connection{}",
-            sc.n_connections,
-            plural(sc.n_connections as u64)
-        );
+        let conns = if info.http.version == crate::plan::HttpVersion::Http2 {
+            let c = info.http.h2_connections(sc.n_connections as u64);
+            format!(
+                "{c} connection{} × {} stream{}",
+                plural(c),
+                info.http.streams,
+                plural(info.http.streams as u64)
+            )
+        } else {
+            format!(
+                "{} connection{}",
+                sc.n_connections,
+                plural(sc.n_connections as u64)
+            )
+        };
         let steps = if sc.n_steps > 1 {
             format!(", {}-step flow", sc.n_steps)
         } else {

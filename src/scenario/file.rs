@@ -32,6 +32,10 @@ pub struct Defaults {
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
     pub tls: Option<TlsSpec>,
+    /// "auto" (ALPN on https://), "1.1", or "2" (h2 over TLS, h2c prior knowledge on http://).
+    pub http: Option<Spanned<String>>,
+    /// HTTP/2 streams per connection.
+    pub streams: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,9 @@ pub struct Overrides<'a> {
     pub seed: u64,
     pub max_lag: Option<Duration>,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The command line's HTTP flags over the file's (`--http1/--http2/--h2c/--streams`), for a
+    /// target that is `https://` when the flag is true; `Err` explains a combination that cannot run.
+    pub http: &'a dyn Fn(plan::HttpOptions, bool) -> Result<plan::HttpOptions, String>,
 }
 
 /// A loaded file: the plan and the thresholds to judge it by.
@@ -332,6 +335,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         Some(t) => cx.duration(t, "timeout")?,
         None => Duration::from_secs(30),
     };
+    let http = http_options(&cx, &f.defaults, target.tls, ov)?;
     let mut plan = Plan {
         target,
         scenarios,
@@ -343,6 +347,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         seed: ov.seed,
         data,
         tls: tls_options(&cx, f.defaults.tls.as_ref(), dir)?,
+        http,
     };
     plan.validate().map_err(|e| ScenarioError::File {
         file: cx.file.clone(),
@@ -353,6 +358,42 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         plan,
         thresholds,
         scenario_tags,
+    })
+}
+
+/// `[defaults] http` and `streams`, then the command line's flags over them.
+fn http_options(
+    cx: &Ctx,
+    d: &super::file::Defaults,
+    tls: bool,
+    ov: &Overrides,
+) -> Result<plan::HttpOptions, ScenarioError> {
+    let mut o = plan::HttpOptions::default();
+    if let Some(v) = &d.http {
+        o.version = match v.get_ref().as_str() {
+            "auto" => plan::HttpVersion::Auto,
+            "1.1" => plan::HttpVersion::Http1,
+            "2" => plan::HttpVersion::Http2,
+            other => {
+                return Err(cx.at(
+                    v.span(),
+                    format!("unknown http version '{other}' (expected \"auto\", \"1.1\" or \"2\")"),
+                ))
+            }
+        };
+    }
+    if let Some(n) = &d.streams {
+        if *n.get_ref() == 0 || o.version != plan::HttpVersion::Http2 && *n.get_ref() > 1 {
+            return Err(cx.at(
+                n.span(),
+                "streams must be at least 1, and more than 1 needs http = \"2\"",
+            ));
+        }
+        o.streams = *n.get_ref();
+    }
+    (ov.http)(o, tls).map_err(|message| ScenarioError::File {
+        file: cx.file.clone(),
+        message,
     })
 }
 
@@ -907,6 +948,7 @@ mod tests {
                 seed: 1,
                 max_lag: None,
                 env: &env,
+                http: &|base, _| Ok(base),
             },
         )
     }

@@ -252,6 +252,7 @@ mod tests {
             seed: 7,
             data: Vec::new(),
             tls: crate::plan::TlsOptions::default(),
+            http: crate::plan::HttpOptions::default(),
         }
     }
 

@@ -34,7 +34,7 @@ pub fn server_config(
     let mut config = builder
         .with_single_cert(cert_chain, key)
         .map_err(|e| format!("certificate: {e}"))?;
-    // h2 first: clients that offer it get HTTP/2; regbench's HTTP/1.1 client offers only http/1.1.
+    // h2 first: clients that offer it get HTTP/2.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
