@@ -40,10 +40,11 @@ wait_port() {  # wait_port PORT
   return 1
 }
 
-# start_nginx PORT: one nginx worker pinned to CPU 1 answering every request with a 13-byte body.
+# start_nginx PORT [http2]: one nginx worker pinned to CPU 1 answering every request with a 13-byte
+# body; with "http2", the listener speaks HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
 start_nginx() {
   need nginx nginx-light
-  local port=$1 dir=$WORK/nginx
+  local port=$1 proto=${2:-} dir=$WORK/nginx
   mkdir -p "$dir"
   cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -60,7 +61,7 @@ http {
   client_body_temp_path $dir/body;
   default_type text/plain;
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port backlog=4096 $proto;
     location / { return 200 "hello, world\n"; }
   }
 }

@@ -236,13 +236,39 @@ pub async fn handshake(stream: Stream, streams: usize) -> Result<H2Conn, ErrorKi
         // Its end reaches the streams through their handles. A GOAWAY with a code or a protocol
         // error is the cause even if the close then broke the socket. Set before the streams run:
         // they are woken by this very completion.
-        if let Err(e) = conn.await {
+        let driven = Deferred {
+            inner: conn,
+            deferred: false,
+        };
+        if let Err(e) = driven.await {
             if e.is_remote() || e.is_library() {
                 end.set(Some(classify(&e).kind));
             }
         }
     });
     Ok(H2Conn { send, cause })
+}
+
+/// Polls its future only after going once to the back of the run queue each time it is woken, so
+/// every slot woken in the same turn has queued its request first and the connection writes them
+/// all in one send. Without it, requests trickle out a few per send (fewer requests per syscall,
+/// and a server that then answers in smaller batches too).
+struct Deferred<F> {
+    inner: F,
+    deferred: bool,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for Deferred<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if !self.deferred {
+            self.deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.deferred = false;
+        Pin::new(&mut self.inner).poll(cx)
+    }
 }
 
 /// A failed HTTP/2 exchange.
@@ -295,12 +321,12 @@ fn classify(e: &h2::Error) -> Failure {
 /// request is handed to the connection. The body is read and discarded (counted, captured or hashed
 /// if asked), releasing flow-control capacity as it goes.
 pub async fn exchange(
-    conn: H2Conn,
+    conn: &mut H2Conn,
     req: &H2Request,
     capture: Option<&mut Capture>,
     sent: &mut Instant,
 ) -> Result<Response, Failure> {
-    exchange_on(conn.send, req, capture, sent)
+    exchange_on(&mut conn.send, req, capture, sent)
         .await
         .map_err(|mut f| {
             if let (Some(kind), true) = (conn.cause.get(), f.from_io) {
@@ -311,7 +337,7 @@ pub async fn exchange(
 }
 
 async fn exchange_on(
-    send: SendRequest<Bytes>,
+    send: &mut SendRequest<Bytes>,
     req: &H2Request,
     mut capture: Option<&mut Capture>,
     sent: &mut Instant,
@@ -326,7 +352,9 @@ async fn exchange_on(
         ..classify(&e)
     };
     // Waits while the connection is at the server's SETTINGS_MAX_CONCURRENT_STREAMS.
-    let mut send = send.ready().await.map_err(not_sent)?;
+    std::future::poll_fn(|cx| send.poll_ready(cx))
+        .await
+        .map_err(not_sent)?;
     *sent = Instant::now();
     let end = req.body.is_empty();
     let (response, mut body_out) = send.send_request(req.request(), end).map_err(not_sent)?;
@@ -369,6 +397,10 @@ async fn exchange_on(
         let _ = body.flow_control().release_capacity(chunk.len());
         if let Some(c) = capture.as_deref_mut() {
             c.body(&chunk);
+        }
+        if body.is_end_stream() {
+            // Saves polling the stream once more only to learn it ended.
+            break;
         }
     }
     Ok(Response {

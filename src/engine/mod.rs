@@ -180,7 +180,8 @@ enum Entry {
 
 /// What a slot gets when it asks for an HTTP/2 connection.
 enum Got {
-    H2(u64, http2::H2Conn),
+    /// Connection `gen`, whose handle is in the slot's cache (`Worker::slot_h2`).
+    H2(u64),
     /// The server picked HTTP/1.1 (ALPN): this new connection, or `None` to use the pool.
     H1(Option<Conn>),
 }
@@ -221,6 +222,9 @@ struct Worker {
     h2: RefCell<Vec<Entry>>,
     /// Generation of the newest HTTP/2 connection.
     h2_gen: Cell<u64>,
+    /// Per slot, its own handle to its HTTP/2 connection and that connection's generation: cloning a
+    /// handle per request would take h2's lock twice more.
+    slot_h2: RefCell<Vec<Option<(u64, http2::H2Conn)>>>,
 }
 
 impl Worker {
@@ -279,6 +283,7 @@ impl Worker {
             mode: Cell::new(mode),
             h2: RefCell::new((0..n_h2).map(|_| Entry::Empty).collect()),
             h2_gen: Cell::new(0),
+            slot_h2: RefCell::new((0..n_slots).map(|_| None).collect()),
             addr: run.addr,
             tls: run.tls.clone(),
             scenarios,
@@ -384,13 +389,24 @@ impl Worker {
 
     /// The HTTP/2 connection of entry `idx`: the open one, or one this slot opens while the slots
     /// sharing it wait (so a burst of slots opens one connection, not one each).
-    async fn h2_connection(&self, idx: usize, s: &mut Sample) -> Result<Got, ErrorKind> {
+    async fn h2_connection(
+        &self,
+        idx: usize,
+        slot: usize,
+        s: &mut Sample,
+    ) -> Result<Got, ErrorKind> {
         loop {
             if self.mode.get() == Mode::H1 {
                 return Ok(Got::H1(None));
             }
             let waiting = match &self.h2.borrow()[idx] {
-                Entry::Ready(gen, send) => return Ok(Got::H2(*gen, send.clone())),
+                Entry::Ready(gen, conn) => {
+                    let mut cache = self.slot_h2.borrow_mut();
+                    if !matches!(&cache[slot], Some((g, _)) if g == gen) {
+                        cache[slot] = Some((*gen, conn.clone()));
+                    }
+                    return Ok(Got::H2(*gen));
+                }
                 Entry::Connecting(n) => Some(Rc::clone(n)),
                 Entry::Empty => None,
             };
@@ -417,7 +433,8 @@ impl Worker {
             let gen = self.h2_gen.get() + 1;
             self.h2_gen.set(gen);
             self.h2.borrow_mut()[idx] = Entry::Ready(gen, send.clone());
-            return Ok(Got::H2(gen, send));
+            self.slot_h2.borrow_mut()[slot] = Some((gen, send));
+            return Ok(Got::H2(gen));
         }
     }
 
@@ -446,8 +463,8 @@ impl Worker {
         let mut parsed: Option<H2Request> = None;
         let mut retries = 0;
         loop {
-            let (gen, send) = match self.h2_connection(idx, s).await? {
-                Got::H2(gen, send) => (gen, send),
+            let gen = match self.h2_connection(idx, slot, s).await? {
+                Got::H2(gen) => gen,
                 Got::H1(conn) => {
                     let mut conn = conn.or_else(|| self.pool.borrow_mut().pop());
                     let r = self
@@ -469,7 +486,13 @@ impl Worker {
                 return Err(ErrorKind::Other);
             };
             s.bytes_out = r.body.len() as u64;
-            match http2::exchange(send, r, capture.as_deref_mut(), &mut s.sent).await {
+            // Taken while in use; a cancelled request leaves it empty, to be cloned again.
+            let Some((_, mut conn)) = self.slot_h2.borrow_mut()[slot].take() else {
+                return Err(ErrorKind::Other);
+            };
+            let result = http2::exchange(&mut conn, r, capture.as_deref_mut(), &mut s.sent).await;
+            self.slot_h2.borrow_mut()[slot] = Some((gen, conn));
+            match result {
                 Ok(resp) => {
                     s.first_byte = Some(resp.first_byte);
                     s.bytes_in = resp.bytes_in;
