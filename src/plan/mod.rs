@@ -215,16 +215,18 @@ impl HttpOptions {
     pub fn describe(&self, target: &Target) -> String {
         match (self.version, target.tls) {
             (HttpVersion::Http2, false) => format!(
-                "HTTP/2 (h2c, prior knowledge), {} stream{} per connection",
+                "HTTP/2 (h2c, prior knowledge), {} stream{} per connection; bytes are DATA payload",
                 self.streams,
                 if self.streams == 1 { "" } else { "s" }
             ),
             (HttpVersion::Http2, true) => format!(
-                "HTTP/2 (ALPN h2 required), {} stream{} per connection",
+                "HTTP/2 (ALPN h2 required), {} stream{} per connection; bytes are DATA payload",
                 self.streams,
                 if self.streams == 1 { "" } else { "s" }
             ),
-            (HttpVersion::Auto, true) => "ALPN: h2 or HTTP/1.1, as the server picks".into(),
+            (HttpVersion::Auto, true) => {
+                "ALPN: h2 or HTTP/1.1, as the server picks (over h2, bytes are DATA payload)".into()
+            }
             (HttpVersion::Auto | HttpVersion::Http1, _) => "HTTP/1.1".into(),
         }
     }
