@@ -27,24 +27,6 @@ run_tool() {
   esac
 }
 
-for ((r = 1; r <= runs; r++)); do
-  for tool in "${tools[@]}"; do
-    out=$WORK/$tool-$r
-    /usr/bin/time -f '%e %U %S %M' -o "$out.time" bash -c "$(declare -f run_tool); $(declare -p url conns streams secs REGBENCH); run_tool $tool $out" > "$out.n"
-    read -r wall user sys rss < "$out.time"
-    n=$(cat "$out.n")
-    awk -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v t="$tool" \
-      'BEGIN { printf "%s %.0f %.4f %d %.0f\n", t, n / w, (u + s) / n * 1e5, m, n / (u + s) }' >> "$WORK/results"
-  done
-done
-
-ref=$(awk '$1 == "h2load" {print $5}' "$WORK/results" | median)
-printf '\n%-9s %12s %18s %14s %16s %12s\n' tool req/s cpu_s/100k_req peak_RSS_KiB req/cpu_s vs_h2load
-for tool in "${tools[@]}"; do
-  rps=$(awk -v t="$tool" '$1 == t {print $2}' "$WORK/results" | median)
-  cpu=$(awk -v t="$tool" '$1 == t {print $3}' "$WORK/results" | median)
-  rss=$(awk -v t="$tool" '$1 == t {print $4}' "$WORK/results" | median)
-  eff=$(awk -v t="$tool" '$1 == t {print $5}' "$WORK/results" | median)
-  printf '%-9s %12.0f %18.4f %14.0f %16.0f %11.2fx\n' "$tool" "$rps" "$cpu" "$rss" "$eff" "$(awk -v a="$eff" -v b="$ref" 'BEGIN {print a / b}')"
-done
+bench_runs "$runs" "url conns streams secs REGBENCH" "${tools[@]}"
+bench_table h2load "${tools[@]}"
 echo "(medians of $runs alternating runs, ${secs}s each, $conns connections × $streams streams, h2c; generator on CPU 0, nginx on CPU 1)"

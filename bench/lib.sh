@@ -73,3 +73,38 @@ CONF
 
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# bench_runs RUNS VARS TOOL...: RUNS rounds, each running every TOOL once in turn (alternating), through
+# the calling script's `run_tool TOOL OUTFILE`, which prints the number of 2xx responses. VARS names the
+# variables run_tool reads. Appends "tool req/s cpu_s_per_100k peak_rss_kib req_per_cpu_s" per run to
+# $WORK/results (CPU = user + sys from GNU time).
+bench_runs() {
+  local runs=$1 vars=$2; shift 2
+  local r tool out wall user sys rss n
+  for ((r = 1; r <= runs; r++)); do
+    for tool in "$@"; do
+      out=$WORK/$tool-$r
+      # shellcheck disable=SC2086
+      /usr/bin/time -f '%e %U %S %M' -o "$out.time" bash -c "$(declare -f run_tool); $(declare -p $vars); run_tool $tool $out" > "$out.n"
+      read -r wall user sys rss < "$out.time"
+      n=$(cat "$out.n")
+      awk -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v t="$tool" \
+        'BEGIN { printf "%s %.0f %.4f %d %.0f\n", t, n / w, (u + s) / n * 1e5, m, n / (u + s) }' >> "$WORK/results"
+    done
+  done
+}
+
+# bench_table REF TOOL...: medians per tool from $WORK/results, requests per CPU-second as a ratio to REF.
+bench_table() {
+  local ref_tool=$1; shift
+  local ref tool rps cpu rss eff
+  ref=$(awk -v t="$ref_tool" '$1 == t {print $5}' "$WORK/results" | median)
+  printf '\n%-9s %12s %18s %14s %16s %10s\n' tool req/s cpu_s/100k_req peak_RSS_KiB req/cpu_s "vs_$ref_tool"
+  for tool in "$@"; do
+    rps=$(awk -v t="$tool" '$1 == t {print $2}' "$WORK/results" | median)
+    cpu=$(awk -v t="$tool" '$1 == t {print $3}' "$WORK/results" | median)
+    rss=$(awk -v t="$tool" '$1 == t {print $4}' "$WORK/results" | median)
+    eff=$(awk -v t="$tool" '$1 == t {print $5}' "$WORK/results" | median)
+    printf '%-9s %12.0f %18.4f %14.0f %16.0f %9.2fx\n' "$tool" "$rps" "$cpu" "$rss" "$eff" "$(awk -v a="$eff" -v b="$ref" 'BEGIN {print a / b}')"
+  done
+}

@@ -180,8 +180,8 @@ enum Entry {
 
 /// What a slot gets when it asks for an HTTP/2 connection.
 enum Got {
-    /// Connection `gen`, whose handle is in the slot's cache (`Worker::slot_h2`).
-    H2(u64),
+    /// Connection `gen` and the slot's handle to it, taken from `Worker::slot_h2` while in use.
+    H2(u64, http2::H2Conn),
     /// The server picked HTTP/1.1 (ALPN): this new connection, or `None` to use the pool.
     H1(Option<Conn>),
 }
@@ -244,10 +244,10 @@ impl Worker {
                         .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
                 })
                 .collect();
+            let may_h2 = plan.http.version != HttpVersion::Http1;
             let h2_requests = requests
                 .iter()
                 .map(|r: &Option<Bytes>| {
-                    let may_h2 = plan.http.version != HttpVersion::Http1;
                     r.as_ref()
                         .filter(|_| may_h2)
                         .and_then(|r| H2Request::parse(r, &plan.target).ok())
@@ -401,11 +401,12 @@ impl Worker {
             }
             let waiting = match &self.h2.borrow()[idx] {
                 Entry::Ready(gen, conn) => {
-                    let mut cache = self.slot_h2.borrow_mut();
-                    if !matches!(&cache[slot], Some((g, _)) if g == gen) {
-                        cache[slot] = Some((*gen, conn.clone()));
-                    }
-                    return Ok(Got::H2(*gen));
+                    // The slot's own handle when it is to this connection, else a new one.
+                    let mine = match self.slot_h2.borrow_mut()[slot].take() {
+                        Some((g, c)) if g == *gen => c,
+                        _ => conn.clone(),
+                    };
+                    return Ok(Got::H2(*gen, mine));
                 }
                 Entry::Connecting(n) => Some(Rc::clone(n)),
                 Entry::Empty => None,
@@ -433,8 +434,7 @@ impl Worker {
             let gen = self.h2_gen.get() + 1;
             self.h2_gen.set(gen);
             self.h2.borrow_mut()[idx] = Entry::Ready(gen, send.clone());
-            self.slot_h2.borrow_mut()[slot] = Some((gen, send));
-            return Ok(Got::H2(gen));
+            return Ok(Got::H2(gen, send));
         }
     }
 
@@ -463,8 +463,8 @@ impl Worker {
         let mut parsed: Option<H2Request> = None;
         let mut retries = 0;
         loop {
-            let gen = match self.h2_connection(idx, slot, s).await? {
-                Got::H2(gen) => gen,
+            let (gen, mut conn) = match self.h2_connection(idx, slot, s).await? {
+                Got::H2(gen, conn) => (gen, conn),
                 Got::H1(conn) => {
                     let mut conn = conn.or_else(|| self.pool.borrow_mut().pop());
                     let r = self
@@ -486,11 +486,8 @@ impl Worker {
                 return Err(ErrorKind::Other);
             };
             s.bytes_out = r.body.len() as u64;
-            // Taken while in use; a cancelled request leaves it empty, to be cloned again.
-            let Some((_, mut conn)) = self.slot_h2.borrow_mut()[slot].take() else {
-                return Err(ErrorKind::Other);
-            };
             let result = http2::exchange(&mut conn, r, capture.as_deref_mut(), &mut s.sent).await;
+            // Back for the slot's next request (a cancelled request drops it: cloned again then).
             self.slot_h2.borrow_mut()[slot] = Some((gen, conn));
             match result {
                 Ok(resp) => {
