@@ -126,6 +126,7 @@ where
         Command::Demo(a) => cmd_demo(a, out, opts),
         Command::Serve(a) => cmd_serve(&a, opts),
         Command::Oci(crate::cli::OciCommand::Seed(a)) => cmd_oci_seed(&a, out),
+        Command::Oci(c) => cmd_oci_load(c, out, opts),
     };
     match result {
         Ok(code) => code,
@@ -137,7 +138,6 @@ where
 }
 
 fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
-    let pins = parse_pins(&a.resolve)?;
     let (plan, judge_by) = if is_scenario_file(&a.url) {
         scenario_from_args(&a)?
     } else {
@@ -148,9 +148,129 @@ fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure
         }
         (plan_from_args(&a)?, Thresholds::default())
     };
+    run_plan(plan, &judge_by, &a, out, opts)
+}
+
+/// `regbench oci pull|push|catalog|tags`: `run`'s load on the registry URL, each iteration one
+/// registry flow.
+fn cmd_oci_load(
+    c: crate::cli::OciCommand,
+    out: &mut dyn Write,
+    opts: Options,
+) -> Result<u8, Failure> {
+    use crate::cli::OciCommand;
+    use crate::plan::flow::{Flow, FlowAuth, Pull, Push, Walk};
+    use crate::scenario::template::Template;
+    let lit = Template::literal;
+    let (name, common, mut flow) = match c {
+        OciCommand::Seed(_) => unreachable_seed()?,
+        OciCommand::Pull(p) => {
+            if p.parallel == 0 {
+                return Err(usage(anyhow!("--parallel must be at least 1")));
+            }
+            let flow = Flow::Pull(Pull {
+                images: p.images.iter().map(|i| lit(i)).collect(),
+                platform: p.platform.clone(),
+                parallel: p.parallel,
+                range: p.range.filter(|&r| r > 0),
+                auth: FlowAuth::default(),
+            });
+            ("pull", p.common, flow)
+        }
+        OciCommand::Push(p) => {
+            if p.layers == 0 || p.layer_size == 0 || p.layer_size > 1 << 30 {
+                return Err(usage(anyhow!(
+                    "--layers must be at least 1 and --layer-size between 1 byte and 1GiB"
+                )));
+            }
+            let flow = Flow::Push(Push {
+                image: lit(&p.image),
+                layers: p.layers,
+                layer_size: p.layer_size,
+                chunk: p.chunk.filter(|&c| c > 0),
+                mount_from: p.mount_from.as_deref().map(lit),
+                auth: FlowAuth::default(),
+            });
+            ("push", p.common, flow)
+        }
+        OciCommand::Catalog(w) => {
+            let flow = Flow::Catalog(Walk {
+                repo: None,
+                page_size: w.page_size.max(1),
+                max_pages: w.max_pages.max(1),
+                auth: FlowAuth::default(),
+            });
+            ("catalog", w.common, flow)
+        }
+        OciCommand::Tags(t) => {
+            let flow = Flow::Tags(Walk {
+                repo: Some(lit(&t.repo)),
+                page_size: t.walk.page_size.max(1),
+                max_pages: t.walk.max_pages.max(1),
+                auth: FlowAuth::default(),
+            });
+            ("tags", t.walk.common, flow)
+        }
+    };
+    let mut a = common.run;
+    if is_scenario_file(&a.url) {
+        return Err(usage(anyhow!(
+            "'{}': regbench oci {name} takes the registry's URL; a scenario file uses type = \"oci-{name}\" steps",
+            a.url
+        )));
+    }
+    if a.method.is_some()
+        || a.body.is_some()
+        || a.body_file.is_some()
+        || a.content_type.is_some()
+        || !a.headers.is_empty()
+        || !a.vars.is_empty()
+    {
+        return Err(usage(anyhow!(
+            "regbench oci {name} sends its own requests: -m, -d, -D, -T, -H and -e do not apply"
+        )));
+    }
+    // A registry flow is heavier than one request: fewer virtual users by default than `run`.
+    a.connections.get_or_insert(8);
+    let user = match (&common.user, &common.password_env) {
+        (Some(u), Some(var)) => Some((
+            u.clone(),
+            std::env::var(var)
+                .map_err(|_| usage(anyhow!("--password-env {var}: the variable is not set")))?,
+        )),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        _ => None,
+    };
+    let mut plan = plan_from_args(&a)?;
+    let mut step = Step::new(RequestSpec::get(name, "/v2/"));
+    *flow.auth_mut() = FlowAuth {
+        user,
+        token: common.token,
+    };
+    step.flow = Some(Arc::new(flow));
+    plan.scenarios[0].name = name.into();
+    plan.scenarios[0].steps = vec![step];
+    plan.validate().map_err(usage)?;
+    run_plan(plan, &Thresholds::default(), &a, out, opts)
+}
+
+/// `oci seed` is not a load command (dispatched before `cmd_oci_load`).
+fn unreachable_seed<T>() -> Result<T, Failure> {
+    Err(usage(anyhow!("oci seed is not a load command")))
+}
+
+/// Runs a built plan and reports it; the exit code says whether thresholds and validity held.
+fn run_plan(
+    plan: Plan,
+    judge_by: &Thresholds,
+    a: &RunArgs,
+    out: &mut dyn Write,
+    opts: Options,
+) -> Result<u8, Failure> {
+    let pins = parse_pins(&a.resolve)?;
     let start = start_time(a.start_at)?;
     let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
-    let mut report = execute(Arc::new(plan), resolved, start, &judge_by, &a.output, opts)?;
+    let mut report = execute(Arc::new(plan), resolved, start, judge_by, &a.output, opts)?;
     report.info.tags = a.tags.clone();
     let code = emit(&report, &a.output, out)?;
     if code != exit::OK {
@@ -536,7 +656,9 @@ fn execute(
             start_after: s.start_after,
             offered_rps: s.offered_rate(duration.saturating_sub(s.start_after), plan.segment),
             first_tag: plan.first_tag(i),
+            n_tags: s.n_tags(),
             n_steps: s.steps.len(),
+            drop_tag: plan.drop_tag(i),
             tags: s.tags.clone(),
         })
         .collect();

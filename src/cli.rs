@@ -68,7 +68,115 @@ pub enum OciCommand {
         after_help = "Examples:\n  regbench oci seed http://127.0.0.1:5000 --repos 10 --tags 3 --layers 2 --layer-size 1MiB\n  \
 REGISTRY_PASSWORD=s3cret regbench oci seed https://registry.test --user ci --password-env REGISTRY_PASSWORD --cacert ca.pem"
     )]
-    Seed(SeedArgs),
+    Seed(Box<SeedArgs>),
+    /// Load a registry with whole image pulls: ping, auth (Basic or Bearer tokens), HEAD and GET the
+    /// manifest (an index resolved to --platform), config, layers --parallel at a time, all verified.
+    #[command(after_help = OCI_PULL_EXAMPLES)]
+    Pull(Box<OciPullArgs>),
+    /// Load a registry with image pushes: blob uploads (monolithic, or --chunk), an optional
+    /// cross-repository mount, the manifest PUT. Every iteration pushes new layers.
+    #[command(
+        after_help = "Examples:\n  regbench oci push http://127.0.0.1:5000 --image load/app:ci -c 4 -n 40 --layers 2 --layer-size 4MiB\n  \
+regbench oci push http://127.0.0.1:5000 --image load/app:ci --chunk 1MiB --mount-from load/base -z 30s"
+    )]
+    Push(Box<OciPushArgs>),
+    /// Load a registry with catalog walks: every page of /v2/_catalog, following Link headers.
+    #[command(
+        after_help = "Examples:\n  regbench oci catalog http://127.0.0.1:5000 --page-size 50 -c 2 -n 20"
+    )]
+    Catalog(Box<OciWalkArgs>),
+    /// Load a registry with tag-list walks: every page of /v2/REPO/tags/list.
+    #[command(
+        after_help = "Examples:\n  regbench oci tags http://127.0.0.1:5000 --repo demo/app-000 --page-size 2 -n 50"
+    )]
+    Tags(Box<OciTagsArgs>),
+}
+
+const OCI_PULL_EXAMPLES: &str = "\
+Examples:
+  regbench oci pull http://127.0.0.1:5000 --image demo/app-000:v1 -c 8 -z 30s
+  regbench oci pull http://127.0.0.1:5000 --image demo/app-004:v1 --platform linux/arm64/v8
+  regbench oci pull http://127.0.0.1:5000 --image a/b:v1 --image c/d:v2 --token cold --rate 20 -z 1m
+  REGISTRY_PASSWORD=s3cret regbench oci pull https://registry.test --image team/app:1.2 \\
+      --user ci --password-env REGISTRY_PASSWORD --parallel 6 --range 8MiB
+
+Every request is recorded under its phase (pull/ping, pull/token, pull/head, pull/manifest,
+pull/config, pull/layer) and each whole pull under `pull`: its req/s are images/s.";
+
+/// What every `oci` load command shares: the registry, credentials, token policy, and `run`'s
+/// load flags (the URL is the registry's).
+#[derive(Debug, Args)]
+pub struct OciLoadArgs {
+    /// User for Basic auth or the token server.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Environment variable holding the password.
+    #[arg(long, value_name = "VAR", requires = "user")]
+    pub password_env: Option<String>,
+    /// warm: tokens cached per scope until they expire; cold: a new token every iteration.
+    #[arg(long, value_parser = crate::plan::flow::TokenMode::parse, default_value = "warm", value_name = "warm|cold")]
+    pub token: crate::plan::flow::TokenMode,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OciPullArgs {
+    /// Image to pull, REPO:TAG or REPO@sha256:…; repeat to pull several in turn.
+    #[arg(long = "image", required = true, value_name = "REPO:TAG")]
+    pub images: Vec<String>,
+    /// Platform an index is resolved to.
+    #[arg(long, default_value = "linux/amd64", value_parser = crate::plan::flow::Platform::parse, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: crate::plan::flow::Platform,
+    /// Layers fetched at once (each on its own connection), like dockerd's max-concurrent-downloads.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub parallel: usize,
+    /// Fetch blobs in Range requests of this size.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub range: Option<u64>,
+    #[command(flatten)]
+    pub common: OciLoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OciPushArgs {
+    /// Where to push, REPO:TAG.
+    #[arg(long, value_name = "REPO:TAG")]
+    pub image: String,
+    /// Layers per image (new bytes every iteration).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub layers: usize,
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub layer_size: u64,
+    /// Upload in PATCH chunks of this size (default: monolithic POST then PUT).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub chunk: Option<u64>,
+    /// Mount the first layer (a base layer shared by every push) from this repository.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Option<String>,
+    #[command(flatten)]
+    pub common: OciLoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OciWalkArgs {
+    /// Entries per page (`?n=`).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub page_size: u32,
+    /// A walk stops after this many pages.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_pages: u32,
+    #[command(flatten)]
+    pub common: OciLoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OciTagsArgs {
+    /// Repository whose tags to list.
+    #[arg(long, value_name = "REPO")]
+    pub repo: String,
+    #[command(flatten)]
+    pub walk: OciWalkArgs,
 }
 
 #[derive(Debug, Args)]

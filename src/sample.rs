@@ -43,13 +43,19 @@ pub enum ErrorKind {
     GoAway,
     /// HTTP/2 was required (`--http2`) but the server's ALPN did not pick h2.
     NoH2,
+    /// A registry flow could not answer the auth challenge: no credentials for Basic, a token realm on
+    /// another origin, or a token server answer without a token.
+    Auth,
+    /// A registry flow got a manifest it cannot use: not JSON, no config or layers, or an index
+    /// without the requested platform.
+    BadManifest,
     /// Any other I/O error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -65,6 +71,8 @@ impl ErrorKind {
         ErrorKind::StreamReset,
         ErrorKind::GoAway,
         ErrorKind::NoH2,
+        ErrorKind::Auth,
+        ErrorKind::BadManifest,
         ErrorKind::Other,
     ];
     /// Number of kinds; sizes the per-kind counter arrays.
@@ -88,6 +96,8 @@ impl ErrorKind {
             ErrorKind::StreamReset => "stream-reset",
             ErrorKind::GoAway => "goaway",
             ErrorKind::NoH2 => "no-h2",
+            ErrorKind::Auth => "auth",
+            ErrorKind::BadManifest => "bad-manifest",
             ErrorKind::Other => "other",
         }
     }

@@ -293,3 +293,228 @@ fn catalog_and_tags_pagination_against_the_real_registry() {
     assert_eq!(steps[1]["requests"], 1);
     assert_eq!(steps[0]["checks"][0]["failed"], 0);
 }
+
+/// A step's JSON object by name.
+fn step<'r>(r: &'r Value, name: &str) -> &'r Value {
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
+}
+
+fn seed(reg: &Registry, extra: &[&str]) {
+    let url = reg.url();
+    let mut args = vec![
+        "oci",
+        "seed",
+        &url,
+        "--repos",
+        "2",
+        "--tags",
+        "2",
+        "--layers",
+        "3",
+        "--layer-size",
+        "64KiB",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out) = regbench(&args);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// The registry flow commands against distribution: whole pulls (every blob verified), Range pulls,
+/// chunked pushes with a cross-repository mount, catalog and tag walks. Nothing may fail.
+#[test]
+fn oci_pull_push_catalog_and_tags_against_the_real_registry() {
+    let reg = Registry::start(None);
+    seed(&reg, &[]);
+    let url = reg.url();
+    let images = ["--image", "seed/app-000:v1", "--image", "seed/app-001:v2"];
+    let mut args = vec!["oci", "pull", &url, "-n", "8", "-c", "2"];
+    args.extend_from_slice(&images);
+    let (code, r) = regbench_json(&args);
+    assert_eq!(code, 0);
+    assert_valid(&r);
+    let pull = step(&r, "pull");
+    assert_eq!(
+        (pull["requests"].as_u64(), pull["errors_total"].as_u64()),
+        (Some(8), Some(0))
+    );
+    assert_eq!(pull["success"], 8, "{pull}");
+    assert!(pull["body_bytes"].as_u64().unwrap() >= 8 * 3 * 64 * 1024);
+    for (phase, n) in [
+        ("ping", 8),
+        ("head", 8),
+        ("manifest", 8),
+        ("config", 8),
+        ("layer", 24),
+        ("token", 0),
+    ] {
+        let s = step(&r, &format!("pull/{phase}"));
+        assert_eq!(s["requests"], n, "pull/{phase}: {s}");
+        assert_eq!(s["errors_total"], 0, "pull/{phase}");
+    }
+    assert_eq!(r["overall"]["errors_total"], 0);
+
+    // Range: 64 KiB layers in 20 KiB pieces are 4 requests each, answered 206.
+    let mut args = vec![
+        "oci", "pull", &url, "-n", "2", "-c", "1", "--range", "20KiB",
+    ];
+    args.extend_from_slice(&images);
+    let (_, r) = regbench_json(&args);
+    let layer = step(&r, "pull/layer");
+    assert_eq!(layer["requests"], 2 * 3 * 4, "{layer}");
+    assert_eq!(layer["status_codes"]["206"], 24);
+    assert_eq!(step(&r, "pull")["success"], 2);
+
+    // Chunked pushes with a mount: per push, layer 0 mounted from load/base (pushed there once per
+    // virtual user, in 3 chunks), layer 1 in 3 chunks, the config monolithic, then the manifest.
+    let (code, r) = regbench_json(&[
+        "oci",
+        "push",
+        &url,
+        "--image",
+        "load/app:ci",
+        "-n",
+        "4",
+        "-c",
+        "2",
+        "--layers",
+        "2",
+        "--layer-size",
+        "50KiB",
+        "--chunk",
+        "20KiB",
+        "--mount-from",
+        "load/base",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(step(&r, "push")["success"], 4, "{}", r["steps"]);
+    assert_eq!(
+        step(&r, "push/mount")["status_codes"]["201"],
+        4,
+        "distribution mounts"
+    );
+    assert_eq!(step(&r, "push/chunk")["requests"], 4 * 3 + 2 * 3);
+    assert_eq!(step(&r, "push/manifest")["status_codes"]["201"], 4);
+    assert_eq!(r["overall"]["errors_total"], 0);
+    let tags = http(reg.addr, "GET", "/v2/load/app/tags/list", &[]).json();
+    assert_eq!(tags["tags"], serde_json::json!(["ci"]));
+    // What was pushed pulls back, verified.
+    let (_, r) = regbench_json(&[
+        "oci",
+        "pull",
+        &url,
+        "--image",
+        "load/app:ci",
+        "-n",
+        "1",
+        "-c",
+        "1",
+    ]);
+    assert_eq!(step(&r, "pull")["success"], 1, "{}", r["steps"]);
+
+    // Catalog: 4 repositories a page at a time (distribution adds a Link to every full page, so a
+    // walk may end on an empty one); tags: distribution 2.8 answers every tag in one page.
+    let (_, r) = regbench_json(&[
+        "oci",
+        "catalog",
+        &url,
+        "--page-size",
+        "1",
+        "-n",
+        "2",
+        "-c",
+        "1",
+    ]);
+    let pages = step(&r, "catalog/page")["requests"].as_u64().unwrap();
+    assert!(
+        (8..=10).contains(&pages),
+        "2 walks of 4 repositories: {pages}"
+    );
+    assert_eq!(step(&r, "catalog")["success"], 2);
+    let (_, r) = regbench_json(&[
+        "oci",
+        "tags",
+        &url,
+        "--repo",
+        "seed/app-000",
+        "-n",
+        "3",
+        "-c",
+        "1",
+    ]);
+    assert_eq!(step(&r, "tags/page")["requests"], 3);
+    assert_eq!(step(&r, "tags")["success"], 3);
+}
+
+/// Behind htpasswd: the ping's 401 is the expected challenge (a success), every later request
+/// carries Basic credentials; without them each pull is the `auth` error.
+#[test]
+fn oci_pull_and_push_behind_htpasswd_basic_auth() {
+    let reg = Registry::start(Some(("ci", "s3cret")));
+    std::env::set_var("REGBENCH_TEST_FLOW_PW", "s3cret");
+    let creds = ["--user", "ci", "--password-env", "REGBENCH_TEST_FLOW_PW"];
+    seed(&reg, &creds);
+    let url = reg.url();
+    let mut args = vec![
+        "oci",
+        "pull",
+        &url,
+        "--image",
+        "seed/app-001:v1",
+        "-n",
+        "4",
+        "-c",
+        "2",
+    ];
+    args.extend_from_slice(&creds);
+    let (code, r) = regbench_json(&args);
+    assert_eq!(code, 0);
+    let ping = step(&r, "pull/ping");
+    assert_eq!(ping["status_codes"]["401"], 4);
+    assert_eq!(ping["auth_challenges"], 4);
+    assert_eq!(ping["success"], 4);
+    assert_eq!(step(&r, "pull")["success"], 4, "{}", r["steps"]);
+    assert_eq!(step(&r, "pull/layer")["requests"], 12);
+    assert_eq!(
+        r["overall"]["errors_total"], 0,
+        "challenges are not failures"
+    );
+
+    let mut args = vec![
+        "oci",
+        "push",
+        &url,
+        "--image",
+        "load/app:v1",
+        "-n",
+        "2",
+        "-c",
+        "1",
+    ];
+    args.extend_from_slice(&creds);
+    let (_, r) = regbench_json(&args);
+    assert_eq!(step(&r, "push")["success"], 2, "{}", r["steps"]);
+
+    let (_, r) = regbench_json(&[
+        "oci",
+        "pull",
+        &url,
+        "--image",
+        "seed/app-001:v1",
+        "-n",
+        "3",
+        "-c",
+        "1",
+    ]);
+    let pull = step(&r, "pull");
+    assert_eq!(
+        pull["errors"]["auth"], 3,
+        "no credentials for a Basic challenge: {pull}"
+    );
+    assert_eq!(step(&r, "pull/head")["requests"], 0);
+}

@@ -88,6 +88,13 @@ impl Recorder {
         self.current.tags[s.tag as usize].record(s);
     }
 
+    /// Files a 401 that was the expected auth challenge (counted as a success; see
+    /// `TagStats::n_challenges`).
+    pub fn record_challenge(&mut self, s: &Sample) {
+        self.record(s);
+        self.current.tags[s.tag as usize].n_challenges += 1;
+    }
+
     /// Files the summary sample of a whole iteration (it was never "started" as a request).
     pub fn record_iteration(&mut self, s: &Sample) {
         self.inflight += 1;

@@ -75,6 +75,10 @@ pub struct TagStats {
     /// New connections that did a TLS handshake, and how many of those resumed a session.
     #[serde(default)]
     pub n_tls_handshakes: u64,
+    /// 401 answers that were the expected auth challenge (a registry flow's unauthenticated ping):
+    /// they tell the client how to authenticate, so they count as successes.
+    #[serde(default)]
+    pub n_challenges: u64,
     #[serde(default)]
     pub n_tls_resumed: u64,
     /// What the handshakes negotiated, counted.
@@ -178,6 +182,7 @@ impl TagStats {
             checks: Vec::new(),
             iteration: false,
             n_tls_handshakes: 0,
+            n_challenges: 0,
             n_tls_resumed: 0,
             tls_sessions: Vec::new(),
             latency: new_histogram(),
@@ -256,9 +261,9 @@ impl TagStats {
         self.errors.iter().sum()
     }
 
-    /// Responses with a status below 400.
+    /// Responses with a status below 400, and expected auth challenges.
     pub fn n_success(&self) -> u64 {
-        self.status.range(..400).map(|(_, n)| n).sum()
+        self.status.range(..400).map(|(_, n)| n).sum::<u64>() + self.n_challenges
     }
 
     /// Failed requests: transport errors plus 4xx/5xx responses.
@@ -270,6 +275,7 @@ impl TagStats {
 impl AddAssign<&TagStats> for TagStats {
     fn add_assign(&mut self, o: &TagStats) {
         self.n_requests += o.n_requests;
+        self.n_challenges += o.n_challenges;
         for (code, n) in &o.status {
             *self.status.entry(*code).or_insert(0) += n;
         }

@@ -50,17 +50,21 @@ pub fn encode_request(spec: &RequestSpec, target: &Target, keepalive: bool) -> B
 /// templated ones (rendered per iteration into a reused buffer). Header values are written by
 /// `value`, so a template renders straight into the request.
 #[allow(clippy::too_many_arguments)]
-pub fn encode_into<V>(
+pub fn encode_into<N: AsRef<str>, V>(
     out: &mut Vec<u8>,
     method: &str,
     path: &[u8],
     target: &Target,
-    headers: &[(String, V)],
+    headers: &[(N, V)],
     mut value: impl FnMut(&V, &mut Vec<u8>),
     body: &[u8],
     keepalive: bool,
 ) {
-    let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let has = |name: &str| {
+        headers
+            .iter()
+            .any(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+    };
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path);
@@ -79,6 +83,7 @@ pub fn encode_into<V>(
         out.extend_from_slice(b"Accept: */*\r\n");
     }
     for (name, v) in headers {
+        let name = name.as_ref();
         // The engine frames the body itself; a user-given length could only be wrong.
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
             continue;

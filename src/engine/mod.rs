@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
+use crate::registry::flow::{self as registry_flow, FlowState};
 use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::scenario::check::{CheckKind, Response};
 use crate::scenario::template::Ctx;
@@ -148,8 +149,10 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
 struct ScenarioRun {
     share: WorkerPlan,
     schedule: Schedule,
-    /// The tag of its first step.
-    first_tag: usize,
+    /// The tag of each step (a flow step's phases follow its own).
+    step_tags: Vec<usize>,
+    /// The tag dropped iterations are counted under.
+    drop_tag: usize,
     /// Each step's request, encoded once (`None`: a template, rendered per iteration).
     requests: Vec<Option<Bytes>>,
     /// Per step: whether its checks/extractions need the response (body, head) captured.
@@ -239,8 +242,7 @@ impl Worker {
                 .steps
                 .iter()
                 .map(|st| {
-                    st.template
-                        .is_none()
+                    (st.template.is_none() && st.flow.is_none())
                         .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
                 })
                 .collect();
@@ -264,12 +266,27 @@ impl Worker {
                     run.start + scenario.start_after,
                     plan.seed,
                 ),
-                first_tag: plan.first_tag(sc),
+                step_tags: plan.step_tags(sc),
+                drop_tag: plan.drop_tag(sc),
                 requests,
             });
         }
         let n_slots = scenarios.iter().map(|s| s.share.n_slots).sum();
-        let n_connections = scenarios.iter().map(|s| s.share.n_connections).sum();
+        // A pull's lanes may each hold a connection at once.
+        let lanes = plan
+            .scenarios
+            .iter()
+            .flat_map(|s| &s.steps)
+            .filter_map(|st| match st.flow.as_deref() {
+                Some(crate::plan::flow::Flow::Pull(p)) => Some(p.parallel),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1);
+        let n_connections: usize = scenarios
+            .iter()
+            .map(|s| s.share.n_connections * lanes)
+            .sum();
         let mode = match (plan.http.version, plan.target.tls) {
             (HttpVersion::Http2, _) => Mode::H2,
             (HttpVersion::Auto, true) => Mode::Undecided,
@@ -565,6 +582,62 @@ impl Worker {
     }
 }
 
+/// A slot's way to its worker's connections, for a registry flow that sends several requests per
+/// step, some at once (each then on its own connection, or its own stream). Every request it sends
+/// is recorded under the tag it names.
+pub struct Io<'w> {
+    worker: &'w Worker,
+    slot: usize,
+}
+
+impl Io<'_> {
+    pub fn target(&self) -> &crate::plan::Target {
+        &self.worker.plan.target
+    }
+
+    pub fn keepalive(&self) -> bool {
+        self.worker.plan.keepalive
+    }
+
+    /// Sends an HTTP/1.1-encoded request intended at `intended`, measured as a request of `tag`.
+    /// The caller records the sample (after judging it: a digest mismatch, an expected challenge).
+    pub async fn send(
+        &self,
+        tag: usize,
+        request: &[u8],
+        head_only: bool,
+        intended: Instant,
+        capture: &mut Capture,
+    ) -> Sample {
+        self.worker
+            .send(
+                self.slot,
+                tag,
+                request,
+                None,
+                head_only,
+                intended,
+                Some(capture),
+            )
+            .await
+    }
+
+    /// Records a request's sample; a 401 with `challenge` set as the expected auth challenge.
+    pub fn record(&self, s: &Sample, challenge: bool) {
+        let mut recorder = self.worker.recorder.borrow_mut();
+        if challenge && s.outcome == Outcome::Status(401) {
+            recorder.record_challenge(s);
+        } else {
+            recorder.record(s);
+        }
+    }
+
+    /// Records a whole operation (an image pull) under its step's tag.
+    pub fn record_whole(&self, s: &Sample) {
+        self.worker.recorder.borrow_mut().record_iteration(s);
+    }
+}
+
 /// A virtual user's own state: its variables and reusable buffers. Lives as long as its slot.
 struct Vu {
     vars: Vec<String>,
@@ -575,6 +648,8 @@ struct Vu {
     path: Vec<u8>,
     body: Vec<u8>,
     capture: Capture,
+    /// Per step, a registry flow's state (auth, tokens, buffers).
+    flows: Vec<Option<FlowState>>,
 }
 
 /// Whether the body just read hashes to the step's expected digest (rendered for this iteration).
@@ -611,6 +686,59 @@ fn digest_matches(
         })
 }
 
+/// One iteration of a registry flow step: renders its templates, runs it on the slot's connections
+/// (every request and the whole operation recorded), and returns the whole operation's sample.
+#[allow(clippy::too_many_arguments)]
+async fn run_flow(
+    worker: &Worker,
+    vu: &mut Vu,
+    slot: &Slot,
+    flow: &crate::plan::flow::Flow,
+    step: usize,
+    tag: usize,
+    iteration: u64,
+    intended: Instant,
+) -> Sample {
+    let plan = &worker.plan;
+    let Vu {
+        vars,
+        rng,
+        rows,
+        body,
+        flows,
+        ..
+    } = vu;
+    // invariant: `flows` has a state for every flow step (built from the same steps).
+    let Some(Some(st)) = flows.get_mut(step) else {
+        return Sample::dropped(tag as u16, intended, intended);
+    };
+    let mut ctx = Ctx {
+        vars,
+        iteration,
+        vu: slot.global,
+        data: &plan.data,
+        rows,
+        rng,
+    };
+    for (t, arg) in flow.templates().into_iter().zip(st.args.iter_mut()) {
+        body.clear();
+        t.render(&mut ctx, body);
+        arg.clear();
+        arg.push_str(&String::from_utf8_lossy(body));
+    }
+    let io = Io {
+        worker,
+        slot: slot.id,
+    };
+    let it = registry_flow::Iteration {
+        intended,
+        number: iteration,
+        vu: slot.global,
+        seed: plan.seed,
+    };
+    registry_flow::run(flow, &io, tag, st, &it).await
+}
+
 /// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
 /// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
 /// differ only in their schedule.
@@ -629,6 +757,10 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
             max_body: MAX_CAPTURED_BODY,
             ..Capture::default()
         },
+        flows: steps
+            .iter()
+            .map(|st| st.flow.as_deref().map(FlowState::new))
+            .collect(),
     };
     while let Some(Tick { intended, n }) =
         scenario.schedule.wait_next(&mut slot, &worker.waiter).await
@@ -636,7 +768,7 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
         if let Some(max) = plan.max_lag {
             let now = Instant::now();
             if now.saturating_duration_since(intended) > max {
-                let dropped = Sample::dropped(scenario.first_tag as u16, intended, now);
+                let dropped = Sample::dropped(scenario.drop_tag as u16, intended, now);
                 worker.recorder.borrow_mut().record(&dropped);
                 continue;
             }
@@ -653,6 +785,27 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
             }
+            if let Some(flow) = &step.flow {
+                let sample = run_flow(
+                    &worker,
+                    &mut vu,
+                    &slot,
+                    flow,
+                    i,
+                    scenario.step_tags[i],
+                    n,
+                    intended,
+                )
+                .await;
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                bytes_out += sample.bytes_out;
+                if whole.is_none() && !matches!(sample.outcome, Outcome::Status(100..=399)) {
+                    whole = Some(sample.outcome);
+                }
+                intended = sample.done + step.think;
+                continue;
+            }
             // A paginated step repeats with the next page's path until the target offers none.
             let mut page = 0u32;
             loop {
@@ -664,6 +817,7 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                     path,
                     body,
                     capture,
+                    ..
                 } = &mut vu;
                 let bytes: &[u8] = match (&scenario.requests[i], &step.template, page) {
                     (Some(encoded), _, 0) => encoded,
@@ -706,7 +860,7 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 let verify = step.verify_digest.is_some();
                 capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
                 let capture = (want_body || want_head || verify).then_some(capture);
-                let tag = scenario.first_tag + i;
+                let tag = scenario.step_tags[i];
                 let head_only = step.request.is_head();
                 let h2 = match page {
                     0 => scenario.h2_requests[i].as_ref(),

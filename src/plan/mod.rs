@@ -3,6 +3,7 @@
 //!
 //! Must not sleep, spawn, do I/O or read clocks. Splits of counts add up exactly to the whole.
 
+pub mod flow;
 mod profile;
 
 use std::sync::Arc;
@@ -387,6 +388,8 @@ pub struct Step {
     /// The body must hash to this digest (`sha256:…`, a template); otherwise the request is the
     /// `digest-mismatch` error. Hashed while streaming.
     pub verify_digest: Option<Template>,
+    /// A registry workflow run instead of `request` (which then only names the step).
+    pub flow: Option<Arc<flow::Flow>>,
 }
 
 /// How a step walks pages.
@@ -481,7 +484,13 @@ impl Step {
             extracts: Vec::new(),
             paginate: None,
             verify_digest: None,
+            flow: None,
         }
+    }
+
+    /// Its tags: its own, then one per phase of a flow.
+    pub fn n_tags(&self) -> usize {
+        1 + self.flow.as_ref().map_or(0, |f| f.phases().len())
     }
 
     /// Whether its checks and extractions need the response (body, head) captured.
@@ -616,16 +625,27 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
-    /// The tags of samples and reports: every step (name and checks) in order, then one
-    /// `NAME (iteration)` tag per multi-step scenario for its whole flow.
+    /// The tags of samples and reports: every step (name and checks) in order — a flow step followed
+    /// by its phases, `STEP/PHASE` — then one `NAME (iteration)` tag per multi-step scenario for its
+    /// whole flow. A flow step's own tag is a whole operation (an image pull), like an iteration.
     pub fn tag_specs(&self) -> Vec<TagSpec> {
-        let steps = self.scenarios.iter().flat_map(|s| {
-            s.steps.iter().map(|st| TagSpec {
-                name: st.name.clone(),
-                checks: st.checks.iter().map(|c| c.name.clone()).collect(),
-                iteration: false,
-            })
-        });
+        let steps = self
+            .scenarios
+            .iter()
+            .flat_map(|s| s.steps.iter())
+            .flat_map(|st| {
+                let phases = st.flow.as_ref().map_or(&[][..], |f| f.phases());
+                std::iter::once(TagSpec {
+                    name: st.name.clone(),
+                    checks: st.checks.iter().map(|c| c.name.clone()).collect(),
+                    iteration: st.flow.is_some(),
+                })
+                .chain(phases.iter().map(|p| TagSpec {
+                    name: format!("{}/{p}", st.name),
+                    checks: Vec::new(),
+                    iteration: false,
+                }))
+            });
         let iterations = self
             .scenarios
             .iter()
@@ -638,27 +658,55 @@ impl Plan {
         steps.chain(iterations).collect()
     }
 
+    /// Tags of all steps (phases included), before the iteration tags.
+    fn n_step_tags(&self) -> usize {
+        self.scenarios.iter().map(ScenarioPlan::n_tags).sum()
+    }
+
     /// The tag of scenario `sc`'s whole iteration, if it has several steps.
     pub fn iteration_tag(&self, sc: usize) -> Option<usize> {
         if self.scenarios[sc].steps.len() < 2 {
             return None;
         }
-        let n_steps: usize = self.scenarios.iter().map(|s| s.steps.len()).sum();
         let before = self.scenarios[..sc]
             .iter()
             .filter(|s| s.steps.len() > 1)
             .count();
-        Some(n_steps + before)
+        Some(self.n_step_tags() + before)
     }
 
     /// The tag of scenario `sc`'s first step (its steps' tags follow in order).
     pub fn first_tag(&self, sc: usize) -> usize {
-        self.scenarios[..sc].iter().map(|s| s.steps.len()).sum()
+        self.scenarios[..sc].iter().map(ScenarioPlan::n_tags).sum()
+    }
+
+    /// The tag each of scenario `sc`'s steps records under.
+    pub fn step_tags(&self, sc: usize) -> Vec<usize> {
+        let mut tag = self.first_tag(sc);
+        self.scenarios[sc]
+            .steps
+            .iter()
+            .map(|st| {
+                let t = tag;
+                tag += st.n_tags();
+                t
+            })
+            .collect()
+    }
+
+    /// The tag a dropped iteration of scenario `sc` is counted under: its first request's (a flow
+    /// step's first phase), so run totals include drops.
+    pub fn drop_tag(&self, sc: usize) -> usize {
+        let first = self.first_tag(sc);
+        match self.scenarios[sc].steps.first() {
+            Some(st) if st.flow.is_some() => first + 1,
+            _ => first,
+        }
     }
 
     /// Checks invariants the engine relies on.
     pub fn validate(&self) -> Result<(), PlanError> {
-        let n_tags: usize = self.scenarios.iter().map(|s| s.steps.len()).sum();
+        let n_tags = self.n_step_tags();
         if n_tags == 0 {
             return Err(PlanError::NoRequestSpecs);
         }
@@ -726,6 +774,11 @@ impl Plan {
 }
 
 impl ScenarioPlan {
+    /// Tags of its steps, phases included.
+    pub fn n_tags(&self) -> usize {
+        self.steps.iter().map(Step::n_tags).sum()
+    }
+
     fn validate(&self) -> Result<(), PlanError> {
         if self.n_connections == 0 {
             return Err(PlanError::NoConnections);

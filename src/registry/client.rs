@@ -1,15 +1,12 @@
 //! A registry client on the engine's connection (connect, TLS, HTTP/1.1 exchange): one request at a
-//! time, answering auth challenges — Basic with the given credentials, Bearer by fetching a token
-//! from the challenge's realm (same origin) for its scope, cached per scope until it expires, and
-//! retrying once.
+//! time, answering auth challenges with [`Auth`] and retrying once.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::Engine;
 use thiserror::Error;
 
+use super::auth::Auth;
 use crate::engine::http1::{self, Capture, Conn, Stream};
 use crate::engine::{connect, tls::TlsClient};
 use crate::plan::Target;
@@ -46,34 +43,13 @@ fn header(head: &[u8], name: &str) -> Option<String> {
         .map(|v| v.to_string())
 }
 
-/// `key="value"` parameters of a `WWW-Authenticate` challenge.
-pub fn challenge_params(c: &str) -> HashMap<String, String> {
-    let rest = c.split_once(' ').map_or("", |(_, r)| r);
-    let mut out = HashMap::new();
-    let mut s = rest;
-    while let Some((k, after)) = s.split_once('=') {
-        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        let (v, tail) = match after.strip_prefix('"') {
-            Some(q) => match q.split_once('"') {
-                Some((v, t)) => (v, t),
-                None => (q, ""),
-            },
-            None => after.split_once(',').unwrap_or((after, "")),
-        };
-        out.insert(k, v.to_string());
-        s = tail.trim_start_matches(',');
-    }
-    out
-}
-
 pub struct Client {
     target: Target,
     addr: SocketAddr,
     tls: Option<TlsClient>,
     conn: Option<Conn>,
     capture: Capture,
-    basic: Option<String>,
-    tokens: HashMap<String, (String, Instant)>,
+    auth: Auth,
     keepalive: bool,
     /// Token fetches made (cold-token cost shows here).
     pub n_token_fetches: u64,
@@ -97,13 +73,7 @@ impl Client {
                 max_body: 64 << 20,
                 ..Capture::default()
             },
-            basic: user.map(|(u, p)| {
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-                )
-            }),
-            tokens: HashMap::new(),
+            auth: Auth::new(user.as_ref()),
             keepalive: true,
             n_token_fetches: 0,
         }
@@ -189,103 +159,52 @@ impl Client {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        if let Some(auth) = self.authorization(scope) {
-            hs.push(("Authorization".into(), auth));
-        }
-        let reply = self.exchange(method, path, &hs, body).await?;
-        if reply.status != 401 {
-            return Ok(reply);
-        }
-        let challenge = reply.header("www-authenticate").unwrap_or_default();
-        let auth = if challenge.starts_with("Basic") {
-            self.basic.clone().ok_or_else(|| {
-                ClientError::Auth(format!(
-                    "{path}: the registry wants Basic credentials (--user, --password-env)"
-                ))
-            })?
-        } else if challenge.starts_with("Bearer") {
-            self.fetch_token(&challenge, scope).await?
-        } else {
-            return Ok(reply);
-        };
-        hs.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
-        hs.push(("Authorization".into(), auth));
-        self.exchange(method, path, &hs, body).await
-    }
-
-    fn authorization(&self, scope: &str) -> Option<String> {
-        match self.tokens.get(scope) {
-            Some((t, until)) if Instant::now() < *until => Some(format!("Bearer {t}")),
-            _ => None,
-        }
-        .or_else(|| self.basic.clone().filter(|_| self.tokens.is_empty()))
-    }
-
-    async fn fetch_token(&mut self, challenge: &str, scope: &str) -> Result<String, ClientError> {
-        let p = challenge_params(challenge);
-        let realm = p.get("realm").cloned().unwrap_or_default();
-        let path = match realm
-            .find("://")
-            .and_then(|i| realm[i + 3..].find('/').map(|j| i + 3 + j))
-        {
-            Some(i) => realm[i..].to_string(),
-            None if realm.starts_with('/') => realm.clone(),
-            None => {
-                return Err(ClientError::Auth(format!(
-                    "token realm '{realm}' is not a URL"
-                )))
+        let n_given = hs.len();
+        for attempt in 0..2 {
+            hs.truncate(n_given);
+            self.fetch_token(scope).await?;
+            if let Some(auth) = self.auth.header(scope, Instant::now()) {
+                hs.push(("Authorization".into(), auth.to_string()));
             }
-        };
-        let service = p.get("service").cloned().unwrap_or_default();
-        let url = format!("{path}?service={service}&scope={scope}");
-        let mut hs = Vec::new();
-        if let Some(b) = &self.basic {
-            hs.push(("Authorization".to_string(), b.clone()));
+            let reply = self.exchange(method, path, &hs, body).await?;
+            if reply.status != 401 || attempt == 1 {
+                return Ok(reply);
+            }
+            let challenge = reply.header("www-authenticate").unwrap_or_default();
+            self.auth.forget(scope);
+            self.auth
+                .learn(&challenge, &self.target)
+                .map_err(|e| ClientError::Auth(format!("{path}: {e}")))?;
         }
+        Err(ClientError::Auth(format!(
+            "{path}: still 401 after authenticating"
+        )))
+    }
+
+    /// Fetches a Bearer token for `scope` if the registry wants one and none is cached.
+    async fn fetch_token(&mut self, scope: &str) -> Result<(), ClientError> {
+        let Some((url, basic)) = self.auth.token_request(scope, Instant::now()) else {
+            return Ok(());
+        };
+        let hs: Vec<(String, String)> = basic
+            .map(|b| ("Authorization".to_string(), b.to_string()))
+            .into_iter()
+            .collect();
         self.n_token_fetches += 1;
         let reply = self.exchange("GET", &url, &hs, b"").await?;
         if reply.status == 401 {
             return Err(ClientError::Auth(format!(
-                "the token server {path} refused the credentials (give --user and --password-env)"
+                "the token server {url} refused the credentials (give --user and --password-env)"
             )));
         }
         if reply.status != 200 {
             return Err(ClientError::Auth(format!(
-                "token server {path} answered {}",
+                "token server {url} answered {}",
                 reply.status
             )));
         }
-        let v: serde_json::Value = serde_json::from_slice(&reply.body)
-            .map_err(|e| ClientError::Auth(format!("token server {path}: {e}")))?;
-        let token = v["token"]
-            .as_str()
-            .or(v["access_token"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        let ttl = v["expires_in"].as_u64().unwrap_or(60);
-        // Refresh a little early so a token never expires in flight.
-        let until = Instant::now() + Duration::from_secs(ttl.saturating_sub(5).max(1));
-        self.tokens
-            .insert(scope.to_string(), (token.clone(), until));
-        Ok(format!("Bearer {token}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenges_parse() {
-        let p = challenge_params(
-            r#"Bearer realm="http://127.0.0.1:5000/token",service="registry.docker.io",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(p["realm"], "http://127.0.0.1:5000/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        assert_eq!(
-            challenge_params(r#"Basic realm="regbench""#)["realm"],
-            "regbench"
-        );
+        self.auth
+            .accept_token(scope, &reply.body, Instant::now())
+            .map_err(|e| ClientError::Auth(format!("token server {url}: {e}")))
     }
 }

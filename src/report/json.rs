@@ -52,6 +52,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "requests": t.n_requests,
         "dropped": t.n_dropped,
         "success": t.n_success(),
+        "auth_challenges": t.n_challenges,
         "errors_total": t.n_errors(),
         "rps": t.n_requests as f64 / secs,
         "bytes_in": t.bytes_in,

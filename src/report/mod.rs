@@ -52,9 +52,12 @@ pub struct ScenarioInfo {
     pub start_after: Duration,
     /// Open model: the iteration rate this process's schedule offered on average (its segment's share).
     pub offered_rps: Option<f64>,
-    /// Its steps are the tags `first_tag .. first_tag + n_steps`.
+    /// Its steps (and their flows' phases) are the tags `first_tag .. first_tag + n_tags`.
     pub first_tag: usize,
+    pub n_tags: usize,
     pub n_steps: usize,
+    /// The tag its dropped iterations are counted under.
+    pub drop_tag: usize,
     pub tags: Vec<(String, String)>,
 }
 
@@ -90,7 +93,7 @@ impl RunReport {
         self.agg
             .total
             .tags
-            .get(sc.first_tag)
+            .get(sc.drop_tag)
             .map_or(0, |t| t.n_dropped)
     }
 
@@ -98,7 +101,7 @@ impl RunReport {
     pub fn scenario_of(&self, tag: usize) -> Option<&ScenarioInfo> {
         let name = &self.agg.total.tags.get(tag)?.name;
         self.info.scenarios.iter().find(|s| {
-            (s.first_tag..s.first_tag + s.n_steps).contains(&tag)
+            (s.first_tag..s.first_tag + s.n_tags).contains(&tag)
                 || *name == crate::plan::iteration_tag_name(&s.name)
         })
     }

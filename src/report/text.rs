@@ -313,10 +313,11 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         writeln!(o, "\nSteps (latency unless marked; svc = service time)")?;
         writeln!(
             o,
-            "  {:<18} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "  {:<18} {:>8} {:>8} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
             "name",
             "requests",
             "req/s",
+            "bodies/s",
             "p50",
             "p95",
             "p99",
@@ -327,17 +328,22 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?;
         for t in &r.agg.total.tags {
             let l = Dist::of(&t.latency);
-            let q = |d: &Dist, name: &str| self::d(d.quantile(name).unwrap_or_default());
+            // A whole operation (an iteration, an image pull) has no first byte of its own.
+            let q = |d: &Dist, name: &str| match d.quantile(name) {
+                Some(v) if d.count > 0 => self::d(v),
+                _ => "-".to_string(),
+            };
             writeln!(
                 o,
-                "  {:<18} {:>8} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+                "  {:<18} {:>8} {:>8.1} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
                 truncate(&t.name, 18),
                 t.n_requests,
                 t.n_requests as f64 / secs,
+                format!("{}/s", fmt_bytes(t.body_bytes as f64 / secs)),
                 q(&l, "p50"),
                 q(&l, "p95"),
                 q(&l, "p99"),
-                d(l.max),
+                if l.count > 0 { d(l.max) } else { "-".into() },
                 q(&Dist::of(&t.service_time), "p99"),
                 q(&Dist::of(&t.ttfb), "p99"),
                 t.n_failed()

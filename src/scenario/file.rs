@@ -36,6 +36,18 @@ pub struct Defaults {
     pub http: Option<Spanned<String>>,
     /// HTTP/2 streams per connection.
     pub streams: Option<Spanned<usize>>,
+    /// Credentials and token policy of registry flow steps.
+    pub registry: Option<RegistrySpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySpec {
+    pub user: Option<Spanned<String>>,
+    /// Constants and `{{env.NAME}}` only.
+    pub password: Option<Spanned<String>>,
+    /// "warm" (cached per scope until expiry) or "cold" (a new token every iteration).
+    pub token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,8 +105,12 @@ pub struct StageSpec {
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub name: Option<Spanned<String>>,
+    /// "http" (the default), a registry flow ("oci-pull", "oci-push", "oci-catalog", "oci-tags") or
+    /// a service-registry call ("service-list", "service-get", "service-status", "service-sync").
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
     pub method: Option<Spanned<String>>,
-    pub url: Spanned<String>,
+    pub url: Option<Spanned<String>>,
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
     pub body: Option<Spanned<String>>,
@@ -104,6 +120,67 @@ pub struct StepSpec {
     pub check: Option<Spanned<CheckSpec>>,
     pub paginate: Option<Spanned<PaginateSpec>>,
     pub verify_digest: Option<Spanned<String>>,
+    // Registry flows.
+    /// `REPO:TAG` or `REPO@DIGEST` (oci-pull, oci-push).
+    pub image: Option<Spanned<String>>,
+    /// The repository whose tags oci-tags lists.
+    pub repo: Option<Spanned<String>>,
+    pub platform: Option<Spanned<String>>,
+    pub parallel: Option<Spanned<i64>>,
+    pub range: Option<Spanned<String>>,
+    pub token: Option<Spanned<String>>,
+    pub layers: Option<Spanned<i64>>,
+    pub layer_size: Option<Spanned<String>>,
+    pub chunk: Option<Spanned<String>>,
+    pub mount_from: Option<Spanned<String>>,
+    pub page_size: Option<Spanned<i64>>,
+    pub max_pages: Option<Spanned<i64>>,
+    // Service registries.
+    pub limit: Option<Spanned<i64>>,
+    /// service-get: the server's id or name.
+    pub server: Option<Spanned<String>>,
+}
+
+impl StepSpec {
+    /// The keys this step sets, with their spans, for refusing the ones its type does not take.
+    pub fn keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        fn span<T>(
+            k: &'static str,
+            v: &Option<Spanned<T>>,
+        ) -> Option<(&'static str, std::ops::Range<usize>)> {
+            v.as_ref().map(|v| (k, v.span()))
+        }
+        let maps = [
+            ("headers", self.headers.values().next().map(|v| v.span())),
+            ("extract", self.extract.values().next().map(|v| v.span())),
+        ];
+        [
+            span("method", &self.method),
+            span("url", &self.url),
+            span("body", &self.body),
+            span("check", &self.check),
+            span("paginate", &self.paginate),
+            span("verify_digest", &self.verify_digest),
+            span("image", &self.image),
+            span("repo", &self.repo),
+            span("platform", &self.platform),
+            span("parallel", &self.parallel),
+            span("range", &self.range),
+            span("token", &self.token),
+            span("layers", &self.layers),
+            span("layer_size", &self.layer_size),
+            span("chunk", &self.chunk),
+            span("mount_from", &self.mount_from),
+            span("page_size", &self.page_size),
+            span("max_pages", &self.max_pages),
+            span("limit", &self.limit),
+            span("server", &self.server),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(maps.into_iter().filter_map(|(k, s)| s.map(|s| (k, s))))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]

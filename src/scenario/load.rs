@@ -14,9 +14,10 @@ use toml::Spanned;
 
 use super::check::{Check, CheckKind, Extract, Source};
 use super::data::{DataTable, Pick};
-use super::file::{CheckSpec, File, ScenarioSpec, StepSpec, ThresholdEntry};
+use super::file::{CheckSpec, File, RegistrySpec, ScenarioSpec, StepSpec, ThresholdEntry};
 use super::template::{Scope, Template};
 use super::threshold::{parse_expr, parse_key, Filter, Threshold};
+use crate::plan::flow::{Flow, FlowAuth, Platform, Pull, Push, TokenMode, Walk};
 use crate::plan::{
     self, Arrival, Model, Plan, Profile, RequestSpec, RequestTemplate, ScenarioPlan, Segment,
     Stage, Step, Stop, Target,
@@ -183,6 +184,8 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         default_headers.push((name.clone(), value));
     }
 
+    let registry = registry_auth(&cx, f.defaults.registry.as_ref(), &const_scope)?;
+
     if f.scenarios.is_empty() {
         return Err(ScenarioError::File {
             file: cx.file.clone(),
@@ -193,6 +196,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
     let mut scenario_names: HashMap<String, Range<usize>> = HashMap::new();
     let mut step_names: HashMap<String, Range<usize>> = HashMap::new();
     let mut scenario_tags = BTreeMap::new();
+    let mut n_tags_before = 0;
     let mut target: Option<Target> = base.as_ref().map(|b| b.0.clone());
     for sspec in &f.scenarios {
         let s = sspec.get_ref();
@@ -229,7 +233,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                     ))
                 }
             };
-        let first_tag = step_names.len();
+        let first_tag = n_tags_before;
         let mut vars: HashMap<String, usize> = HashMap::new();
         let mut var_names = Vec::new();
         let mut steps = Vec::new();
@@ -246,17 +250,24 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                 &default_headers,
                 base.as_ref().map(|b| &b.0),
                 &mut target,
+                &registry,
             )?;
-            if let Some(prev) = step_names.insert(step.name.clone(), st.span()) {
-                let first = cx.line_of(prev);
-                return Err(cx.at(st.span(), format!(
-                    "step name '{}' is used twice (first at {first}); step names are report tags and must be unique in the file",
-                    step.name
-                )));
+            // A flow step's phases are tags too (`STEP/PHASE`), usable in threshold filters.
+            let phases = step.flow.as_ref().map_or(&[][..], |f| f.phases());
+            let names = std::iter::once(step.name.clone())
+                .chain(phases.iter().map(|p| format!("{}/{p}", step.name)));
+            for tag_name in names {
+                if let Some(prev) = step_names.insert(tag_name.clone(), st.span()) {
+                    let first = cx.line_of(prev);
+                    return Err(cx.at(st.span(), format!(
+                        "step name '{tag_name}' is used twice (first at {first}); step names are report tags and must be unique in the file",
+                    )));
+                }
             }
+            n_tags_before += step.n_tags();
             steps.push(step);
         }
-        scenario_tags.insert(name.clone(), first_tag..first_tag + steps.len());
+        scenario_tags.insert(name.clone(), first_tag..n_tags_before);
         scenarios.push(ScenarioPlan {
             name,
             model,
@@ -656,6 +667,7 @@ fn compile_step(
     default_headers: &[(String, &Spanned<String>)],
     base: Option<&Target>,
     target: &mut Option<Target>,
+    registry: &FlowAuth,
 ) -> Result<Step, ScenarioError> {
     let spec = st.get_ref();
     let name = match (&spec.name, default_name) {
@@ -668,10 +680,6 @@ fn compile_step(
             ))
         }
     };
-    let method = match &spec.method {
-        Some(m) => plan::parse_method(m.get_ref()).map_err(|e| cx.at(m.span(), e.to_string()))?,
-        None => "GET".to_string(),
-    };
     // Templates see constants and what earlier steps extracted — not this step's own extractions.
     let scope = Scope {
         consts,
@@ -679,22 +687,112 @@ fn compile_step(
         tables,
         env,
     };
+    let kind = spec.kind.as_ref().map_or("http", |k| k.get_ref().as_str());
+    let kind_span = spec.kind.as_ref().map_or(st.span(), |k| k.span());
+    let allowed: &[&str] = match kind {
+        "http" => &["method", "url", "headers", "body", "extract", "check", "paginate", "verify_digest"],
+        "oci-pull" => &["image", "platform", "parallel", "range", "token"],
+        "oci-push" => &["image", "layers", "layer_size", "chunk", "mount_from", "token"],
+        "oci-catalog" => &["page_size", "max_pages", "token"],
+        "oci-tags" => &["repo", "page_size", "max_pages", "token"],
+        "service-list" => &["url", "limit", "max_pages", "headers", "extract", "check"],
+        "service-get" => &["url", "server", "headers", "extract", "check"],
+        "service-status" => &["url", "headers", "extract", "check"],
+        "service-sync" => &["url", "headers", "body", "extract", "check"],
+        other => {
+            return Err(cx.at(
+                kind_span,
+                format!("'{other}' is not a step type (expected http, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
+            ))
+        }
+    };
+    if let Some((key, span)) = spec.keys().into_iter().find(|(k, _)| !allowed.contains(k)) {
+        return Err(cx.at(
+            span,
+            format!(
+                "a step of type {kind} does not take '{key}' (it takes {})",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    let think = match &spec.think {
+        Some(t) => cx.duration(t, "think")?,
+        None => Duration::ZERO,
+    };
+    if kind.starts_with("oci-") {
+        let base = base.ok_or_else(|| {
+            cx.at(
+                kind_span.clone(),
+                format!("an {kind} step needs [defaults] base_url: the registry's URL"),
+            )
+        })?;
+        if target.is_none() {
+            *target = Some(base.clone());
+        }
+        let flow = compile_flow(cx, spec, kind, kind_span, &scope, registry)?;
+        let mut step = Step::new(RequestSpec::get(&name, "/v2/"));
+        step.think = think;
+        step.flow = Some(Arc::new(flow));
+        return Ok(step);
+    }
+    let method = match (&spec.method, kind) {
+        (Some(m), _) => {
+            plan::parse_method(m.get_ref()).map_err(|e| cx.at(m.span(), e.to_string()))?
+        }
+        (None, "service-sync") => "POST".to_string(),
+        (None, _) => "GET".to_string(),
+    };
+    // Service-registry calls are HTTP steps with the registry's conventions filled in.
+    let service_url = |default: &str| {
+        spec.url
+            .clone()
+            .unwrap_or_else(|| Spanned::new(kind_span.clone(), default.to_string()))
+    };
+    let url_spec: Spanned<String> = match kind {
+        "service-list" => {
+            let u = service_url("/v1/registry");
+            let limit = positive(cx, spec.limit.as_ref(), 50, "limit")?;
+            let sep = if u.get_ref().contains('?') { '&' } else { '?' };
+            Spanned::new(u.span(), format!("{}{sep}limit={limit}", u.get_ref()))
+        }
+        "service-get" => {
+            let u = service_url("/v1/registry");
+            let server = spec.server.as_ref().ok_or_else(|| {
+                cx.at(
+                    kind_span.clone(),
+                    "a service-get step needs server = \"ID or NAME\"",
+                )
+            })?;
+            // Checked on its own so an error points inside `server`.
+            cx.template(server, &scope)?;
+            Spanned::new(
+                u.span(),
+                format!("{}/{}", u.get_ref().trim_end_matches('/'), server.get_ref()),
+            )
+        }
+        "service-status" => service_url("/registry/status"),
+        "service-sync" => service_url("/registry/sync"),
+        _ => spec
+            .url
+            .clone()
+            .ok_or_else(|| cx.at(st.span(), "an http step needs url"))?,
+    };
 
     // The URL: a path joined to base_url, or an absolute URL on the same origin.
-    let url = spec.url.get_ref();
+    let url = url_spec.get_ref();
     let path_src: Spanned<String>;
     let path_spanned = if url.starts_with("{{") {
         // A URL that is a placeholder (a Location an earlier step extracted): used as rendered; it
         // must render to a path on the same origin.
-        &spec.url
+        &url_spec
     } else if url.starts_with('/') {
         let base =
-            base.ok_or_else(|| cx.at(spec.url.span(), "a relative URL needs [defaults] base_url"))?;
+            base.ok_or_else(|| cx.at(url_spec.span(), "a relative URL needs [defaults] base_url"))?;
         let prefix = base.path.trim_end_matches('/');
-        path_src = Spanned::new(spec.url.span(), format!("{prefix}{url}"));
+        path_src = Spanned::new(url_spec.span(), format!("{prefix}{url}"));
         // Errors inside the prefix cannot happen (base_url is static); keep offsets of the step's URL.
         if prefix.is_empty() {
-            &spec.url
+            &url_spec
         } else {
             &path_src
         }
@@ -704,11 +802,11 @@ fn compile_step(
             .and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j))
             .unwrap_or(url.len());
         let origin =
-            Target::parse(&url[..origin_end]).map_err(|e| cx.at(spec.url.span(), e.to_string()))?;
+            Target::parse(&url[..origin_end]).map_err(|e| cx.at(url_spec.span(), e.to_string()))?;
         match target {
             Some(t) if (t.host.as_str(), t.port) != (origin.host.as_str(), origin.port) => {
                 return Err(cx.at(
-                    spec.url.span(),
+                    url_spec.span(),
                     format!(
                         "every step targets one origin ({}:{}); this URL goes to {}:{}",
                         t.host, t.port, origin.host, origin.port
@@ -720,7 +818,7 @@ fn compile_step(
         }
         let rest = &url[origin_end..];
         path_src = Spanned::new(
-            spec.url.span(),
+            url_spec.span(),
             if rest.is_empty() {
                 "/".into()
             } else {
@@ -751,14 +849,19 @@ fn compile_step(
         Some(d) => Some(cx.template(d, &scope)?),
         None => None,
     };
-    let think = match &spec.think {
-        Some(t) => cx.duration(t, "think")?,
-        None => Duration::ZERO,
-    };
-
     let mut checks = Vec::new();
     if let Some(c) = &spec.check {
         checks = compile_checks(cx, c)?;
+    } else if kind.starts_with("service-") {
+        let ok: Vec<u16> = if kind == "service-sync" {
+            vec![200, 202]
+        } else {
+            vec![200]
+        };
+        checks.push(Check {
+            name: format!("status in {ok:?}"),
+            kind: CheckKind::Status(ok),
+        });
     }
     // Extractions become variables for the following steps.
     let mut extracts = Vec::new();
@@ -800,6 +903,13 @@ fn compile_step(
     }
 
     let paginate = match &spec.paginate {
+        None if kind == "service-list" => Some(plan::Paginate {
+            next: plan::NextPage::Cursor {
+                pointers: plan::AUTO_CURSOR.iter().map(|s| s.to_string()).collect(),
+                param: "cursor".into(),
+            },
+            max_pages: positive(cx, spec.max_pages.as_ref(), 1000, "max_pages")? as u32,
+        }),
         None => None,
         Some(p) => {
             let ps = p.get_ref();
@@ -861,6 +971,133 @@ fn compile_step(
         extracts,
         paginate,
         verify_digest,
+        flow: None,
+    })
+}
+
+/// An optional positive integer key, or its default.
+fn positive(
+    cx: &Ctx,
+    v: Option<&Spanned<i64>>,
+    default: u64,
+    what: &str,
+) -> Result<u64, ScenarioError> {
+    match v {
+        None => Ok(default),
+        Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= u32::MAX as i64 => Ok(*n.get_ref() as u64),
+        Some(n) => Err(cx.at(n.span(), format!("{what} must be a whole number ≥ 1"))),
+    }
+}
+
+/// An optional size key (`4MiB`), or its default.
+fn size(cx: &Ctx, v: Option<&Spanned<String>>, what: &str) -> Result<Option<u64>, ScenarioError> {
+    v.map(|s| match crate::util::parse_size(s.get_ref()) {
+        Ok(0) => Err(cx.at(s.span(), format!("{what} must be at least 1 byte"))),
+        Ok(n) => Ok(n),
+        Err(e) => Err(cx.at(s.span(), format!("{what}: {e}"))),
+    })
+    .transpose()
+}
+
+/// `[defaults.registry]`: credentials (constants and env only) and the token mode.
+fn registry_auth(
+    cx: &Ctx,
+    spec: Option<&RegistrySpec>,
+    scope: &Scope,
+) -> Result<FlowAuth, ScenarioError> {
+    let Some(spec) = spec else {
+        return Ok(FlowAuth::default());
+    };
+    let text = |v: &Spanned<String>| -> Result<String, ScenarioError> {
+        cx.template(v, scope)?.static_text().ok_or_else(|| {
+            cx.at(
+                v.span(),
+                "registry credentials may use only constants and env.NAME",
+            )
+        })
+    };
+    let user = match (&spec.user, &spec.password) {
+        (Some(u), p) => Some((
+            text(u)?,
+            p.as_ref().map(text).transpose()?.unwrap_or_default(),
+        )),
+        (None, Some(p)) => return Err(cx.at(p.span(), "a password needs a user")),
+        (None, None) => None,
+    };
+    let token = match &spec.token {
+        Some(t) => TokenMode::parse(t.get_ref()).map_err(|e| cx.at(t.span(), e))?,
+        None => TokenMode::Warm,
+    };
+    Ok(FlowAuth { user, token })
+}
+
+/// A registry flow step (`oci-*`): its keys checked and its templates compiled.
+fn compile_flow(
+    cx: &Ctx,
+    spec: &StepSpec,
+    kind: &str,
+    kind_span: Range<usize>,
+    scope: &Scope,
+    registry: &FlowAuth,
+) -> Result<Flow, ScenarioError> {
+    let mut auth = registry.clone();
+    if let Some(t) = &spec.token {
+        auth.token = TokenMode::parse(t.get_ref()).map_err(|e| cx.at(t.span(), e))?;
+    }
+    let required = |v: &Option<Spanned<String>>, key: &str, example: &str| {
+        v.as_ref()
+            .ok_or_else(|| {
+                cx.at(
+                    kind_span.clone(),
+                    format!("an {kind} step needs {key} = \"{example}\""),
+                )
+            })
+            .and_then(|v| cx.template(v, scope))
+    };
+    let walk = |repo: Option<Template>| -> Result<Walk, ScenarioError> {
+        Ok(Walk {
+            repo,
+            page_size: positive(cx, spec.page_size.as_ref(), 100, "page_size")? as u32,
+            max_pages: positive(cx, spec.max_pages.as_ref(), 1000, "max_pages")? as u32,
+            auth: auth.clone(),
+        })
+    };
+    Ok(match kind {
+        "oci-pull" => Flow::Pull(Pull {
+            images: vec![required(&spec.image, "image", "REPO:TAG")?],
+            platform: match &spec.platform {
+                Some(p) => Platform::parse(p.get_ref()).map_err(|e| cx.at(p.span(), e))?,
+                None => Platform::default(),
+            },
+            parallel: positive(cx, spec.parallel.as_ref(), 3, "parallel")?.min(64) as usize,
+            range: size(cx, spec.range.as_ref(), "range")?,
+            auth,
+        }),
+        "oci-push" => {
+            let layer_size = size(cx, spec.layer_size.as_ref(), "layer_size")?.unwrap_or(1 << 20);
+            if layer_size > 1 << 30 {
+                if let Some(s) = &spec.layer_size {
+                    return Err(cx.at(
+                        s.span(),
+                        "layer_size is at most 1GiB (each virtual user holds one layer in memory)",
+                    ));
+                }
+            }
+            Flow::Push(Push {
+                image: required(&spec.image, "image", "REPO:TAG")?,
+                layers: positive(cx, spec.layers.as_ref(), 2, "layers")?.min(128) as usize,
+                layer_size,
+                chunk: size(cx, spec.chunk.as_ref(), "chunk")?,
+                mount_from: spec
+                    .mount_from
+                    .as_ref()
+                    .map(|m| cx.template(m, scope))
+                    .transpose()?,
+                auth,
+            })
+        }
+        "oci-catalog" => Flow::Catalog(walk(None)?),
+        _ => Flow::Tags(walk(Some(required(&spec.repo, "repo", "REPO")?))?),
     })
 }
 
@@ -968,6 +1205,106 @@ mod tests {
 
     fn scenario(body: &str) -> String {
         format!("{HEAD}[[scenario]]\nname = \"s\"\n{body}")
+    }
+
+    #[test]
+    fn flow_step_mistakes_are_refused_with_their_place() {
+        let step = |body: &str| {
+            scenario(&format!(
+                "executor = \"shared-iterations\"\nvus = 1\niterations = 1\n\n[[scenario.step]]\nname = \"x\"\n{body}\n"
+            ))
+        };
+        // The step's keys start on line 12.
+        let cases = [
+            (
+                "type = \"oci-pull\"\nimage = \"a:b\"\nurl = \"/x\"",
+                "14:7",
+                "a step of type oci-pull does not take 'url'",
+            ),
+            ("type = \"oci-pul\"", "12:8", "is not a step type"),
+            ("type = \"oci-pull\"", "12:8", "needs image = \"REPO:TAG\""),
+            (
+                "type = \"oci-pull\"\nimage = \"a:b\"\nplatform = \"linux\"",
+                "14:12",
+                "not a platform",
+            ),
+            (
+                "type = \"oci-push\"\nimage = \"a:b\"\nlayer_size = \"lots\"",
+                "14:14",
+                "layer_size",
+            ),
+            (
+                "type = \"oci-pull\"\nimage = \"a:b\"\ntoken = \"hot\"",
+                "14:9",
+                "warm or cold",
+            ),
+            (
+                "type = \"oci-pull\"\nimage = \"a:b\"\nparallel = 0",
+                "14:12",
+                "parallel must be",
+            ),
+            ("type = \"oci-tags\"\nrepo = \"{{nope}}\"", "13:9", "nope"),
+            ("type = \"service-get\"", "12:8", "needs server"),
+            (
+                "type = \"service-list\"\nimage = \"a\"",
+                "13:9",
+                "does not take 'image'",
+            ),
+        ];
+        for (body, at, message) in cases {
+            let e = error(&step(body));
+            assert!(e.starts_with(at), "{body}: {e}");
+            assert!(e.contains(message), "{body}: {e}");
+        }
+        // A phase name is a tag: another step cannot take it.
+        let e = error(&step(
+            "type = \"oci-pull\"\nimage = \"a:b\"\n\n[[scenario.step]]\nname = \"x/layer\"\nurl = \"/\"",
+        ));
+        assert!(e.contains("'x/layer' is used twice"), "{e}");
+        let e = error(&format!(
+            "{HEAD}[defaults.registry]\npassword = \"p\"\n\n[[scenario]]\nname = \"s\"\nexecutor = \"shared-iterations\"\nvus = 1\niterations = 1\n[scenario.request]\ntype = \"oci-catalog\"\n"
+        ));
+        assert!(e.contains("a password needs a user"), "{e}");
+    }
+
+    #[test]
+    fn flow_steps_compile_with_their_phases_as_tags() {
+        let l = load_str(
+            &scenario(
+                "executor = \"shared-iterations\"\nvus = 1\niterations = 1\n\n[[scenario.step]]\nname = \"pull\"\ntype = \"oci-pull\"\nimage = \"a/b:v1\"\nrange = \"1MiB\"\n\n[[scenario.step]]\nname = \"list\"\ntype = \"service-list\"\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let names: Vec<String> = l.plan.tag_specs().into_iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "pull",
+                "pull/ping",
+                "pull/token",
+                "pull/head",
+                "pull/manifest",
+                "pull/config",
+                "pull/layer",
+                "list",
+                "s (iteration)"
+            ]
+        );
+        assert_eq!(l.plan.step_tags(0), [0, 7]);
+        assert_eq!(
+            l.plan.drop_tag(0),
+            1,
+            "drops count on the first request's tag"
+        );
+        let Some(Flow::Pull(p)) = l.plan.scenarios[0].steps[0].flow.as_deref() else {
+            panic!("an oci-pull flow");
+        };
+        assert_eq!((p.parallel, p.range), (3, Some(1 << 20)));
+        let list = &l.plan.scenarios[0].steps[1];
+        assert_eq!(list.request.path, "/v1/registry?limit=50");
+        assert!(list.paginate.is_some());
+        assert_eq!(l.scenario_tags["s"], 0..8);
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Repositories `r` with `r % MULTI_PLATFORM_EVERY == MULTI_PLATFORM_EVERY - 1` (app-004, app-009,
+/// …) are multi-platform: each tag is an index (OCI) or manifest list (Docker) of a linux/amd64 and
+/// a linux/arm64/v8 image.
+pub const MULTI_PLATFORM_EVERY: usize = 5;
 
 /// `sha256:<hex>` of some bytes.
 pub fn digest(bytes: &[u8]) -> String {
@@ -82,39 +89,76 @@ impl Content {
             let mut tags: Vec<String> = (1..=n_tags).map(|t| format!("v{t}")).collect();
             tags.sort();
             let mut by_tag = HashMap::new();
+            let multi = r % MULTI_PLATFORM_EVERY == MULTI_PLATFORM_EVERY - 1;
             for tag in &tags {
-                let config = serde_json::json!({
-                    "architecture": "amd64",
-                    "os": "linux",
-                    "config": { "Labels": { "org.opencontainers.image.ref.name": tag, "repo": name } },
-                    "rootfs": { "type": "layers", "diff_ids": layers },
-                });
-                let config = Bytes::from(config.to_string());
-                let config_digest = digest(&config);
-                let layer_refs: Vec<_> = layers
-                    .iter()
-                    .map(
-                        |d| serde_json::json!({ "mediaType": lt, "digest": d, "size": layer_size }),
-                    )
-                    .collect();
-                let manifest = serde_json::json!({
-                    "schemaVersion": 2,
-                    "mediaType": mt,
-                    "config": { "mediaType": ct, "digest": config_digest, "size": config.len() },
-                    "layers": layer_refs,
-                });
-                let body = Bytes::from(manifest.to_string());
-                let md = digest(&body);
-                blobs.insert(config_digest, config);
-                manifests.insert(
-                    md.clone(),
-                    Manifest {
-                        media_type: mt,
-                        digest: md.clone(),
-                        body,
-                    },
-                );
-                by_tag.insert(tag.clone(), md);
+                let platforms: &[(&str, Option<&str>)] = if multi {
+                    &[("amd64", None), ("arm64", Some("v8"))]
+                } else {
+                    &[("amd64", None)]
+                };
+                let mut entries = Vec::new();
+                for &(arch, variant) in platforms {
+                    let config = serde_json::json!({
+                        "architecture": arch,
+                        "variant": variant,
+                        "os": "linux",
+                        "config": { "Labels": { "org.opencontainers.image.ref.name": tag, "repo": name } },
+                        "rootfs": { "type": "layers", "diff_ids": layers },
+                    });
+                    let config = Bytes::from(config.to_string());
+                    let config_digest = digest(&config);
+                    let layer_refs: Vec<_> = layers
+                        .iter()
+                        .map(|d| serde_json::json!({ "mediaType": lt, "digest": d, "size": layer_size }))
+                        .collect();
+                    let manifest = serde_json::json!({
+                        "schemaVersion": 2,
+                        "mediaType": mt,
+                        "config": { "mediaType": ct, "digest": config_digest, "size": config.len() },
+                        "layers": layer_refs,
+                    });
+                    let body = Bytes::from(manifest.to_string());
+                    let md = digest(&body);
+                    blobs.insert(config_digest, config);
+                    let mut platform = serde_json::json!({ "architecture": arch, "os": "linux" });
+                    if let Some(v) = variant {
+                        platform["variant"] = v.into();
+                    }
+                    entries.push(serde_json::json!({
+                        "mediaType": mt, "digest": md, "size": body.len(), "platform": platform,
+                    }));
+                    manifests.insert(
+                        md.clone(),
+                        Manifest {
+                            media_type: mt,
+                            digest: md,
+                            body,
+                        },
+                    );
+                }
+                let tagged = if multi {
+                    let it = if oci { OCI_INDEX } else { DOCKER_LIST };
+                    let body = Bytes::from(
+                        serde_json::json!({ "schemaVersion": 2, "mediaType": it, "manifests": entries })
+                            .to_string(),
+                    );
+                    let d = digest(&body);
+                    manifests.insert(
+                        d.clone(),
+                        Manifest {
+                            media_type: it,
+                            digest: d.clone(),
+                            body,
+                        },
+                    );
+                    d
+                } else {
+                    entries[0]["digest"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                by_tag.insert(tag.clone(), tagged);
             }
             repos.push(Repo {
                 name,

@@ -16,6 +16,7 @@ pub struct ServiceRegistry {
     ids: Vec<String>,
     /// Each server's JSON, rendered once.
     docs: Vec<Bytes>,
+    /// Id or name → index.
     by_id: HashMap<String, usize>,
     per_server: Duration,
     sync: Arc<Mutex<SyncState>>,
@@ -53,10 +54,12 @@ impl ServiceRegistry {
                 )
             })
             .collect();
+        // Servers are found by id or by name (`io.example.demo/server-0007`).
         let by_id = ids
             .iter()
             .enumerate()
             .map(|(i, id)| (id.clone(), i))
+            .chain((0..n).map(|i| (format!("io.example.demo/server-{i:04}"), i)))
             .collect();
         ServiceRegistry {
             ids,
@@ -98,8 +101,10 @@ impl ServiceRegistry {
         Some(Bytes::from(out))
     }
 
-    pub fn get(&self, id: &str) -> Option<Bytes> {
-        self.by_id.get(id).map(|&i| self.docs[i].clone())
+    /// A server by id or name (a name's '/' may come percent-encoded).
+    pub fn get(&self, id_or_name: &str) -> Option<Bytes> {
+        let key = id_or_name.replace("%2F", "/").replace("%2f", "/");
+        self.by_id.get(&key).map(|&i| self.docs[i].clone())
     }
 
     fn state(&self) -> SyncState {
