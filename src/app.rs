@@ -736,6 +736,10 @@ fn emit(report: &RunReport, output: &OutputArgs, out: &mut dyn Write) -> Result<
 }
 
 /// The demo: the built-in target on an ephemeral loopback port, a mixed registry-read plan against it.
+/// The demo target's token-server credentials (loopback only, printed in `regbench demo`'s help).
+const DEMO_USER: &str = "demo";
+const DEMO_PASSWORD: &str = "demo";
+
 fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
     if a.connections == 0 || a.threads == 0 {
         return Err(usage(anyhow!(
@@ -745,6 +749,9 @@ fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failu
     let config = serve::ServeConfig {
         // A little latency, as a registry behind a network would have; the numbers stay readable.
         latency: serve::LatencyModel::Uniform(Duration::from_micros(500), Duration::from_millis(3)),
+        // Pulls authenticate as real ones do: a Bearer challenge, a token server wanting Basic.
+        auth: serve::auth::Auth::parse(&format!("bearer:{DEMO_USER}:{DEMO_PASSWORD}"))
+            .map_err(|e| run_failed(anyhow!(e)))?,
         ..serve::ServeConfig::default()
     };
     let server = serve::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config)
@@ -777,68 +784,91 @@ fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failu
     emit(&report, &a.output, out)
 }
 
-/// A mix of what registry clients do: ping, catalog and tag listing, manifest HEAD and GET, a blob,
-/// and the service-registry list, lookup and status.
+/// A mix of what registry clients do: authenticated image pulls (one of them multi-platform), a
+/// catalog crawl, and the service-registry list, lookup and status.
 pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::PlanError> {
+    use crate::plan::flow::{Flow, FlowAuth, Pull, TokenMode, Walk};
+    use crate::scenario::template::Template;
     let content = &server.state().content;
-    let repo = content
-        .repos
-        .get(2)
-        .or(content.repos.first())
-        .ok_or(plan::PlanError::NoRequestSpecs)?;
-    let tag = repo.tags.first().ok_or(plan::PlanError::NoRequestSpecs)?;
-    let manifest = content
-        .manifest(repo, tag)
-        .ok_or(plan::PlanError::NoRequestSpecs)?;
-    let accept = (
-        "Accept".to_string(),
-        format!("{}, {}", serve::OCI_MANIFEST, serve::DOCKER_MANIFEST),
-    );
-    let with_accept = |mut r: RequestSpec| {
-        r.headers.push(accept.clone());
-        r
+    // Two single-platform images (one OCI, one Docker) and a multi-platform index.
+    let images: Vec<Template> = [0, 1, serve::MULTI_PLATFORM_EVERY - 1]
+        .iter()
+        .filter_map(|&r| content.repos.get(r))
+        .filter_map(|r| {
+            Some(Template::literal(&format!(
+                "{}:{}",
+                r.name,
+                r.tags.first()?
+            )))
+        })
+        .collect();
+    if images.is_empty() {
+        return Err(plan::PlanError::NoRequestSpecs);
+    }
+    let auth = FlowAuth {
+        user: Some((DEMO_USER.into(), DEMO_PASSWORD.into())),
+        token: TokenMode::Warm,
     };
-    let mut head = with_accept(RequestSpec::get(
-        "manifest-head",
-        &format!("/v2/{}/manifests/{tag}", repo.name),
-    ));
-    head.method = "HEAD".into();
-    let layer = repo.layers.first().cloned().unwrap_or_default();
-    let requests = vec![
-        RequestSpec::get("ping", "/v2/"),
-        RequestSpec::get("catalog", "/v2/_catalog?n=10"),
-        RequestSpec::get("tags", &format!("/v2/{}/tags/list", repo.name)),
-        head,
-        with_accept(RequestSpec::get(
-            "manifest",
-            &format!("/v2/{}/manifests/{tag}", repo.name),
+    let flow_step = |name: &str, flow: Flow| {
+        let mut step = Step::new(RequestSpec::get(name, "/v2/"));
+        step.flow = Some(Arc::new(flow));
+        step
+    };
+    let pull = flow_step(
+        "pull",
+        Flow::Pull(Pull {
+            images,
+            platform: crate::plan::flow::Platform::default(),
+            parallel: 3,
+            range: None,
+            auth: auth.clone(),
+        }),
+    );
+    let catalog = flow_step(
+        "catalog",
+        Flow::Catalog(Walk {
+            repo: None,
+            page_size: 10,
+            max_pages: 100,
+            auth,
+        }),
+    );
+    let service = vec![
+        Step::new(RequestSpec::get("servers", "/v1/registry?limit=20")),
+        Step::new(RequestSpec::get(
+            "server",
+            &format!("/v1/registry/{}", serve::server_id(7)),
         )),
-        RequestSpec::get("blob", &format!("/v2/{}/blobs/{layer}", repo.name)),
-        RequestSpec::get("servers", "/v1/registry?limit=20"),
-        RequestSpec::get("server", &format!("/v1/registry/{}", serve::server_id(7))),
-        RequestSpec::get("status", "/registry/status"),
+        Step::new(RequestSpec::get("status", "/registry/status")),
     ];
-    debug_assert!(!manifest.digest.is_empty());
+    // Image pulls get half the virtual users, the service registry the rest, and one crawls the
+    // catalog.
+    let pullers = (a.connections / 2).max(1);
+    let readers = a.connections.saturating_sub(pullers + 1).max(1);
+    let scenario = |name: &str, vus: usize, steps: Vec<Step>| ScenarioPlan {
+        name: name.into(),
+        model: Model::Closed {
+            think: Duration::ZERO,
+            vus: None,
+        },
+        stop: Stop {
+            n_requests: None,
+            duration: Some(a.duration),
+        },
+        start_after: Duration::ZERO,
+        n_connections: vus,
+        steps,
+        vars: Vec::new(),
+        tags: Vec::new(),
+    };
     let target = Target::parse(&server.url())?;
     let mut plan = Plan {
         target,
-        scenarios: vec![ScenarioPlan {
-            name: "registry-reads".into(),
-            model: Model::Closed {
-                think: Duration::ZERO,
-                vus: None,
-            },
-            stop: Stop {
-                n_requests: None,
-                duration: Some(a.duration),
-            },
-            start_after: Duration::ZERO,
-            n_connections: a.connections,
-            // A client's session: each virtual user walks the whole flow, step after step.
-            steps: requests.into_iter().map(Step::new).collect(),
-            vars: Vec::new(),
-            tags: Vec::new(),
-        }],
+        scenarios: vec![
+            scenario("image-pulls", pullers, vec![pull]),
+            scenario("catalog-crawl", 1, vec![catalog]),
+            scenario("service-registry", readers, service),
+        ],
         n_workers: a.threads.min(a.connections),
         keepalive: true,
         timeout: Duration::from_secs(10),

@@ -7,9 +7,11 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
     for needle in [
         "Summary",
         "Steps",
-        "manifest-head",
-        "catalog",
+        "pull/token",
+        "pull/layer",
+        "catalog/page",
         "servers",
+        "expected auth challenges",
         "validity",
     ] {
         assert!(out.contains(needle), "missing '{needle}' in:\n{out}");
@@ -23,11 +25,24 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
         "every demo request is answered 2xx: {all}"
     );
     let steps = r["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10, "9 steps and the whole iteration");
-    assert_eq!(steps[9]["name"], "registry-reads (iteration)");
+    let step = |name: &str| steps.iter().find(|s| s["name"] == name).unwrap();
+    // An authenticated pull: the ping's challenge, one token per VU and image (warm), then
+    // every manifest and blob verified.
+    let pulls = step("pull")["requests"].as_u64().unwrap();
+    assert!(pulls > 10, "{pulls} pulls");
+    assert_eq!(step("pull")["success"], pulls);
+    assert!(step("pull/ping")["auth_challenges"].as_u64().unwrap() >= pulls);
+    let tokens = step("pull/token")["requests"].as_u64().unwrap();
+    assert!(
+        (1..=3 * 2).contains(&tokens),
+        "warm tokens: {tokens} for 2 VUs × 3 images"
+    );
+    assert!(step("pull/layer")["requests"].as_u64().unwrap() >= 3 * pulls);
+    assert_eq!(step("pull")["scenario"], "image-pulls");
+    let reads = step("service-registry (iteration)");
     assert_eq!(
-        steps[9]["requests"], steps[0]["requests"],
+        reads["requests"],
+        step("servers")["requests"],
         "one iteration per walk of the flow"
     );
-    assert_eq!(steps[9]["scenario"], "registry-reads");
 }

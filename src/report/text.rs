@@ -154,9 +154,13 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         r.rate()
     )?;
     let pct = |n: u64| 100.0 * n as f64 / all.n_requests.max(1) as f64;
+    let challenges = match all.n_challenges {
+        0 => String::new(),
+        n => format!(", {n} of them expected auth challenges (401)"),
+    };
     writeln!(
         o,
-        "  success      {:.2}%  ({} with status < 400; {} 4xx/5xx; {} failed without a response)",
+        "  success      {:.2}%  ({} with status < 400{challenges}; {} 4xx/5xx; {} failed without a response)",
         pct(all.n_success()),
         all.n_success(),
         all.n_requests - all.n_success() - all.n_errors(),

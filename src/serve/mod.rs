@@ -30,7 +30,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use content::{digest, Content, Manifest, Repo, DOCKER_MANIFEST, OCI_MANIFEST};
+pub use content::{
+    digest, Content, Manifest, Repo, DOCKER_MANIFEST, MULTI_PLATFORM_EVERY, OCI_MANIFEST,
+};
 pub use knobs::{LatencyModel, Stall};
 pub use metrics::{Metrics, Route};
 pub use service::{server_id, ServiceRegistry};
