@@ -349,3 +349,61 @@ server = "io.example.demo/server-0003"
     assert_eq!(step(&r, "servers")["requests"], 6 * 3);
     assert_eq!(step(&r, "server")["status_codes"]["200"], 6);
 }
+
+/// The registry examples run clean against the demo target: the CI fleet (seeded small and large
+/// images behind a token server wanting Basic), the catalog crawl, the service-registry SLOs.
+#[test]
+fn registry_examples_pass_against_the_demo_target() {
+    let t = demo_target(ServeConfig {
+        auth: Auth::parse("bearer:ci:s3cret").unwrap(),
+        ..ServeConfig::default()
+    });
+    let url = t.url();
+    std::env::set_var("REGISTRY_PASSWORD", "s3cret");
+    for (prefix, size) in [("small", "8KiB"), ("large", "256KiB")] {
+        let (code, out) = regbench(&[
+            "oci",
+            "seed",
+            &url,
+            "--prefix",
+            prefix,
+            "--repos",
+            "4",
+            "--tags",
+            "2",
+            "--layers",
+            "2",
+            "--layer-size",
+            size,
+            "--user",
+            "ci",
+            "--password-env",
+            "REGISTRY_PASSWORD",
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let example = |name: &str| format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let base = format!("base_url={url}");
+    let (code, r) = regbench_json(&[
+        "run",
+        &example("ci-fleet-pull.toml"),
+        "-e",
+        &base,
+        "-z",
+        "2s",
+    ]);
+    assert_eq!(code, 0, "{} {}", r["thresholds"], r["steps"]);
+    let pulls = step(&r, "pull")["requests"].as_u64().unwrap();
+    assert!(pulls > 0);
+    assert_eq!(step(&r, "pull")["success"], pulls);
+    assert_eq!(step(&r, "pull/token")["requests"], pulls, "cold tokens");
+
+    let open = demo_target(ServeConfig::default());
+    let base = format!("base_url={}", open.url());
+    for file in ["catalog-crawl.toml", "service-registry-slo.toml"] {
+        let (code, r) = regbench_json(&["run", &example(file), "-e", &base, "-z", "1s"]);
+        assert_eq!(code, 0, "{file}: {} {}", r["thresholds"], r["steps"]);
+        assert_eq!(r["overall"]["errors_total"], 0, "{file}");
+    }
+}
