@@ -163,7 +163,8 @@ fn cmd_oci_load(
     use crate::scenario::template::Template;
     let lit = Template::literal;
     let (name, common, mut flow) = match c {
-        OciCommand::Seed(_) => unreachable_seed()?,
+        // Dispatched to `cmd_oci_seed` before this; kept total rather than panicking.
+        OciCommand::Seed(_) => return Err(usage(anyhow!("oci seed is not a load command"))),
         OciCommand::Pull(p) => {
             if p.parallel == 0 {
                 return Err(usage(anyhow!("--parallel must be at least 1")));
@@ -252,11 +253,6 @@ fn cmd_oci_load(
     plan.scenarios[0].steps = vec![step];
     plan.validate().map_err(usage)?;
     run_plan(plan, &Thresholds::default(), &a, out, opts)
-}
-
-/// `oci seed` is not a load command (dispatched before `cmd_oci_load`).
-fn unreachable_seed<T>() -> Result<T, Failure> {
-    Err(usage(anyhow!("oci seed is not a load command")))
 }
 
 /// Runs a built plan and reports it; the exit code says whether thresholds and validity held.

@@ -50,7 +50,8 @@ pub enum Command {
     /// Load a URL and report latency, throughput, status codes and errors.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
-    /// Start the built-in registry target on loopback, load it with a mix of registry reads, report.
+    /// Start the built-in registry target on loopback, load it with authenticated image pulls, a
+    /// catalog crawl and service-registry reads, report.
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
     /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics).

@@ -98,13 +98,15 @@ impl Content {
                 };
                 let mut entries = Vec::new();
                 for &(arch, variant) in platforms {
-                    let config = serde_json::json!({
+                    let mut config = serde_json::json!({
                         "architecture": arch,
-                        "variant": variant,
                         "os": "linux",
                         "config": { "Labels": { "org.opencontainers.image.ref.name": tag, "repo": name } },
                         "rootfs": { "type": "layers", "diff_ids": layers },
                     });
+                    if let Some(v) = variant {
+                        config["variant"] = v.into();
+                    }
                     let config = Bytes::from(config.to_string());
                     let config_digest = digest(&config);
                     let layer_refs: Vec<_> = layers
