@@ -233,15 +233,7 @@ fn cmd_oci_load(
     }
     // A registry flow is heavier than one request: fewer virtual users by default than `run`.
     a.connections.get_or_insert(8);
-    let user = match (&common.user, &common.password_env) {
-        (Some(u), Some(var)) => Some((
-            u.clone(),
-            std::env::var(var)
-                .map_err(|_| usage(anyhow!("--password-env {var}: the variable is not set")))?,
-        )),
-        (Some(u), None) => Some((u.clone(), String::new())),
-        _ => None,
-    };
+    let user = credentials(&common.user, &common.password_env)?;
     let mut plan = plan_from_args(&a)?;
     let mut step = Step::new(RequestSpec::get(name, "/v2/"));
     *flow.auth_mut() = FlowAuth {
@@ -880,19 +872,27 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
     Ok(plan)
 }
 
+/// `--user U [--password-env VAR]`: the user and the password read from the environment.
+fn credentials(
+    user: &Option<String>,
+    password_env: &Option<String>,
+) -> Result<Option<(String, String)>, Failure> {
+    let Some(u) = user else {
+        return Ok(None);
+    };
+    let password = match password_env {
+        Some(var) => std::env::var(var)
+            .map_err(|_| usage(anyhow!("--password-env {var}: the variable is not set")))?,
+        None => String::new(),
+    };
+    Ok(Some((u.clone(), password)))
+}
+
 /// `regbench oci seed`: push what is missing, report what was pushed and what was already there.
 fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let target = Target::parse(&a.registry).map_err(usage)?;
     let pins = parse_pins(&a.resolve)?;
-    let user = match (&a.user, &a.password_env) {
-        (Some(u), Some(var)) => Some((
-            u.clone(),
-            std::env::var(var)
-                .map_err(|_| usage(anyhow!("--password-env {var}: the variable is not set")))?,
-        )),
-        (Some(u), None) => Some((u.clone(), String::new())),
-        _ => None,
-    };
+    let user = credentials(&a.user, &a.password_env)?;
     let resolved = connect::resolve(&target, &pins).map_err(run_failed)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -152,6 +152,17 @@ pub enum Outcome {
     Dropped,
 }
 
+impl Outcome {
+    /// This outcome as the failure of a whole iteration or flow it ended: an unexpected status
+    /// below 400 still fails it, as 599 (≥ 400 counts as failed).
+    pub fn as_failure(self) -> Outcome {
+        match self {
+            Outcome::Status(code) if code < 400 => Outcome::Status(599),
+            other => other,
+        }
+    }
+}
+
 /// One request's measurements. All instants come from the one monotonic clock (DESIGN.md §3).
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {

@@ -6,6 +6,33 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Parses `1.5s`, `500ms`, `100us`, `2m`, `1h`, `250ns`; a bare number means seconds.
+/// `sha256:` and the lowercase hex of a finished hash.
+pub fn sha256_digest(hash: sha2::Sha256) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in sha2::Digest::finalize(hash) {
+        // invariant: writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Whether a finished hash is `digest` (`sha256:` and 64 hex digits), compared without allocating.
+pub fn sha256_is(hash: sha2::Sha256, digest: &[u8]) -> bool {
+    let Some(hex) = digest.strip_prefix(b"sha256:") else {
+        return false;
+    };
+    let got = sha2::Digest::finalize(hash);
+    hex.len() == 64
+        && got.iter().zip(hex.chunks(2)).all(|(b, h)| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                == Some(*b)
+        })
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s

@@ -2,18 +2,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use regbench::serve::{auth::Auth, digest, ServeConfig};
-use serde_json::Value;
 
 use crate::util::*;
-
-fn step<'r>(r: &'r Value, name: &str) -> &'r Value {
-    r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
-}
 
 fn bearer_target() -> regbench::serve::Server {
     demo_target(ServeConfig {

@@ -294,16 +294,6 @@ fn catalog_and_tags_pagination_against_the_real_registry() {
     assert_eq!(steps[0]["checks"][0]["failed"], 0);
 }
 
-/// A step's JSON object by name.
-fn step<'r>(r: &'r Value, name: &str) -> &'r Value {
-    r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
-}
-
 fn seed(reg: &Registry, extra: &[&str]) {
     let url = reg.url();
     let mut args = vec![

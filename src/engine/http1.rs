@@ -402,6 +402,11 @@ impl Conn {
     }
 }
 
+/// The first value of header `name` in a response head.
+pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h str> {
+    header_values(head, name).first().copied()
+}
+
 /// The values of a header in a captured response head (case-insensitive name), in order. For checks,
 /// extractions and pagination, not the hot path.
 pub fn header_values<'h>(head: &'h [u8], name: &str) -> Vec<&'h str> {

@@ -673,17 +673,7 @@ fn digest_matches(
     };
     vu.body.clear();
     expected.render(&mut ctx, &mut vu.body);
-    let Some(hex) = vu.body.strip_prefix(b"sha256:") else {
-        return false;
-    };
-    let got = sha2::Digest::finalize(hasher);
-    hex.len() == 64
-        && got.iter().zip(hex.chunks(2)).all(|(b, h)| {
-            std::str::from_utf8(h)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                == Some(*b)
-        })
+    crate::util::sha256_is(hasher, &vu.body)
 }
 
 /// One iteration of a registry flow step: renders its templates, runs it on the slot's connections
@@ -908,11 +898,7 @@ async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
                 bytes_out += sample.bytes_out;
                 // The iteration fails with its first failing step.
                 if !ok && whole.is_none() {
-                    whole = Some(match sample.outcome {
-                        // An unexpected status: the iteration records it (≥ 400 counts as failed).
-                        Outcome::Status(code) if code < 400 => Outcome::Status(599),
-                        other => other,
-                    });
+                    whole = Some(sample.outcome.as_failure());
                 }
                 intended = sample.done;
                 page += 1;

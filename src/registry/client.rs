@@ -33,14 +33,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        header(&self.head, name)
+        http1::header_value(&self.head, name).map(str::to_string)
     }
-}
-
-fn header(head: &[u8], name: &str) -> Option<String> {
-    http1::header_values(head, name)
-        .first()
-        .map(|v| v.to_string())
 }
 
 pub struct Client {
@@ -77,6 +71,10 @@ impl Client {
             keepalive: true,
             n_token_fetches: 0,
         }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     async fn exchange(

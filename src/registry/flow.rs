@@ -20,7 +20,7 @@ use crate::engine::Io;
 use crate::plan::flow::{split_image, Flow, Platform, Pull, Push, Walk};
 use crate::plan::NextPage;
 use crate::sample::{ErrorKind, Outcome, Sample};
-use crate::util::Rng;
+use crate::util::{sha256_digest, sha256_is, Rng};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -28,6 +28,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// What a pull accepts, as docker and containerd send it: images and indexes, OCI and Docker.
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Headers a flow request sets itself (Authorization comes on top).
+const MAX_HEADERS: usize = 3;
 
 /// Manifests (and token answers) are kept up to this size to be parsed.
 const MAX_KEPT: usize = 4 << 20;
@@ -234,15 +237,6 @@ struct Verify<'v> {
     last: bool,
 }
 
-/// The whole operation's outcome for a request that did not go as expected: an unexpected status
-/// below 400 still fails the operation (599, as a failed flow step does).
-fn failure(o: Outcome) -> Outcome {
-    match o {
-        Outcome::Status(c) if c < 400 => Outcome::Status(599),
-        other => other,
-    }
-}
-
 /// An auth problem fails the operation with the `auth` error kind; the reason is printed once per
 /// process (it is a setup problem, the same for every virtual user).
 fn auth_failed(e: AuthError) -> Outcome {
@@ -254,19 +248,7 @@ fn auth_failed(e: AuthError) -> Outcome {
 }
 
 fn header(head: &[u8], name: &str) -> Option<String> {
-    http1::header_values(head, name)
-        .first()
-        .map(|v| v.to_string())
-}
-
-/// `sha256:` and the hex digest of `hash`'s input so far.
-fn hex_digest(hash: Sha256) -> String {
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in hash.finalize() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    http1::header_value(head, name).map(str::to_string)
 }
 
 impl Cx<'_, '_> {
@@ -278,18 +260,26 @@ impl Cx<'_, '_> {
         sum.bytes_out += s.bytes_out;
     }
 
+    /// Encodes `req` into the lane's buffer, with `Authorization: auth` if given. A flow request has
+    /// at most [`MAX_HEADERS`] headers of its own, so the list lives on the stack.
     fn encode(&self, lane: &mut Lane, req: &Req, auth: Option<&str>) {
         lane.buf.clear();
-        let mut headers: Vec<(&str, &str)> = req.headers.to_vec();
+        let mut headers = [("", ""); MAX_HEADERS + 1];
+        let mut n = 0;
+        for h in req.headers.iter().take(MAX_HEADERS) {
+            headers[n] = *h;
+            n += 1;
+        }
         if let Some(a) = auth {
-            headers.push(("Authorization", a));
+            headers[n] = ("Authorization", a);
+            n += 1;
         }
         http1::encode_into(
             &mut lane.buf,
             req.method,
             req.path.as_bytes(),
             self.io.target(),
-            &headers,
+            &headers[..n],
             |v: &&str, out| out.extend_from_slice(v.as_bytes()),
             req.body,
             self.io.keepalive(),
@@ -318,7 +308,7 @@ impl Cx<'_, '_> {
                     .learn(&challenge, self.io.target())
                     .map_err(auth_failed)
             }
-            other => Err(failure(other)),
+            other => Err(other.as_failure()),
         }
     }
 
@@ -348,7 +338,7 @@ impl Cx<'_, '_> {
                 .borrow_mut()
                 .accept_token(scope, &lane.cap.body, Instant::now())
                 .map_err(auth_failed),
-            other => Err(failure(other)),
+            other => Err(other.as_failure()),
         }
     }
 
@@ -367,12 +357,11 @@ impl Cx<'_, '_> {
     ) -> Result<u16, Outcome> {
         for attempt in 0..2 {
             self.token(lane, scope, at).await?;
-            let auth = self
-                .auth
-                .borrow()
-                .header(scope, Instant::now())
-                .map(str::to_string);
-            self.encode(lane, req, auth.as_deref());
+            // The borrow ends before the send's first await.
+            {
+                let auth = self.auth.borrow();
+                self.encode(lane, req, auth.header(scope, Instant::now()));
+            }
             lane.cap.want_body = req.keep;
             // A retried piece must not hash the 401's body: each attempt starts from a copy.
             lane.cap.hasher = verify.as_ref().map(|v| v.hash.clone());
@@ -403,7 +392,7 @@ impl Cx<'_, '_> {
                     if let (Some(v), Some(h)) = (verify.as_mut(), hashed) {
                         *v.hash = h;
                         // A 200 to a Range request is the whole blob: the last piece too.
-                        if (v.last || c == 200) && hex_digest(v.hash.clone()) != v.digest {
+                        if (v.last || c == 200) && !sha256_is(v.hash.clone(), v.digest.as_bytes()) {
                             s.outcome = Outcome::Error(ErrorKind::DigestMismatch);
                         }
                     }
@@ -415,7 +404,7 @@ impl Cx<'_, '_> {
             *at = s.done;
             return match s.outcome {
                 Outcome::Status(c) if req.expect.contains(&c) => Ok(c),
-                other => Err(failure(other)),
+                other => Err(other.as_failure()),
             };
         }
         Err(Outcome::Status(401))
@@ -666,7 +655,7 @@ async fn push(
         let mounted = match mount_from.filter(|_| l == 0) {
             Some(from) => {
                 Rng::new(it.seed ^ BASE_LAYER).fill(st.data);
-                let digest = hex_digest(Sha256::new_with_prefix(&st.data[..]));
+                let digest = sha256_digest(Sha256::new_with_prefix(&st.data[..]));
                 if !*st.base_pushed {
                     let from_scope = format!("repository:{from}:pull,push");
                     upload(cx, lane, from, &from_scope, st.data, &digest, p.chunk, at).await?;
@@ -695,7 +684,7 @@ async fn push(
                 digest
             }
             None => {
-                let digest = hex_digest(Sha256::new_with_prefix(&st.data[..]));
+                let digest = sha256_digest(Sha256::new_with_prefix(&st.data[..]));
                 upload(cx, lane, repo, &scope, st.data, &digest, p.chunk, at).await?;
                 digest
             }
@@ -712,7 +701,7 @@ async fn push(
         "rootfs": { "type": "layers", "diff_ids": [] },
     })
     .to_string();
-    let config_digest = hex_digest(Sha256::new_with_prefix(config.as_bytes()));
+    let config_digest = sha256_digest(Sha256::new_with_prefix(config.as_bytes()));
     upload(
         cx,
         lane,

@@ -33,22 +33,7 @@ pub struct SeedReport {
 }
 
 fn sha256(data: &[u8]) -> String {
-    let mut s = String::from("sha256:");
-    for b in Sha256::digest(data) {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// The path part of a Location header (registries may answer absolute URLs).
-fn location_path(loc: &str) -> String {
-    match loc
-        .find("://")
-        .and_then(|i| loc[i + 3..].find('/').map(|j| i + 3 + j))
-    {
-        Some(i) => loc[i..].to_string(),
-        None => loc.to_string(),
-    }
+    crate::util::sha256_digest(Sha256::new_with_prefix(data))
 }
 
 fn unexpected(what: &str, status: u16, body: &[u8]) -> ClientError {
@@ -89,7 +74,9 @@ async fn ensure_blob(
             &start.body,
         ));
     }
-    let loc = location_path(&start.header("location").unwrap_or_default());
+    let loc = start.header("location").unwrap_or_default();
+    let loc = super::auth::same_origin_path(&loc, c.target())
+        .map_err(|e| ClientError::Auth(format!("the upload Location: {e}")))?;
     let sep = if loc.contains('?') { '&' } else { '?' };
     let put = c
         .request(

@@ -37,6 +37,16 @@ pub fn regbench_json(args: &[&str]) -> (u8, Value) {
     (code, v)
 }
 
+/// A report's step (tag) object by name.
+pub fn step<'r>(r: &'r Value, name: &str) -> &'r Value {
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
+}
+
 /// The demo target on 127.0.0.1:0.
 pub fn demo_target(config: ServeConfig) -> Server {
     serve::spawn("127.0.0.1:0".parse().unwrap(), config).expect("demo target starts")
