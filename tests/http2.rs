@@ -19,11 +19,23 @@ enum Act {
     OkThenGoAway,
     /// GOAWAY with INTERNAL_ERROR at once, without responding: the stream was processed.
     FatalGoAway,
+    /// Respond after this long, without holding up other streams.
+    Late(Duration),
+    /// Respond with a header of this many bytes: the block arrives in CONTINUATION frames.
+    BigHead(usize),
 }
 
 /// An independent HTTP/2 server (the `h2` crate's server side) on 127.0.0.1:0, scripted per stream.
 /// Counts the streams it saw. Serves until the test process ends.
 fn h2_server(script: fn(u64) -> Act) -> (SocketAddr, Arc<AtomicU64>) {
+    h2_server_with(None, script)
+}
+
+/// [`h2_server`] announcing SETTINGS_MAX_CONCURRENT_STREAMS when given.
+fn h2_server_with(
+    max_streams: Option<u32>,
+    script: fn(u64) -> Act,
+) -> (SocketAddr, Arc<AtomicU64>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -40,7 +52,11 @@ fn h2_server(script: fn(u64) -> Act) -> (SocketAddr, Arc<AtomicU64>) {
                 let (sock, _) = listener.accept().await.unwrap();
                 let seen = Arc::clone(&counter);
                 tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(sock).await else {
+                    let mut builder = h2::server::Builder::new();
+                    if let Some(n) = max_streams {
+                        builder.max_concurrent_streams(n);
+                    }
+                    let Ok(mut conn) = builder.handshake::<_, Bytes>(sock).await else {
                         return;
                     };
                     let mut n = 0;
@@ -61,6 +77,23 @@ fn h2_server(script: fn(u64) -> Act) -> (SocketAddr, Arc<AtomicU64>) {
                                 conn.graceful_shutdown();
                             }
                             Act::FatalGoAway => conn.abrupt_shutdown(Reason::INTERNAL_ERROR),
+                            Act::Late(after) => {
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(after).await;
+                                    ok(&mut respond);
+                                });
+                            }
+                            Act::BigHead(n) => {
+                                let resp = http::Response::builder()
+                                    .status(200)
+                                    .header("x-big", "b".repeat(n))
+                                    .header("x-after", "still-here")
+                                    .body(())
+                                    .unwrap();
+                                if let Ok(mut body) = respond.send_response(resp, false) {
+                                    let _ = body.send_data(Bytes::from_static(b"ok"), true);
+                                }
+                            }
                         }
                     }
                     // Linger before closing, as real servers do, so the client reads the GOAWAY
@@ -361,4 +394,173 @@ fn http_flags_that_cannot_work_are_usage_errors() {
     assert_eq!(code, 2);
     let (code, _) = regbench(&["run", "http://127.0.0.1:1/", "--http1", "--http2"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn a_server_allowing_fewer_streams_is_waited_for_not_overrun() {
+    // The server allows 2 streams at a time; 8 slots queue behind them. A client that opened 8
+    // anyway would have 6 refused on every round and, after its retries, count stream resets.
+    let (addr, seen) = h2_server_with(Some(2), |_| Act::Late(Duration::from_millis(5)));
+    let url = format!("http://{addr}/");
+    let (code, r) = regbench_json(&[
+        "run",
+        &url,
+        "--h2c",
+        "-c",
+        "1",
+        "--streams",
+        "8",
+        "-n",
+        "200",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{}", r["overall"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 200, "{}", r["overall"]);
+    assert!(
+        r["overall"]["errors"].as_object().unwrap().is_empty(),
+        "{}",
+        r["overall"]["errors"]
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 200);
+    assert_eq!(r["overall"]["connections"]["new"], 1);
+}
+
+#[test]
+fn a_timed_out_stream_is_reset_and_its_connection_kept() {
+    // The third stream is answered after 3 s; the 300 ms timeout gives up on it (RST_STREAM
+    // CANCEL) and the other requests carry on over the same connection.
+    let (addr, _) = h2_server(|n| {
+        if n == 3 {
+            Act::Late(Duration::from_secs(3))
+        } else {
+            Act::Ok
+        }
+    });
+    let url = format!("http://{addr}/");
+    let started = Instant::now();
+    let (_, r) = regbench_json(&[
+        "run",
+        &url,
+        "--h2c",
+        "-c",
+        "1",
+        "--streams",
+        "2",
+        "-n",
+        "20",
+        "--timeout",
+        "300ms",
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(r["overall"]["errors"]["timeout"], 1, "{}", r["overall"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 19, "{}", r["overall"]);
+    assert_eq!(
+        r["overall"]["connections"]["new"], 1,
+        "a reset stream does not cost the connection"
+    );
+}
+
+#[test]
+fn response_heads_split_into_continuation_frames_are_read_whole() {
+    // A 40 KB header: HEADERS plus two CONTINUATION frames at the default 16 KiB frame size. The
+    // field after it is only in the last frame.
+    let (addr, _) = h2_server(|_| Act::BigHead(40_000));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("big.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"
+[defaults]
+base_url = "http://{addr}"
+http = "2"
+
+[[scenario]]
+name = "big"
+executor = "shared-iterations"
+vus = 2
+iterations = 6
+
+[[scenario.step]]
+name = "get"
+url = "/"
+check = {{ status = [200], header = ["x-big", "x-after"], body_contains = "ok" }}
+"#
+        ),
+    )
+    .unwrap();
+    let (code, r) = regbench_json(&["run", plan.to_str().unwrap()]);
+    assert_eq!(code, 0, "{}", r["steps"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 6, "{}", r["overall"]);
+    for c in r["steps"][0]["checks"].as_array().unwrap() {
+        assert_eq!(c["failed"], 0, "{c}");
+        assert_eq!(c["passed"], 6, "{c}");
+    }
+}
+
+#[test]
+fn registry_flows_over_h2c_move_blobs_past_the_flow_control_windows() {
+    // A 20 MiB layer is more than the 16 MiB stream window regbench grants: the pull completes
+    // only if WINDOW_UPDATEs go out as it arrives. 1 MiB layer uploads are far past the 64 KiB
+    // the server grants at first: pushes complete only if regbench waits for its WINDOW_UPDATEs.
+    // Every blob's digest is checked, by regbench on pulls and by the registry on pushes.
+    let t = demo_target(ServeConfig {
+        repos: 1,
+        tags: 1,
+        layers: 1,
+        layer_size: 20 << 20,
+        ..ServeConfig::default()
+    });
+    let url = t.url();
+    let (code, r) = regbench_json(&[
+        "oci",
+        "pull",
+        &url,
+        "--image",
+        "demo/app-000:v1",
+        "--h2c",
+        "-c",
+        "1",
+        "-n",
+        "2",
+        "--timeout",
+        "10s",
+    ]);
+    assert_eq!(code, 0, "{}", r["steps"]);
+    assert_eq!(step(&r, "pull")["success"], 2, "{}", r["steps"]);
+    assert_eq!(step(&r, "pull/layer")["body_bytes"], 2 * (20 << 20));
+    assert_eq!(r["run"]["http"]["version"], "2");
+
+    for chunk in [None, Some("300KiB")] {
+        let mut args = vec![
+            "oci",
+            "push",
+            &url,
+            "--image",
+            "ci/h2:t",
+            "--layers",
+            "2",
+            "--layer-size",
+            "1MiB",
+            "--h2c",
+            "-c",
+            "2",
+            "-n",
+            "4",
+            "--timeout",
+            "10s",
+        ];
+        if let Some(c) = chunk {
+            args.extend(["--chunk", c]);
+        }
+        let (code, r) = regbench_json(&args);
+        assert_eq!(code, 0, "{chunk:?}: {}", r["steps"]);
+        assert_eq!(step(&r, "push")["success"], 4, "{chunk:?}: {}", r["steps"]);
+        assert!(
+            r["overall"]["errors"].as_object().unwrap().is_empty(),
+            "{}",
+            r["overall"]["errors"]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! recorder.
 
 pub mod connect;
+mod hpack;
 pub mod http1;
 pub mod http2;
 pub mod tls;
@@ -183,7 +184,7 @@ enum Entry {
 
 /// What a slot gets when it asks for an HTTP/2 connection.
 enum Got {
-    /// Connection `gen` and the slot's handle to it, taken from `Worker::slot_h2` while in use.
+    /// Connection `gen`, and a handle to it.
     H2(u64, http2::H2Conn),
     /// The server picked HTTP/1.1 (ALPN): this new connection, or `None` to use the pool.
     H1(Option<Conn>),
@@ -225,9 +226,6 @@ struct Worker {
     h2: RefCell<Vec<Entry>>,
     /// Generation of the newest HTTP/2 connection.
     h2_gen: Cell<u64>,
-    /// Per slot, its own handle to its HTTP/2 connection and that connection's generation: cloning a
-    /// handle per request would take h2's lock twice more.
-    slot_h2: RefCell<Vec<Option<(u64, http2::H2Conn)>>>,
 }
 
 impl Worker {
@@ -300,7 +298,6 @@ impl Worker {
             mode: Cell::new(mode),
             h2: RefCell::new((0..n_h2).map(|_| Entry::Empty).collect()),
             h2_gen: Cell::new(0),
-            slot_h2: RefCell::new((0..n_slots).map(|_| None).collect()),
             addr: run.addr,
             tls: run.tls.clone(),
             scenarios,
@@ -406,25 +403,13 @@ impl Worker {
 
     /// The HTTP/2 connection of entry `idx`: the open one, or one this slot opens while the slots
     /// sharing it wait (so a burst of slots opens one connection, not one each).
-    async fn h2_connection(
-        &self,
-        idx: usize,
-        slot: usize,
-        s: &mut Sample,
-    ) -> Result<Got, ErrorKind> {
+    async fn h2_connection(&self, idx: usize, s: &mut Sample) -> Result<Got, ErrorKind> {
         loop {
             if self.mode.get() == Mode::H1 {
                 return Ok(Got::H1(None));
             }
             let waiting = match &self.h2.borrow()[idx] {
-                Entry::Ready(gen, conn) => {
-                    // The slot's own handle when it is to this connection, else a new one.
-                    let mine = match self.slot_h2.borrow_mut()[slot].take() {
-                        Some((g, c)) if g == *gen => c,
-                        _ => conn.clone(),
-                    };
-                    return Ok(Got::H2(*gen, mine));
-                }
+                Entry::Ready(gen, conn) => return Ok(Got::H2(*gen, conn.clone())),
                 Entry::Connecting(n) => Some(Rc::clone(n)),
                 Entry::Empty => None,
             };
@@ -447,7 +432,7 @@ impl Worker {
                 return Ok(Got::H1(Some(Conn::new(stream))));
             }
             self.mode.set(Mode::H2);
-            let send = http2::handshake(stream, self.plan.http.streams).await?;
+            let send = http2::handshake(stream, self.plan.http.streams);
             let gen = self.h2_gen.get() + 1;
             self.h2_gen.set(gen);
             self.h2.borrow_mut()[idx] = Entry::Ready(gen, send.clone());
@@ -480,7 +465,7 @@ impl Worker {
         let mut parsed: Option<H2Request> = None;
         let mut retries = 0;
         loop {
-            let (gen, mut conn) = match self.h2_connection(idx, slot, s).await? {
+            let (gen, conn) = match self.h2_connection(idx, s).await? {
                 Got::H2(gen, conn) => (gen, conn),
                 Got::H1(conn) => {
                     let mut conn = conn.or_else(|| self.pool.borrow_mut().pop());
@@ -503,9 +488,7 @@ impl Worker {
                 return Err(ErrorKind::Other);
             };
             s.bytes_out = r.body.len() as u64;
-            let result = http2::exchange(&mut conn, r, capture.as_deref_mut(), &mut s.sent).await;
-            // Back for the slot's next request (a cancelled request drops it: cloned again then).
-            self.slot_h2.borrow_mut()[slot] = Some((gen, conn));
+            let result = http2::exchange(&conn, r, capture.as_deref_mut(), &mut s.sent).await;
             match result {
                 Ok(resp) => {
                     s.first_byte = Some(resp.first_byte);
