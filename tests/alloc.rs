@@ -27,6 +27,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+#[path = "util/h2c.rs"]
+mod h2c;
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -55,76 +58,6 @@ fn static_server() -> std::net::SocketAddr {
                         {
                             return;
                         }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// An h2c server that allocates nothing per request: reads frames into a fixed buffer and answers
-/// every HEADERS frame with `:status 200` (static table index 8) and a 13-byte DATA frame.
-fn static_h2c_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                // Our SETTINGS (empty); regbench needs no more to start.
-                if s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).is_err() {
-                    return;
-                }
-                let mut buf = [0u8; 65536];
-                let (mut start, mut end) = (0, 0);
-                let mut preface = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", skipped
-                let mut out = [0u8; 4096];
-                loop {
-                    if start == end {
-                        (start, end) = (0, 0);
-                    } else if end == buf.len() {
-                        buf.copy_within(start..end, 0);
-                        (start, end) = (0, end - start);
-                    }
-                    match s.read(&mut buf[end..]) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => end += n,
-                    }
-                    let skip = preface.min(end - start);
-                    (start, preface) = (start + skip, preface - skip);
-                    let mut o = 0;
-                    while end - start >= 9 {
-                        let h = &buf[start..start + 9];
-                        let len = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
-                        if end - start < 9 + len {
-                            break;
-                        }
-                        if h[3] == 1 {
-                            let id = &h[5..9];
-                            // HEADERS, END_HEADERS: 0x88; DATA, END_STREAM: the body.
-                            let reply = [
-                                &[0, 0, 1, 1, 4][..],
-                                id,
-                                &[0x88, 0, 0, 13, 0, 1],
-                                id,
-                                b"hello, world\n",
-                            ];
-                            for part in reply {
-                                out[o..o + part.len()].copy_from_slice(part);
-                                o += part.len();
-                            }
-                            if o > out.len() - 64 {
-                                if s.write_all(&out[..o]).is_err() {
-                                    return;
-                                }
-                                o = 0;
-                            }
-                        }
-                        start += 9 + len;
-                    }
-                    if o > 0 && s.write_all(&out[..o]).is_err() {
-                        return;
                     }
                 }
             });
@@ -190,7 +123,7 @@ fn allocations_do_not_grow_with_requests() {
     }
 
     // HTTP/2 with prior knowledge: 4 connections × 8 streams.
-    let h2c = format!("http://{}/", static_h2c_server());
+    let h2c = format!("http://{}/", h2c::server().0);
     let extra = &["--h2c", "--streams", "8"][..];
     allocations_for(&h2c, 100, extra);
     let small = allocations_for(&h2c, 2_000, extra);

@@ -564,3 +564,23 @@ fn registry_flows_over_h2c_move_blobs_past_the_flow_control_windows() {
         );
     }
 }
+
+#[test]
+fn connections_regbench_ends_say_goaway_first() {
+    // With --no-keepalive every request has its own connection, which regbench ends when the
+    // response is in: with GOAWAY (NO_ERROR), not a bare close.
+    let (addr, last) = h2c::server();
+    let url = format!("http://{addr}/");
+    let (code, r) = regbench_json(&["run", &url, "--h2c", "-c", "1", "-n", "3", "--no-keepalive"]);
+    assert_eq!(code, 0, "{}", r["overall"]);
+    assert_eq!(r["overall"]["connections"]["new"], 3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while last.load(Ordering::SeqCst) == u64::MAX && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        last.load(Ordering::SeqCst),
+        7 << 32,
+        "the last frame was a GOAWAY (type 7) with NO_ERROR"
+    );
+}

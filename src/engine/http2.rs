@@ -50,6 +50,7 @@ const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 
 // Error codes (RFC 9113 §7).
+const NO_ERROR: u32 = 0x0;
 const PROTOCOL_ERROR: u32 = 0x1;
 const FLOW_CONTROL_ERROR: u32 = 0x3;
 const FRAME_SIZE_ERROR: u32 = 0x6;
@@ -1022,6 +1023,11 @@ impl Driver {
                 // No handle left to send more (the task holds the only reference), or no new
                 // stream allowed: the connection has nothing left to do.
                 if idle && (Rc::strong_count(&self.proto.state) == 1 || st.closed.is_some()) {
+                    if st.closed.is_none() {
+                        // Ours to end: say so, as RFC 9113 §6.8 asks, before closing.
+                        drop(st);
+                        self.go_away(cx, NO_ERROR);
+                    }
                     return Poll::Ready(None);
                 }
                 if !st.out.is_empty() {

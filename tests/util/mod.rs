@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2c;
 pub mod registry;
 
 use std::io::{Read, Write};
