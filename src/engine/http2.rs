@@ -76,9 +76,11 @@ const MAX_WINDOW: i64 = (1 << 31) - 1;
 /// handled whole from the read buffer, so this bounds the buffer; a 16 KiB frame's header costs
 /// nothing next to hashing its payload.
 const MAX_FRAME: usize = 16_384;
-/// The read buffer holds two whole frames: after moving a partial frame to its front there is room
-/// to finish it.
+/// The read buffer starts holding two whole frames (after moving a partial frame to its front there
+/// is room to finish it) and doubles when reads fill it, so large bodies are read in fewer, larger
+/// reads.
 const READ_BUF: usize = 2 * (9 + MAX_FRAME);
+const MAX_READ_BUF: usize = 8 * (9 + MAX_FRAME);
 /// A response header block larger than this (across CONTINUATIONs) is a protocol error.
 const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// Headers of an HTTP/1.1-encoded request parsed per request; more is a bad request.
@@ -211,11 +213,15 @@ struct Entry {
     first_byte: Option<Instant>,
     bytes_in: u64,
     wants_head: bool,
-    wants_body: bool,
+    /// The capture's body hasher while the stream is open: the connection task hashes DATA straight
+    /// from its read buffer, so a verified blob is never copied.
+    hasher: Option<sha2::Sha256>,
+    /// How many body bytes the capture keeps (0: none).
+    keep: usize,
     /// The response head in HTTP/1.1 form, for checks and extractions (when `wants_head`).
     head: Vec<u8>,
-    /// Body bytes not yet handed to the exchange's capture (when `wants_body`).
-    inbox: Vec<u8>,
+    /// The body bytes kept for the capture (up to `keep`).
+    body_kept: Vec<u8>,
     /// How the stream ended, once it has.
     end: Option<Result<(), Failure>>,
     /// The request body and how much of it is queued; the rest waits for flow-control window.
@@ -292,13 +298,13 @@ impl State {
         self.ids.iter().position(|&i| i == id)
     }
 
-    /// Starts a stream for `req`, queueing its frames, or waits for one to be free.
+    /// Starts a stream for `req`, queueing its frames, or waits for one to be free. The capture's
+    /// hasher moves into the stream until [`State::release`].
     fn open(
         &mut self,
         cx: &mut Context<'_>,
         req: &H2Request,
-        wants_head: bool,
-        wants_body: bool,
+        capture: Option<&mut Capture>,
     ) -> Poll<Result<usize, Failure>> {
         if let Some(kind) = self.closed {
             return Poll::Ready(Err(Failure::unsent(kind)));
@@ -330,10 +336,14 @@ impl State {
         e.status = 0;
         e.first_byte = None;
         e.bytes_in = 0;
-        e.wants_head = wants_head;
-        e.wants_body = wants_body;
         e.head.clear();
-        e.inbox.clear();
+        e.body_kept.clear();
+        (e.wants_head, e.keep) = (false, 0);
+        if let Some(c) = capture {
+            e.wants_head = c.want_head;
+            e.keep = if c.want_body { c.max_body } else { 0 };
+            e.hasher = c.hasher.take();
+        }
         e.end = None;
         e.body_sent = 0;
         e.send_window = self.initial_send_window;
@@ -434,8 +444,19 @@ impl State {
         }
     }
 
-    /// The exchange is done with entry `i`; a stream still open (the exchange timed out) is reset.
-    fn release(&mut self, i: usize) {
+    /// The exchange is done with entry `i`: what the stream captured goes back to `capture` (head,
+    /// kept body, hasher), and a stream still open (the exchange timed out) is reset.
+    fn release(&mut self, i: usize, capture: Option<&mut Capture>) {
+        let e = &mut self.entries[i];
+        if let Some(c) = capture {
+            if e.hasher.is_some() {
+                c.hasher = e.hasher.take();
+            }
+            std::mem::swap(&mut c.body, &mut e.body_kept);
+            if e.wants_head && e.status != 0 {
+                std::mem::swap(&mut c.head, &mut e.head);
+            }
+        }
         if self.entries[i].end.is_none() {
             let id = self.entries[i].id;
             self.entries[i].body = Bytes::new();
@@ -447,23 +468,9 @@ impl State {
         self.free.push(i);
     }
 
-    /// Hands what has arrived to the capture; the result once the stream has ended.
-    fn poll_response(
-        &mut self,
-        i: usize,
-        capture: Option<&mut Capture>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Response, Failure>> {
+    /// The result once the stream has ended.
+    fn poll_response(&mut self, i: usize, cx: &mut Context<'_>) -> Poll<Result<Response, Failure>> {
         let e = &mut self.entries[i];
-        if let Some(c) = capture {
-            if !e.inbox.is_empty() {
-                c.body(&e.inbox);
-                e.inbox.clear();
-            }
-            if e.end.is_some() && e.wants_head {
-                std::mem::swap(&mut c.head, &mut e.head);
-            }
-        }
         match e.end {
             None => {
                 if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -545,7 +552,7 @@ pub fn handshake(stream: Stream, streams: usize) -> H2Conn {
     }));
     let driver = Driver {
         io: stream,
-        rbuf: vec![0; READ_BUF].into_boxed_slice(),
+        rbuf: vec![0; READ_BUF],
         rstart: 0,
         rend: 0,
         wbuf: Vec::with_capacity(4096),
@@ -572,32 +579,28 @@ pub async fn exchange(
     mut capture: Option<&mut Capture>,
     sent: &mut Instant,
 ) -> Result<Response, Failure> {
-    let (wants_head, wants_body) = match capture.as_deref_mut() {
-        Some(c) => {
-            c.head.clear();
-            c.body.clear();
-            (c.want_head, c.want_body || c.hasher.is_some())
-        }
-        None => (false, false),
-    };
-    let i = poll_fn(|cx| conn.0.borrow_mut().open(cx, req, wants_head, wants_body)).await?;
+    if let Some(c) = capture.as_deref_mut() {
+        c.head.clear();
+        c.body.clear();
+    }
+    let i = poll_fn(|cx| conn.0.borrow_mut().open(cx, req, capture.as_deref_mut())).await?;
     *sent = Instant::now();
-    // Gives the entry back however this ends, resetting the stream if it is still open.
-    struct Release<'a>(&'a H2Conn, usize);
-    impl Drop for Release<'_> {
+    // Gives the entry and what it captured back however this ends (dropped before the result is
+    // returned), resetting the stream if it is still open.
+    struct Release<'a, 'c> {
+        conn: &'a H2Conn,
+        i: usize,
+        capture: Option<&'c mut Capture>,
+    }
+    impl Drop for Release<'_, '_> {
         fn drop(&mut self) {
-            if let Ok(mut st) = self.0 .0.try_borrow_mut() {
-                st.release(self.1);
+            if let Ok(mut st) = self.conn.0.try_borrow_mut() {
+                st.release(self.i, self.capture.as_deref_mut());
             }
         }
     }
-    let _release = Release(conn, i);
-    poll_fn(|cx| {
-        conn.0
-            .borrow_mut()
-            .poll_response(i, capture.as_deref_mut(), cx)
-    })
-    .await
+    let _release = Release { conn, i, capture };
+    poll_fn(|cx| conn.0.borrow_mut().poll_response(i, cx)).await
 }
 
 /// A connection error: GOAWAY with this code, and every stream fails.
@@ -811,14 +814,11 @@ impl Proto {
             return Ok(());
         }
         e.bytes_in += data.len() as u64;
-        if e.wants_body && !data.is_empty() {
-            if e.inbox.is_empty() {
-                if let Some(w) = &e.waker {
-                    w.wake_by_ref();
-                }
-            }
-            e.inbox.extend_from_slice(data);
+        if let Some(h) = e.hasher.as_mut() {
+            sha2::Digest::update(h, data);
         }
+        let room = e.keep.saturating_sub(e.body_kept.len());
+        e.body_kept.extend_from_slice(&data[..data.len().min(room)]);
         if flags & END_STREAM != 0 {
             st.finish(i, Ok(()));
             return Ok(());
@@ -970,7 +970,7 @@ impl Proto {
 /// The task that drives a connection: writes what requests queued, reads and routes frames.
 struct Driver {
     io: Stream,
-    rbuf: Box<[u8]>,
+    rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
     /// Frames being written (swapped with `State::out` when empty, so both keep their capacity).
@@ -1079,11 +1079,16 @@ impl Driver {
                             ErrorKind::Closed
                         }));
                     }
+                    let filled = self.rend + n == self.rbuf.len();
                     self.rend += n;
                     // Everything in this read arrived now: one clock read for all its frames.
                     if let Err(ConnError(code)) = self.frames(Instant::now()) {
                         self.go_away(cx, code);
                         return Poll::Ready(Some(ErrorKind::Protocol));
+                    }
+                    if filled && self.rbuf.len() < MAX_READ_BUF {
+                        // A large body: read it in larger pieces from now on.
+                        self.rbuf.resize(self.rbuf.len() * 2, 0);
                     }
                     progressed = true;
                 }
