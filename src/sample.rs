@@ -41,7 +41,8 @@ pub enum ErrorKind {
     /// HTTP/2: the server sent GOAWAY with an error code while the request was in flight (it may have
     /// been processed, so it is not retried), or kept going away on every retry.
     GoAway,
-    /// HTTP/2 was required (`--http2`) but the server's ALPN did not pick h2.
+    /// HTTP/2 was required (`--http2`) but the server's ALPN did not pick h2, or (h2c) the server
+    /// answered the connection preface in HTTP/1.1.
     NoH2,
     /// A registry flow could not answer the auth challenge: no credentials for Basic, a token realm on
     /// another origin, or a token server answer without a token.

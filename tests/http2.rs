@@ -584,3 +584,24 @@ fn connections_regbench_ends_say_goaway_first() {
         "the last frame was a GOAWAY (type 7) with NO_ERROR"
     );
 }
+
+#[test]
+fn h2c_to_a_server_without_http2_is_no_h2() {
+    // An HTTP/1.1-only server answers the connection preface with a 400 in HTTP/1.1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let url = format!("http://{addr}/");
+    let (_, r) = regbench_json(&["run", &url, "--h2c", "-c", "1", "-n", "3"]);
+    assert_eq!(r["overall"]["errors"]["no-h2"], 3, "{}", r["overall"]);
+}

@@ -559,6 +559,7 @@ pub fn handshake(stream: Stream, streams: usize) -> H2Conn {
         wpos: 0,
         wbuf_id: 0,
         unflushed: false,
+        got_frames: false,
         proto: Proto {
             state: Rc::clone(&state),
             decoder: hpack::Decoder::default(),
@@ -980,6 +981,8 @@ struct Driver {
     wbuf_id: u32,
     /// `wbuf` has been written but not yet flushed.
     unflushed: bool,
+    /// Something has been read: the server speaks HTTP/2 if it got this far.
+    got_frames: bool,
     proto: Proto,
 }
 
@@ -1080,7 +1083,13 @@ impl Driver {
                         }));
                     }
                     let filled = self.rend + n == self.rbuf.len();
+                    let first = self.rend == 0 && !self.got_frames;
                     self.rend += n;
+                    if first && self.rbuf[..self.rend].starts_with(b"HTTP/1.") {
+                        // An HTTP/1.1 server answering our preface (h2c to a server without it).
+                        return Poll::Ready(Some(ErrorKind::NoH2));
+                    }
+                    self.got_frames = true;
                     // Everything in this read arrived now: one clock read for all its frames.
                     if let Err(ConnError(code)) = self.frames(Instant::now()) {
                         self.go_away(cx, code);

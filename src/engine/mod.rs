@@ -432,11 +432,11 @@ impl Worker {
                 return Ok(Got::H1(Some(Conn::new(stream))));
             }
             self.mode.set(Mode::H2);
-            let send = http2::handshake(stream, self.plan.http.streams);
+            let conn = http2::handshake(stream, self.plan.http.streams);
             let gen = self.h2_gen.get() + 1;
             self.h2_gen.set(gen);
-            self.h2.borrow_mut()[idx] = Entry::Ready(gen, send.clone());
-            return Ok(Got::H2(gen, send));
+            self.h2.borrow_mut()[idx] = Entry::Ready(gen, conn.clone());
+            return Ok(Got::H2(gen, conn));
         }
     }
 
