@@ -333,7 +333,7 @@ impl Decoder {
             if b & 0x80 != 0 {
                 // Indexed field.
                 let i = take_int(&mut block, 7)?;
-                let (n, v) = self.entry(i)?;
+                let (n, v) = Self::lookup(&self.table, i)?;
                 field(n, v);
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update: only at the start of a block (RFC 7541 §4.2).
@@ -370,10 +370,6 @@ impl Decoder {
             at_start = false;
         }
         Ok(())
-    }
-
-    fn entry(&self, i: usize) -> Result<(&[u8], &[u8]), DecodeError> {
-        Self::lookup(&self.table, i)
     }
 
     fn lookup(

@@ -417,17 +417,41 @@ impl State {
 
     /// The stream of entry `i` has ended (response complete, reset, or the connection failed).
     fn finish(&mut self, i: usize, result: Result<(), Failure>) {
+        let answered = result.is_ok();
         let e = &mut self.entries[i];
         e.end = Some(result);
         if let Some(w) = &e.waker {
             w.wake_by_ref();
         }
-        if !e.body.is_empty() && self.closed.is_none() {
-            // The server answered before taking the whole body: stop sending it (RFC 9113 §8.1).
+        if !e.body.is_empty() {
             e.body = Bytes::new();
-            rst_stream(&mut self.out, e.id, CANCEL);
+            // The server answered before taking the whole body: tell it we stop sending (RFC 9113
+            // §8.1). A failed stream is already closed: reset by either side, or its connection gone.
+            if answered && self.closed.is_none() {
+                rst_stream(&mut self.out, e.id, CANCEL);
+            }
         }
         self.close(i);
+    }
+
+    /// Ends stream `i` as failed, with what it received so far.
+    fn fail(&mut self, i: usize, kind: ErrorKind, unprocessed: bool, conn_dead: bool) {
+        let e = &self.entries[i];
+        let f = Failure {
+            kind,
+            first_byte: e.first_byte,
+            bytes_in: e.bytes_in,
+            unprocessed,
+            conn_dead,
+        };
+        self.finish(i, Err(f));
+    }
+
+    /// A stream error we detected (RFC 9113 §5.4.2): the stream is reset with `code` and its request
+    /// fails as `protocol`; the connection carries on.
+    fn stream_error(&mut self, i: usize, code: u32) {
+        rst_stream(&mut self.out, self.entries[i].id, code);
+        self.fail(i, ErrorKind::Protocol, false, false);
     }
 
     /// Frees entry `i`'s stream id and its place in `--streams`.
@@ -499,15 +523,8 @@ impl State {
             if self.ids[i] == 0 {
                 continue;
             }
-            let e = &self.entries[i];
-            let f = Failure {
-                kind,
-                first_byte: e.first_byte,
-                bytes_in: e.bytes_in,
-                unprocessed: e.id > self.written_id,
-                conn_dead: true,
-            };
-            self.finish(i, Err(f));
+            let unwritten = self.entries[i].id > self.written_id;
+            self.fail(i, kind, unwritten, true);
         }
         for w in self.waiting.drain(..) {
             w.wake();
@@ -690,18 +707,8 @@ impl Proto {
                 let code = be32(payload);
                 let mut st = self.state.borrow_mut();
                 if let Some(i) = st.find(id) {
-                    let e = &st.entries[i];
-                    let f = Failure {
-                        kind: ErrorKind::StreamReset,
-                        first_byte: e.first_byte,
-                        bytes_in: e.bytes_in,
-                        // REFUSED_STREAM: not processed, safe to send again (RFC 9113 §8.7).
-                        unprocessed: code == REFUSED_STREAM,
-                        conn_dead: false,
-                    };
-                    // The server closed the stream: nothing more is sent on it.
-                    st.entries[i].body = Bytes::new();
-                    st.finish(i, Err(f));
+                    // REFUSED_STREAM: not processed, safe to send again (RFC 9113 §8.7).
+                    st.fail(i, ErrorKind::StreamReset, code == REFUSED_STREAM, false);
                 }
                 Ok(())
             }
@@ -731,9 +738,7 @@ impl Proto {
                 // closes (after a GOAWAY with an error code, it will).
                 for i in 0..st.entries.len() {
                     if st.ids[i] > last {
-                        let f = Failure::unsent(ErrorKind::GoAway);
-                        st.entries[i].body = Bytes::new();
-                        st.finish(i, Err(f));
+                        st.fail(i, ErrorKind::GoAway, true, true);
                     }
                 }
                 for w in st.waiting.drain(..) {
@@ -755,22 +760,10 @@ impl Proto {
                 } else if let Some(i) = st.find(id) {
                     let e = &mut st.entries[i];
                     e.send_window += inc;
-                    if inc == 0 || e.send_window > MAX_WINDOW {
-                        let f = Failure {
-                            kind: ErrorKind::Protocol,
-                            first_byte: e.first_byte,
-                            bytes_in: e.bytes_in,
-                            unprocessed: false,
-                            conn_dead: false,
-                        };
-                        let code = if inc == 0 {
-                            PROTOCOL_ERROR
-                        } else {
-                            FLOW_CONTROL_ERROR
-                        };
-                        e.body = Bytes::new();
-                        rst_stream(&mut st.out, id, code);
-                        st.finish(i, Err(f));
+                    if inc == 0 {
+                        st.stream_error(i, PROTOCOL_ERROR);
+                    } else if e.send_window > MAX_WINDOW {
+                        st.stream_error(i, FLOW_CONTROL_ERROR);
                     }
                 }
                 if !st.blocked.is_empty() {
@@ -803,15 +796,8 @@ impl Proto {
         };
         let e = &mut st.entries[i];
         if e.status == 0 {
-            rst_stream(&mut st.out, id, PROTOCOL_ERROR);
-            let f = Failure {
-                kind: ErrorKind::Protocol,
-                first_byte: None,
-                bytes_in: 0,
-                unprocessed: false,
-                conn_dead: false,
-            };
-            st.finish(i, Err(f));
+            // DATA before the response head.
+            st.stream_error(i, PROTOCOL_ERROR);
             return Ok(());
         }
         e.bytes_in += data.len() as u64;
@@ -887,15 +873,7 @@ impl Proto {
             bad_status || status == 0 || ((100..200).contains(&status) && end_stream)
         };
         if malformed {
-            rst_stream(&mut st.out, id, PROTOCOL_ERROR);
-            let f = Failure {
-                kind: ErrorKind::Protocol,
-                first_byte: e.first_byte,
-                bytes_in: e.bytes_in,
-                unprocessed: false,
-                conn_dead: false,
-            };
-            st.finish(i, Err(f));
+            st.stream_error(i, PROTOCOL_ERROR);
             return Ok(());
         }
         if !trailers && !(100..200).contains(&status) {
