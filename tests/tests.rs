@@ -25,3 +25,5 @@ mod scenario;
 mod serve;
 /// TLS: versions, trust, SNI, mutual TLS, resumption, scenario-file settings.
 mod tls;
+/// Issue 13: every run shape sends exactly its plan and reports the truth (deadlines, drops, signals).
+mod truth;

@@ -101,7 +101,7 @@ fn worker_main(k: usize, run: &Run) {
 async fn drive(worker: Rc<Worker>, run: &Run) {
     let mut slots = JoinSet::new();
     let mut id = 0;
-    for (sc, scenario) in worker.scenarios.iter().enumerate() {
+    for (mine, scenario) in worker.scenarios.iter().enumerate() {
         for j in 0..scenario.share.n_slots as u64 {
             let slot = Slot {
                 id,
@@ -111,7 +111,7 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
                 n_given: 0,
             };
             id += 1;
-            slots.spawn_local(run_slot(Rc::clone(&worker), sc, slot));
+            slots.spawn_local(run_slot(Rc::clone(&worker), mine, slot));
         }
     }
     let timer = {
@@ -148,6 +148,9 @@ async fn drive(worker: Rc<Worker>, run: &Run) {
 
 /// A worker's share of one scenario.
 struct ScenarioRun {
+    /// Its index in `plan.scenarios`. A worker holds only the scenarios it has a share of, so its
+    /// own list's positions are not the plan's.
+    index: usize,
     share: WorkerPlan,
     schedule: Schedule,
     /// The tag of each step (a flow step's phases follow its own).
@@ -254,6 +257,7 @@ impl Worker {
                 })
                 .collect();
             scenarios.push(ScenarioRun {
+                index: sc,
                 h2_requests,
                 captures: scenario.steps.iter().map(Step::needs_capture).collect(),
                 iteration_tag: plan.iteration_tag(sc),
@@ -715,12 +719,13 @@ async fn run_flow(
 /// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
 /// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
 /// differ only in their schedule.
-async fn run_slot(worker: Rc<Worker>, sc: usize, mut slot: Slot) {
-    let scenario = &worker.scenarios[sc];
+async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
+    let scenario = &worker.scenarios[mine];
     let plan = &worker.plan;
-    let steps = &plan.scenarios[sc].steps;
+    let spec = &plan.scenarios[scenario.index];
+    let steps = &spec.steps;
     let mut vu = Vu {
-        vars: vec![String::new(); plan.scenarios[sc].vars.len()],
+        vars: vec![String::new(); spec.vars.len()],
         rng: Rng::new(plan.seed ^ slot.global.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         rows: vec![0; plan.data.len()],
         request: Vec::new(),

@@ -202,3 +202,77 @@ pub fn assert_valid(report: &Value) {
         .collect();
     assert!(errors.is_empty(), "report violates schema: {errors:#?}");
 }
+
+/// What a [`CountingServer`] saw: requests per `METHOD PATH X-Step`, counted at the target, so a test
+/// checks what regbench actually sent rather than what it reports.
+pub type Seen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+/// An independent HTTP/1.1 keep-alive server on 127.0.0.1:0 that answers 200 to everything and counts
+/// each request under `"METHOD PATH step"` (the path without its query) (`step` is the `X-Step` header, or `-`).
+pub fn counting_server() -> (SocketAddr, Seen) {
+    let seen: Seen = Default::default();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let counts = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let counts = counts.clone();
+            std::thread::spawn(move || serve_counted(s, &counts));
+        }
+    });
+    (addr, seen)
+}
+
+fn serve_counted(s: TcpStream, seen: &Seen) {
+    use std::io::BufRead;
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        // The query is left out: templated steps put per-iteration values there.
+        let path = parts
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let (mut len, mut step) = (0usize, "-".to_string());
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                match n.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => len = v.trim().parse().unwrap_or(0),
+                    "x-step" => step = v.trim().to_string(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        *seen
+            .lock()
+            .unwrap()
+            .entry(format!("{method} {path} {step}"))
+            .or_insert(0) += 1;
+        if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
