@@ -28,6 +28,7 @@ fn samples(n: usize) -> Vec<Sample> {
                 bytes_out: 80,
                 connect: None,
                 tls: None,
+                reused: true,
             }
         })
         .collect()

@@ -17,7 +17,7 @@ use crate::engine::{self, connect};
 use crate::plan::{
     self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target, TlsOptions,
 };
-use crate::report::{Format, RunInfo, RunReport, ScenarioInfo};
+use crate::report::{Format, Interrupt, RunInfo, RunReport, ScenarioInfo};
 use crate::serve;
 
 /// Exit codes (DESIGN.md §6).
@@ -33,7 +33,15 @@ pub mod exit {
     pub const INVALID: u8 = 4;
     /// Interrupted by Ctrl-C (128 + SIGINT); the partial report was still written.
     pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM (128 + 15: a CI job's timeout, `kill`); the partial report was written.
+    pub const TERMINATED: u8 = 143;
+    /// Stopped by SIGHUP (128 + 1: the terminal went away); the partial report was written.
+    pub const HANGUP: u8 = 129;
 }
+
+/// Once the schedule has ended, requests still in flight get this long (or the request timeout, if
+/// shorter) to finish before they are abandoned and counted: `-z` bounds the run's wall time.
+pub const END_GRACE: Duration = Duration::from_secs(2);
 
 /// The requests sent when neither -n nor -z is given (hey and oha use the same default).
 pub const DEFAULT_REQUESTS: u64 = 200;
@@ -532,6 +540,11 @@ fn execute(
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
+    for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
+        crate::util::prepare_output(path)
+            .with_context(|| format!("cannot write the report to '{}'", path.display()))
+            .map_err(run_failed)?;
+    }
     let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
     let mut aborted_by: Option<String> = None;
     let mut next_abort_check = start + Duration::from_secs(1);
@@ -567,16 +580,27 @@ fn execute(
 
     let mut collector = Collector::new(&tags, plan.n_workers);
     let progress = Progress::new(&plan, output.quiet);
-    let interrupted = rt.block_on(async {
-        let ctrl_c = async {
-            if opts.handle_signals && tokio::signal::ctrl_c().await.is_ok() {
-                return;
+    let cut_off_at = plan
+        .scheduled_end()
+        .map(|end| start + end + plan.timeout.min(END_GRACE));
+    let (interrupted, cut_off) = rt.block_on(async {
+        let signal = async {
+            match opts.handle_signals {
+                true => termination_signal().await,
+                false => std::future::pending().await,
             }
-            std::future::pending::<()>().await
         };
-        tokio::pin!(ctrl_c);
+        tokio::pin!(signal);
+        let cut_off = async {
+            match cut_off_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cut_off);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut interrupted = false;
+        let mut interrupted = None;
+        let mut cut = false;
         loop {
             tokio::select! {
                 msg = inbox.recv() => match msg {
@@ -588,12 +612,17 @@ fn execute(
                     }
                     None => break,
                 },
-                _ = &mut ctrl_c, if !interrupted => {
-                    interrupted = true;
+                sig = &mut signal, if interrupted.is_none() => {
+                    interrupted = Some(sig);
                     let _ = stop_tx.send(true);
                     if !output.quiet {
-                        eprintln!("regbench: interrupted; stopping and writing the partial report");
+                        eprintln!("regbench: {}; stopping and writing the partial report", sig.name);
                     }
+                }
+                _ = &mut cut_off, if !cut => {
+                    // The schedule ended a grace period ago: what is still in flight is abandoned.
+                    cut = true;
+                    let _ = stop_tx.send(true);
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -616,7 +645,7 @@ fn execute(
                 }
             }
         }
-        interrupted
+        (interrupted, cut)
     });
     let duration = Instant::now().saturating_duration_since(start);
     progress.finish();
@@ -631,7 +660,29 @@ fn execute(
     let usage = crate::util::process_usage();
     let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
     let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
-    let validity = judge(&agg, duration, any_open.then_some(lag_limit));
+    let mut validity = judge(&agg, duration, any_open.then_some(lag_limit));
+    let abandoned: u64 = agg.workers.iter().map(|w| w.n_cancelled).sum();
+    if cut_off && interrupted.is_none() && abandoned > 0 {
+        validity.valid = false;
+        validity.reasons.push(format!(
+            "{abandoned} requests were still unanswered {} after the schedule ended and were \
+             abandoned: their latency is unknown and not in the percentiles",
+            crate::util::fmt_duration(plan.timeout.min(END_GRACE))
+        ));
+    }
+    // Rates are over the span the schedule ran: up to its end (not the wait for the last
+    // responses), or until the run was stopped; a count-bounded scenario until its last response.
+    let stopped_early = interrupted.is_some() || aborted_by.is_some();
+    let window = |s: &plan::ScenarioPlan| {
+        let ran = duration.saturating_sub(s.start_after);
+        match s.time_bound() {
+            // Its users may all have stopped before the bound (think time past the end), but the
+            // schedule spanned it.
+            Some(b) if !stopped_early && s.stop.n_requests.is_none() => b,
+            Some(b) => b.min(ran),
+            None => ran,
+        }
+    };
     let scenarios = plan
         .scenarios
         .iter()
@@ -642,7 +693,7 @@ fn execute(
             n_connections: s.n_connections,
             requested: s.stop,
             start_after: s.start_after,
-            offered_rps: s.offered_rate(duration.saturating_sub(s.start_after), plan.segment),
+            window: window(s),
             first_tag: plan.first_tag(i),
             n_tags: s.n_tags(),
             n_steps: s.steps.len(),
@@ -656,6 +707,12 @@ fn execute(
         dns: resolved.dns,
         started_at,
         duration,
+        window: plan
+            .scenarios
+            .iter()
+            .map(|s| s.start_after + window(s))
+            .max()
+            .unwrap_or(duration),
         n_workers: plan.n_workers,
         keepalive: plan.keepalive,
         timeout: plan.timeout,
@@ -664,7 +721,8 @@ fn execute(
         scenarios,
         segment: plan.segment,
         max_lag: plan.max_lag,
-        partial: interrupted,
+        interrupted,
+        cut_off,
         process_cpu: usage.cpu,
         max_rss: usage.max_rss,
         aborted_by,
@@ -681,6 +739,32 @@ fn execute(
         validity,
         thresholds,
     })
+}
+
+/// Receives `s`, or never if it could not be installed (the signal keeps its default action).
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP: each stops the run and still writes the partial report.
+async fn termination_signal() -> Interrupt {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).ok();
+    let (mut int, mut term, mut hup) = (
+        listen(SignalKind::interrupt()),
+        listen(SignalKind::terminate()),
+        listen(SignalKind::hangup()),
+    );
+    tokio::select! {
+        _ = recv(&mut int) => Interrupt { name: "interrupted (SIGINT)", exit_code: exit::INTERRUPTED },
+        _ = recv(&mut term) => Interrupt { name: "terminated (SIGTERM)", exit_code: exit::TERMINATED },
+        _ = recv(&mut hup) => Interrupt { name: "hung up (SIGHUP)", exit_code: exit::HANGUP },
+    }
 }
 
 /// Writes the report files (atomically) and stdout; returns the run's exit code.
@@ -716,8 +800,8 @@ fn emit(report: &RunReport, output: &OutputArgs, out: &mut dyn Write) -> Result<
     }
     Ok(if report.info.aborted_by.is_some() {
         exit::THRESHOLDS
-    } else if report.info.partial {
-        exit::INTERRUPTED
+    } else if let Some(sig) = report.info.interrupted {
+        sig.exit_code
     } else {
         exit::OK
     })
@@ -997,20 +1081,7 @@ impl Progress {
         let span = plan
             .scenarios
             .iter()
-            .filter_map(|s| {
-                let end = match &s.model {
-                    Model::Open { rate, .. }
-                    | Model::Closed {
-                        vus: Some(rate), ..
-                    } => rate.end(),
-                    Model::Closed { vus: None, .. } => None,
-                };
-                let d = match (s.stop.duration, end) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                d.map(|d| d + s.start_after)
-            })
+            .filter_map(|s| Some(s.start_after + s.time_bound()?))
             .max();
         let (len, by_count) = match (only.and_then(|s| s.stop.n_requests), span) {
             (Some(n), None) => (n, true),

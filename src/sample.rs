@@ -184,10 +184,14 @@ pub struct Sample {
     pub body_bytes: u64,
     /// Request bytes written.
     pub bytes_out: u64,
-    /// TCP connect duration when this request opened a new connection; `None` when it reused one.
+    /// TCP connect duration when this request opened a new connection; `None` when it reused one
+    /// or never got one.
     pub connect: Option<Duration>,
     /// The TLS handshake of the new connection, if it is one.
     pub tls: Option<TlsHandshake>,
+    /// It was sent on a connection that was already open. A request whose connect failed is neither
+    /// new nor reused.
+    pub reused: bool,
 }
 
 /// A new connection's TLS handshake: its duration, whether it resumed a session, and what it
@@ -216,6 +220,7 @@ impl Sample {
             bytes_out: 0,
             connect: None,
             tls: None,
+            reused: false,
         }
     }
 

@@ -238,9 +238,8 @@ pub fn current_rss() -> u64 {
     pages * page.max(0) as u64
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename. A reader
-/// never sees a half-written report, and a crash leaves the old file intact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// The directory and file name of an output path.
+fn split_output(path: &Path) -> io::Result<(&Path, String)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -248,11 +247,54 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
     })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    Ok((dir, name.to_string_lossy().into_owned()))
+}
+
+/// The temporary file `write_atomic` writes `name` through: hidden, and not ending like the final
+/// name, so a glob for the reports (`*.json`) never picks up a half-written one.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}.tmp.{pid}")
+}
+
+/// Checks, before a run, that `write_atomic(path)` will be able to write there (the directory exists
+/// and takes a new file), and removes temporary files a killed earlier run left for this name.
+pub fn prepare_output(path: &Path) -> io::Result<()> {
+    let (dir, name) = split_output(path)?;
+    if path.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory",
+        ));
+    }
+    let prefix = format!(".{name}.tmp.");
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let stale = entry
+            .file_name()
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .is_some_and(|pid| !process_alive(pid));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let probe = dir.join(temp_name(&name, std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// Whether a process with this id exists (a signal 0 probe; EPERM means it exists but is not ours).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename. A reader
+/// never sees a half-written report, and a crash leaves the old file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, name) = split_output(path)?;
+    let tmp = dir.join(temp_name(&name, std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

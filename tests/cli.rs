@@ -62,51 +62,65 @@ fn help_has_examples() {
     assert!(help.contains("Examples:") && help.contains("--resolve"));
 }
 
+/// SIGINT (Ctrl-C), SIGTERM (a CI job's timeout) and SIGHUP (a closed terminal) each stop the run and
+/// still write the partial report, with the signal's own exit code.
 #[test]
-fn ctrl_c_writes_the_partial_report() {
+fn signals_write_the_partial_report() {
     let t = demo_target(ServeConfig {
         latency: LatencyModel::Fixed(Duration::from_millis(200)),
         ..ServeConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("partial.json");
-    let child = Command::new(BIN)
-        .args([
-            "run",
-            &format!("{}/v2/", t.url()),
-            "-c",
-            "4",
-            "-z",
-            "60s",
-            "--quiet",
-        ])
-        .arg("-o")
-        .arg(format!("json={}", json.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let t0 = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        t0.elapsed() < Duration::from_secs(5),
-        "Ctrl-C stops promptly"
-    );
-    assert_eq!(out.status.code(), Some(130));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("PARTIAL"), "{stdout}");
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(r["run"]["partial"], true);
-    let n = r["overall"]["requests"].as_u64().unwrap();
-    assert!(
-        (8..=24).contains(&n),
-        "about 1 s of 4 connections at 200 ms: {n}"
-    );
-    assert_eq!(
-        r["run"]["cancelled_in_flight"], 4,
-        "each connection was mid-request"
-    );
+    for (signal, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+        (libc::SIGHUP, 129, "SIGHUP"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("partial.json");
+        let child = Command::new(BIN)
+            .args([
+                "run",
+                &format!("{}/v2/", t.url()),
+                "-c",
+                "4",
+                "-z",
+                "60s",
+                "--quiet",
+            ])
+            .arg("-o")
+            .arg(format!("json={}", json.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let t0 = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{name} stops promptly"
+        );
+        assert_eq!(out.status.code(), Some(code), "{name}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("PARTIAL") && stdout.contains(name),
+            "{stdout}"
+        );
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(r["run"]["partial"], true);
+        assert!(r["run"]["interrupted_by"].as_str().unwrap().contains(name));
+        let n = r["overall"]["requests"].as_u64().unwrap();
+        assert!(
+            (8..=24).contains(&n),
+            "{name}: about 1 s of 4 connections at 200 ms: {n}"
+        );
+        assert_eq!(
+            r["run"]["cancelled_in_flight"], 4,
+            "{name}: each connection was mid-request"
+        );
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 1, "{name}: only the report, no temporary file");
+    }
 }

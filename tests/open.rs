@@ -165,14 +165,15 @@ fn late_requests_are_dropped_counted_and_fail_strict() {
     ];
     let (code, r) = regbench_json(&args);
     assert_eq!(code, 0, "without --strict an invalid run still exits 0");
-    let (sent, dropped) = (
+    let (sent, dropped, unsent) = (
         r["overall"]["requests"].as_u64().unwrap(),
         r["overall"]["dropped"].as_u64().unwrap(),
+        r["run"]["unsent"].as_u64().unwrap(),
     );
     assert_eq!(
-        sent + dropped,
+        sent + dropped + unsent,
         400,
-        "every tick is either sent or counted as dropped"
+        "every tick is sent, counted as dropped, or counted as not sent when the run ended"
     );
     assert!(dropped > 300, "{dropped} dropped");
     assert_valid(&r);

@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use regbench::serve::{LatencyModel, ServeConfig};
+use serde_json::Value;
 
 use crate::util::*;
 
@@ -173,4 +177,300 @@ fn issue_13_random_layouts_send_exactly_their_own_requests() {
         );
         assert_sends_exactly(&layouts, threads, &what);
     }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_regbench");
+
+/// Runs the binary, killing it if it is still running after `limit`: a regression here is a run that
+/// never ends. Returns its exit code (`None`: killed), stdout, and how long it ran.
+fn run_bounded(args: &[&str], limit: Duration) -> (Option<i32>, String, Duration) {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = t0.elapsed();
+    (code, reader.join().unwrap(), elapsed)
+}
+
+fn slow_target(ms: u64) -> regbench::serve::Server {
+    demo_target(ServeConfig {
+        latency: LatencyModel::Fixed(Duration::from_millis(ms)),
+        ..ServeConfig::default()
+    })
+}
+
+/// A closed-model scenario with a tiny `max_lag` livelocked: a dropped iteration left the user's
+/// intended time in the past, so every later one was dropped too, at 100% CPU, past `-z`.
+#[test]
+fn issue_13_closed_model_with_a_tiny_max_lag_ends_on_time() {
+    let t = slow_target(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("closed.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nbase_url = \"{}\"\nmax_lag = \"1ns\"\n\n[[scenario]]\nname = \"c\"\n\
+             executor = \"constant-vus\"\nvus = 2\nduration = \"1s\"\n\
+             [[scenario.step]]\nname = \"v2\"\nurl = \"/v2/\"\n",
+            t.url()
+        ),
+    )
+    .unwrap();
+    let (code, out, took) = run_bounded(
+        &["run", path.to_str().unwrap(), "-o", "json", "--quiet"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, Some(0), "ended by itself in {took:?}: {out}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        r["overall"]["requests"].as_u64().unwrap() > 50,
+        "{}",
+        r["overall"]
+    );
+    assert_eq!(r["overall"]["dropped"], 0, "the closed model never drops");
+}
+
+/// `-z` bounds an overloaded open-model run: what was not sent by the end is counted, not sent late,
+/// and the run is invalid because the target could not keep up.
+#[test]
+fn issue_13_duration_bounds_an_overloaded_open_model() {
+    let t = slow_target(50);
+    let url = format!("{}/v2/", t.url());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out_arg = format!("json={}", json.display());
+    let (code, _, took) = run_bounded(
+        &[
+            "run", &url, "--rate", "300000", "-c", "10", "-z", "1s", "-o", &out_arg, "--quiet",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "ran {took:?}");
+    // 1 s of schedule, then at most END_GRACE for the last responses, plus start-up.
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_valid(&r);
+    let sent = r["overall"]["requests"].as_u64().unwrap();
+    let unsent = r["run"]["unsent"].as_u64().unwrap();
+    assert!(
+        (100..=260).contains(&sent),
+        "10 slots at 50 ms for 1 s: {sent}"
+    );
+    let sc = &r["run"]["scenarios"][0]["open"];
+    assert_eq!(sc["unsent"].as_u64().unwrap(), unsent);
+    assert_eq!(
+        sent + unsent,
+        300_000,
+        "every tick of the schedule is sent or counted unsent"
+    );
+    let offered = sc["offered_rps"].as_f64().unwrap();
+    assert!((offered - 300_000.0).abs() < 1.0, "{offered}");
+    let achieved = sc["achieved_rps"].as_f64().unwrap();
+    assert!(
+        (100.0..=260.0).contains(&achieved),
+        "over the 1 s window: {achieved}"
+    );
+    assert_eq!(r["validity"]["valid"], false);
+    let reasons = r["validity"]["reasons"].to_string();
+    assert!(reasons.contains("never sent"), "{reasons}");
+
+    // An absurd rate ends too.
+    let (code, out, took) = run_bounded(
+        &[
+            "run", &url, "--rate", "1e12", "-c", "10", "-z", "1s", "--quiet",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "ran {took:?}");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    assert!(out.contains("not sent"), "{out}");
+    assert!(out.contains("INVALID"), "{out}");
+}
+
+/// Think time past the end: the users stop early, but the rate is over the run's 3 s, not the few
+/// milliseconds until they stopped ("2 in 3.51ms (570.4 req/s)").
+#[test]
+fn issue_13_think_longer_than_the_run_reports_the_true_rate() {
+    let t = demo_target(ServeConfig::default());
+    let url = format!("{}/v2/", t.url());
+    let (code, r) = regbench_json(&["run", &url, "--think", "5s", "-c", "2", "-z", "3s"]);
+    assert_eq!(code, 0);
+    assert_eq!(r["overall"]["requests"], 2);
+    let rps = r["overall"]["rps"].as_f64().unwrap();
+    assert!((rps - 2.0 / 3.0).abs() < 0.01, "2 requests over 3 s: {rps}");
+}
+
+/// `queued` counts requests sent after waiting for a slot, never dropped ones.
+#[test]
+fn issue_13_queued_counts_only_sent_requests() {
+    let t = slow_target(20);
+    let url = format!("{}/v2/", t.url());
+    let (_, r) = regbench_json(&[
+        "run",
+        &url,
+        "--rate",
+        "400",
+        "-c",
+        "2",
+        "-z",
+        "1s",
+        "--max-lag",
+        "5ms",
+    ]);
+    let open = &r["run"]["scenarios"][0]["open"];
+    let sent = r["overall"]["requests"].as_u64().unwrap();
+    let queued = open["queued"].as_u64().unwrap();
+    let dropped = open["dropped"].as_u64().unwrap();
+    assert!(
+        dropped > 200,
+        "2 slots of 20 ms cannot keep 400/s: {dropped} dropped"
+    );
+    assert!(
+        queued <= sent,
+        "queued {queued} of {sent} sent ({dropped} dropped)"
+    );
+    assert_eq!(r["run"]["queued"], open["queued"]);
+}
+
+/// A report path that cannot be written fails before the load, not after it; a temporary file a
+/// killed run left behind is cleaned up.
+#[test]
+fn issue_13_output_paths_are_checked_before_the_load() {
+    let t = demo_target(ServeConfig::default());
+    let url = format!("{}/v2/", t.url());
+    let t0 = Instant::now();
+    let (code, _) = regbench(&[
+        "run",
+        &url,
+        "-z",
+        "30s",
+        "-o",
+        "json=/nonexistent-dir/r.json",
+        "--quiet",
+    ]);
+    assert_eq!(code, 1);
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+    let dir = tempfile::tempdir().unwrap();
+    // pid_max is at most 2^22: this process cannot exist.
+    let stale = dir.path().join(".r.json.tmp.2147483600");
+    std::fs::write(&stale, "{half").unwrap();
+    let json = dir.path().join("r.json");
+    let (code, _) = regbench(&[
+        "run",
+        &url,
+        "-n",
+        "5",
+        "-o",
+        &format!("json={}", json.display()),
+    ]);
+    assert_eq!(code, 0);
+    assert!(json.exists());
+    assert!(!stale.exists(), "the stale temporary file was removed");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+/// The truth case in small: a 2 ms target that stalls 200 ms every second, 200/s, `--max-lag 5ms`.
+/// The requests due during a stall are dropped; leaving them out reported p95 ≈ 3 ms against a true
+/// ~150 ms. They now count at their lag when dropped: p95 and above are lower bounds ("≥"), and a
+/// threshold on them fails instead of passing.
+#[test]
+fn issue_13_dropped_requests_censor_the_percentiles_they_hide() {
+    let t = demo_target(ServeConfig {
+        latency: LatencyModel::Fixed(Duration::from_millis(2)),
+        stall: Some(regbench::serve::Stall {
+            pause: Duration::from_millis(200),
+            period: Duration::from_secs(1),
+        }),
+        ..ServeConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stall.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nbase_url = \"{}\"\nmax_lag = \"5ms\"\n\n[[scenario]]\nname = \"s\"\n\
+             executor = \"constant-arrival-rate\"\nrate = 200\nduration = \"2s\"\nmax_vus = 20\n\
+             [[scenario.step]]\nname = \"v2\"\nurl = \"/v2/\"\n\n\
+             [thresholds]\n\"latency\" = [\"p(95)<50ms\", \"p(50)<50ms\"]\n",
+            t.url()
+        ),
+    )
+    .unwrap();
+    let (code, r) = regbench_json(&["run", path.to_str().unwrap()]);
+    assert_valid(&r);
+    let lat = &r["overall"]["latency"];
+    let dropped = r["overall"]["dropped"].as_u64().unwrap();
+    assert!(dropped > 30, "the stalls dropped requests: {dropped}");
+    assert_eq!(lat["lower_bounds"], dropped);
+    let censored = lat["censored"].to_string();
+    assert!(
+        censored.contains("\"p95\"") && censored.contains("\"p99\""),
+        "{lat}"
+    );
+    assert!(!censored.contains("\"p50\""), "the median is known: {lat}");
+    assert!(
+        us(&lat["p95_us"]) >= Duration::from_millis(5),
+        "at least the lag limit: {lat}"
+    );
+    assert_eq!(code, 3, "{}", r["thresholds"]);
+    let th = r["thresholds"].as_array().unwrap();
+    assert_eq!(th[0]["censored"], true);
+    assert_eq!(
+        th[0]["pass"], false,
+        "a lower bound cannot prove p(95)<50ms"
+    );
+    assert_eq!(th[1]["pass"], true, "{}", th[1]);
+
+    let (_, text) = regbench(&["run", path.to_str().unwrap()]);
+    assert!(text.contains("p95") && text.contains("≥"), "{text}");
+    assert!(text.contains("lower bound"), "{text}");
+}
+
+/// With every connection refused there is no latency to show: no table of zeros, and the report
+/// says plainly that nothing answered.
+#[test]
+fn issue_13_nothing_timed_prints_no_latency_table() {
+    let addr = closed_port();
+    let (_, out) = regbench(&["run", &format!("http://{addr}/"), "-n", "20", "-c", "2"]);
+    assert!(!out.contains("0.00ns"), "{out}");
+    assert!(!out.contains("p99.9 "), "{out}");
+    assert!(
+        out.contains(&format!("no server answered on {addr}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("new 0, reused 0, 20 requests got no connection"),
+        "{out}"
+    );
+    let (_, r) = regbench_json(&["run", &format!("http://{addr}/"), "-n", "20", "-c", "2"]);
+    assert_valid(&r);
+    assert_eq!(
+        r["overall"]["connections"]["reused"], 0,
+        "a failed connect is not a reuse"
+    );
+    assert_eq!(r["overall"]["latency"]["count"], 0);
 }

@@ -180,6 +180,7 @@ mod tests {
             bytes_out: 1,
             connect: None,
             tls: None,
+            reused: false,
         });
         s
     }

@@ -32,8 +32,6 @@ pub struct WorkerStats {
     pub cpu: Duration,
     /// Requests started but abandoned unfinished because the run was interrupted.
     pub n_cancelled: u64,
-    /// Open model: ticks that waited for a free in-flight slot (the cap was full when they were due).
-    pub n_queued: u64,
 }
 
 pub struct Recorder {
@@ -93,6 +91,22 @@ impl Recorder {
     pub fn record_challenge(&mut self, s: &Sample) {
         self.record(s);
         self.current.tags[s.tag as usize].n_challenges += 1;
+    }
+
+    /// A slot took an iteration of the scenario whose drop tag is `tag` (it will be sent or dropped).
+    #[inline]
+    pub fn record_tick(&mut self, tag: usize) {
+        self.current.tags[tag].n_ticks += 1;
+    }
+
+    /// The iteration just taken was overdue and is being sent late (see `TagStats::n_queued`).
+    pub fn record_queued(&mut self, tag: usize) {
+        self.current.tags[tag].n_queued += 1;
+    }
+
+    /// Iterations the schedule had due before its end but never handed out (see `TagStats::n_unsent`).
+    pub fn record_unsent(&mut self, tag: usize, n: u64) {
+        self.current.tags[tag].n_unsent += n;
     }
 
     /// Files the summary sample of a whole iteration (it was never "started" as a request).

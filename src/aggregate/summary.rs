@@ -41,7 +41,7 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record(ns);
 }
 
-fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+pub(super) fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // invariant: both histograms come from `new_histogram` (or deserialise from one with the same
     // bounds), so every value of `from` fits in `into` and `add` cannot fail.
     into.add(from).expect("one configuration"); // invariant: see above
@@ -63,9 +63,24 @@ pub struct TagStats {
     pub bytes_out: u64,
     /// Requests that had to open a new connection.
     pub n_new_connections: u64,
+    /// Requests sent on a connection that was already open (a failed connect is neither).
+    #[serde(default)]
+    pub n_reused: u64,
     /// Open model: ticks dropped unsent because they were later than `--max-lag` (not in `n_requests`).
     #[serde(default)]
     pub n_dropped: u64,
+    /// Iterations a slot took from the schedule, sent or dropped (on the scenario's first tag).
+    /// With `n_unsent` this is the schedule actually drawn: what the run offered.
+    #[serde(default)]
+    pub n_ticks: u64,
+    /// Open model: iterations sent late because every in-flight slot was busy when they were due
+    /// (their wait is in their latency). Dropped ones are not counted.
+    #[serde(default)]
+    pub n_queued: u64,
+    /// Open model: iterations due before the scenario's end that were never sent because the end
+    /// came first (the target or the generator could not keep up).
+    #[serde(default)]
+    pub n_unsent: u64,
     /// The step's checks, in the order the scenario file lists them.
     #[serde(default)]
     pub checks: Vec<CheckCount>,
@@ -87,6 +102,10 @@ pub struct TagStats {
     /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
     #[serde(with = "hist_b64")]
     pub latency: Histogram<u64>,
+    /// Dropped iterations: their lag when they were given up, a lower bound of the latency they would
+    /// have had. Latency percentiles that fall among them are censored (see [`Dist::latency`]).
+    #[serde(with = "hist_b64", default = "new_histogram")]
+    pub dropped_lag: Histogram<u64>,
     /// `done − sent`, same population as latency.
     #[serde(with = "hist_b64")]
     pub service_time: Histogram<u64>,
@@ -178,7 +197,11 @@ impl TagStats {
             body_bytes: 0,
             bytes_out: 0,
             n_new_connections: 0,
+            n_reused: 0,
             n_dropped: 0,
+            n_ticks: 0,
+            n_queued: 0,
+            n_unsent: 0,
             checks: Vec::new(),
             iteration: false,
             n_tls_handshakes: 0,
@@ -186,6 +209,7 @@ impl TagStats {
             n_tls_resumed: 0,
             tls_sessions: Vec::new(),
             latency: new_histogram(),
+            dropped_lag: new_histogram(),
             service_time: new_histogram(),
             ttfb: new_histogram(),
             lag: new_histogram(),
@@ -199,6 +223,7 @@ impl TagStats {
     pub fn record(&mut self, s: &Sample) {
         if s.outcome == Outcome::Dropped {
             self.n_dropped += 1;
+            record(&mut self.dropped_lag, s.lag());
             return;
         }
         self.n_requests += 1;
@@ -209,6 +234,7 @@ impl TagStats {
             self.n_new_connections += 1;
             record(&mut self.connect, c);
         }
+        self.n_reused += u64::from(s.reused);
         if let Some(t) = s.tls {
             self.record_tls(&t);
         }
@@ -286,7 +312,11 @@ impl AddAssign<&TagStats> for TagStats {
         self.body_bytes += o.body_bytes;
         self.bytes_out += o.bytes_out;
         self.n_new_connections += o.n_new_connections;
+        self.n_reused += o.n_reused;
         self.n_dropped += o.n_dropped;
+        self.n_ticks += o.n_ticks;
+        self.n_queued += o.n_queued;
+        self.n_unsent += o.n_unsent;
         for c in &o.checks {
             match self.checks.iter_mut().find(|x| x.name == c.name) {
                 Some(x) => {
@@ -297,6 +327,7 @@ impl AddAssign<&TagStats> for TagStats {
             }
         }
         merge(&mut self.latency, &o.latency);
+        merge(&mut self.dropped_lag, &o.dropped_lag);
         merge(&mut self.service_time, &o.service_time);
         merge(&mut self.ttfb, &o.ttfb);
         merge(&mut self.lag, &o.lag);
@@ -388,6 +419,12 @@ pub struct Dist {
     pub max: Duration,
     /// One value per entry of [`QUANTILES`].
     pub quantiles: [Duration; QUANTILES.len()],
+    /// Per entry of [`QUANTILES`]: the value is only a lower bound — the quantile falls among
+    /// requests whose latency is unknown (dropped), so the true one is at least this.
+    pub censored: [bool; QUANTILES.len()],
+    /// Values known only as lower bounds (dropped requests); when non-zero, the mean, stdev and max
+    /// are lower bounds too.
+    pub n_censored: u64,
 }
 
 impl Dist {
@@ -401,6 +438,8 @@ impl Dist {
                 stdev: Duration::ZERO,
                 max: Duration::ZERO,
                 quantiles: [Duration::ZERO; QUANTILES.len()],
+                censored: [false; QUANTILES.len()],
+                n_censored: 0,
             };
         }
         Dist {
@@ -410,7 +449,34 @@ impl Dist {
             stdev: ns(h.stdev()),
             max: Duration::from_nanos(h.max()),
             quantiles: QUANTILES.map(|(q, _)| Duration::from_nanos(h.value_at_quantile(q))),
+            censored: [false; QUANTILES.len()],
+            n_censored: 0,
         }
+    }
+
+    /// A tag's latency with its dropped requests in it. A dropped request's latency is unknown but at
+    /// least its lag when it was dropped, so the distribution is taken over the timed latencies and
+    /// those lower bounds together: every quantile is then a lower bound of the true one, and exact
+    /// when enough *timed* latencies lie at or below it (then the dropped ones cannot move it).
+    /// Leaving the dropped requests out instead would hide exactly the stalls that caused the drops.
+    pub fn latency(t: &TagStats) -> Dist {
+        if t.dropped_lag.is_empty() {
+            return Dist::of(&t.latency);
+        }
+        let mut both = t.latency.clone();
+        merge(&mut both, &t.dropped_lag);
+        let mut d = Dist::of(&both);
+        d.n_censored = t.dropped_lag.len();
+        for (i, (q, _)) in QUANTILES.iter().enumerate() {
+            d.censored[i] = is_censored(t, &both, *q);
+        }
+        d
+    }
+
+    /// The value at a quantile listed in [`QUANTILES`] by name, and whether it is a lower bound.
+    pub fn quantile_bound(&self, name: &str) -> Option<(Duration, bool)> {
+        let i = QUANTILES.iter().position(|(_, n)| *n == name)?;
+        Some((self.quantiles[i], self.censored[i]))
     }
 
     /// The value at a quantile listed in [`QUANTILES`] by name (`"p99"`).
@@ -420,6 +486,17 @@ impl Dist {
             .position(|(_, n)| *n == name)
             .map(|i| self.quantiles[i])
     }
+}
+
+/// Whether quantile `q` of `both` (the timed latencies and the dropped lower bounds of `t`) is only
+/// a lower bound: fewer timed latencies lie at or below it than its rank.
+pub fn is_censored(t: &TagStats, both: &Histogram<u64>, q: f64) -> bool {
+    if t.dropped_lag.is_empty() {
+        return false;
+    }
+    let v = both.value_at_quantile(q);
+    let rank = ((q * both.len() as f64).ceil() as u64).max(1);
+    t.latency.count_between(0, v) < rank
 }
 
 /// Linear bins between the smallest and largest recorded value, for the text report's bar chart:
@@ -536,6 +613,7 @@ mod tests {
                 .is_multiple_of(7)
                 .then_some(Duration::from_micros(80)),
             tls: None,
+            reused: false,
         }
     }
 
@@ -620,6 +698,7 @@ mod tests {
             bytes_out: 20,
             connect: Some(Duration::from_micros(50)),
             tls: None,
+            reused: false,
         };
         t.record(&ok);
         let refused = Sample {
@@ -628,6 +707,7 @@ mod tests {
             bytes_out: 0,
             connect: None,
             tls: None,
+            reused: false,
             ..ok
         };
         t.record(&refused);

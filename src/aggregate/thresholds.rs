@@ -6,7 +6,9 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::{Summary, TagStats};
-use crate::scenario::threshold::{Filter, Metric, Stat, Threshold};
+use hdrhistogram::Histogram;
+
+use crate::scenario::threshold::{Filter, Metric, Op, Stat, Threshold};
 
 /// A threshold's verdict.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +16,9 @@ pub struct ThresholdResult {
     pub threshold: Threshold,
     /// `None` when nothing was measured (no requests, no checks): that fails.
     pub observed: Option<f64>,
+    /// The observed value is only a lower bound (a latency statistic with dropped requests in it): a
+    /// threshold that needs it to be small fails, since the true value is unknown.
+    pub censored: bool,
     pub pass: bool,
 }
 
@@ -37,37 +42,61 @@ pub fn evaluate(
             any = true;
         }
     }
-    let observed = if any {
+    let (observed, censored) = if any {
         observe(t, &merged, duration)
     } else {
-        None
+        (None, false)
     };
+    // A lower bound proves only `>`/`≥`; anything else cannot be known to hold.
+    let provable = !censored || matches!(t.op, Op::Gt | Op::Ge);
     ThresholdResult {
         threshold: t.clone(),
-        pass: observed.is_some_and(|v| t.op.holds(v, t.bound)),
+        pass: provable && observed.is_some_and(|v| t.op.holds(v, t.bound)),
         observed,
+        censored,
     }
 }
 
-fn observe(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64> {
+/// The threshold's statistic, and whether it is only a lower bound.
+fn observe(t: &Threshold, s: &TagStats, duration: Duration) -> (Option<f64>, bool) {
     let hist = match t.metric {
+        // Dropped requests count at their lag when dropped: a lower bound (Dist::latency).
+        Metric::Latency if !s.dropped_lag.is_empty() => {
+            let mut both = s.latency.clone();
+            super::summary::merge(&mut both, &s.dropped_lag);
+            let censored = match t.stat {
+                Stat::P(p) => super::summary::is_censored(s, &both, p / 100.0),
+                Stat::Min => false,
+                _ => true,
+            };
+            let v = stat(t.stat, &both);
+            return (v, censored && v.is_some());
+        }
         Metric::Latency => Some(&s.latency),
         Metric::ServiceTime => Some(&s.service_time),
         Metric::Ttfb => Some(&s.ttfb),
         _ => None,
     };
     if let Some(h) = hist {
-        if h.is_empty() {
-            return None;
-        }
-        return Some(match t.stat {
-            Stat::P(p) => h.value_at_quantile(p / 100.0) as f64,
-            Stat::Avg => h.mean(),
-            Stat::Min => h.min() as f64,
-            Stat::Max => h.max() as f64,
-            Stat::Rate | Stat::Count => return None,
-        });
+        return (stat(t.stat, h), false);
     }
+    (observe_count(t, s, duration), false)
+}
+
+fn stat(stat: Stat, h: &Histogram<u64>) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        Stat::P(p) => h.value_at_quantile(p / 100.0) as f64,
+        Stat::Avg => h.mean(),
+        Stat::Min => h.min() as f64,
+        Stat::Max => h.max() as f64,
+        Stat::Rate | Stat::Count => return None,
+    })
+}
+
+fn observe_count(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64> {
     match (t.metric, t.stat) {
         (Metric::Errors, Stat::Rate) => {
             (s.n_requests > 0).then(|| s.n_failed() as f64 / s.n_requests as f64)
@@ -132,6 +161,7 @@ mod tests {
                     bytes_out: 1,
                     connect: None,
                     tls: None,
+                    reused: false,
                 });
             }
         }

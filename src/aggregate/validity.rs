@@ -44,7 +44,7 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
         let all = agg.total.total();
         let lag_p99 = Dist::of(&all.lag).quantile("p99").unwrap_or_default();
         if lag_p99 > limit {
-            let queued: u64 = agg.workers.iter().map(|w| w.n_queued).sum();
+            let queued = all.n_queued;
             let why = if queued > 0 {
                 format!(
                     "{queued} requests waited for a free in-flight slot: the target could not keep up \
@@ -57,6 +57,13 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
                 "schedule lag p99 {} exceeds its limit {}: {why}",
                 fmt_duration(lag_p99),
                 fmt_duration(limit)
+            ));
+        }
+        if all.n_unsent > 0 {
+            reasons.push(format!(
+                "{} requests due before the end were never sent: the run ended first, so the target \
+                 or the generator could not keep up with the offered rate",
+                all.n_unsent
             ));
         }
         let ticks = all.n_requests + all.n_dropped;
@@ -106,6 +113,7 @@ mod tests {
                 bytes_out: 1,
                 connect: None,
                 tls: None,
+                reused: false,
             };
             total.tags[0].record(&s);
         }

@@ -92,8 +92,10 @@ fn worker_main(k: usize, run: &Run) {
     let stats = WorkerStats {
         cpu: crate::util::thread_usage().cpu,
         n_cancelled: recorder.inflight(),
-        n_queued: worker.scenarios.iter().map(|s| s.schedule.n_queued()).sum(),
     };
+    for s in &worker.scenarios {
+        recorder.record_unsent(s.drop_tag, s.schedule.n_unsent());
+    }
     recorder.finish(stats);
 }
 
@@ -338,6 +340,7 @@ impl Worker {
             bytes_out: 0,
             connect: None,
             tls: None,
+            reused: false,
         };
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
         let attempt = async {
@@ -470,7 +473,11 @@ impl Worker {
         let mut retries = 0;
         loop {
             let (gen, conn) = match self.h2_connection(idx, s).await? {
-                Got::H2(gen, conn) => (gen, conn),
+                // Opening it would have timed the connect into the sample.
+                Got::H2(gen, conn) => {
+                    s.reused = s.connect.is_none();
+                    (gen, conn)
+                }
                 Got::H1(conn) => {
                     let mut conn = conn.or_else(|| self.pool.borrow_mut().pop());
                     let r = self
@@ -539,6 +546,7 @@ impl Worker {
                 // for it).
                 None => conn.insert(Conn::new(self.open(s).await?.0)),
             };
+            s.reused = reused;
             s.sent = Instant::now();
             s.bytes_out = request.len() as u64;
             match c.exchange(request, head_only, capture.as_deref_mut()).await {
@@ -740,16 +748,38 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
             .map(|st| st.flow.as_deref().map(FlowState::new))
             .collect(),
     };
-    while let Some(Tick { intended, n }) =
-        scenario.schedule.wait_next(&mut slot, &worker.waiter).await
+    // Only the open model drops late ticks: a closed-model user's next request is intended after its
+    // previous one, so it is never late by more than the wake-up, and dropping it would leave that
+    // intended time in the past for ever (a livelock).
+    let max_lag = plan.max_lag.filter(|_| spec.model.is_open());
+    let mut n_dropped_in_a_row = 0u32;
+    while let Some(Tick {
+        intended,
+        n,
+        overdue,
+    }) = scenario.schedule.wait_next(&mut slot, &worker.waiter).await
     {
-        if let Some(max) = plan.max_lag {
+        worker.recorder.borrow_mut().record_tick(scenario.drop_tag);
+        if let Some(max) = max_lag {
             let now = Instant::now();
             if now.saturating_duration_since(intended) > max {
                 let dropped = Sample::dropped(scenario.drop_tag as u16, intended, now);
                 worker.recorder.borrow_mut().record(&dropped);
+                // A schedule far behind drops without ever waiting: let the other slots, the
+                // ticker and the stop signal run.
+                n_dropped_in_a_row += 1;
+                if n_dropped_in_a_row.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
+                }
                 continue;
             }
+        }
+        n_dropped_in_a_row = 0;
+        if overdue {
+            worker
+                .recorder
+                .borrow_mut()
+                .record_queued(scenario.drop_tag);
         }
         for (row, table) in vu.rows.iter_mut().zip(&plan.data) {
             *row = table.pick_row(n, slot.global, &mut vu.rng);
@@ -926,6 +956,7 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 bytes_out,
                 connect: None,
                 tls: None,
+                reused: false,
             });
         }
         // The closed model's next iteration is intended when this one ended (its last think included).

@@ -625,6 +625,15 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
+    /// When, after the run's start, the last scenario stops starting requests; `None` when some
+    /// scenario is bounded only by a count.
+    pub fn scheduled_end(&self) -> Option<Duration> {
+        self.scenarios
+            .iter()
+            .map(|s| Some(s.start_after + s.time_bound()?))
+            .try_fold(Duration::ZERO, |a, b| Some(a.max(b?)))
+    }
+
     /// The tags of samples and reports: every step (name and checks) in order — a flow step followed
     /// by its phases, `STEP/PHASE` — then one `NAME (iteration)` tag per multi-step scenario for its
     /// whole flow. A flow step's own tag is a whole operation (an image pull), like an iteration.
@@ -774,6 +783,22 @@ impl Plan {
 }
 
 impl ScenarioPlan {
+    /// How long after its start the scenario starts its last request: `-z`/`duration`, or the end
+    /// of its rate or virtual-user profile, whichever is first. `None`: bounded only by a count.
+    pub fn time_bound(&self) -> Option<Duration> {
+        let end = match &self.model {
+            Model::Open { rate, .. }
+            | Model::Closed {
+                vus: Some(rate), ..
+            } => rate.end(),
+            Model::Closed { vus: None, .. } => None,
+        };
+        match (self.stop.duration, end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Tags of its steps, phases included.
     pub fn n_tags(&self) -> usize {
         self.steps.iter().map(Step::n_tags).sum()
@@ -865,31 +890,6 @@ impl ScenarioPlan {
                 }
             }
         })
-    }
-
-    /// Open model: the average iteration rate this process's schedule offers over its first `span`
-    /// — its share of the global profile, bounded by -z, the profile's end and -n. `None`: closed.
-    pub fn offered_rate(&self, span: Duration, seg: Segment) -> Option<f64> {
-        let Model::Open { rate, .. } = &self.model else {
-            return None;
-        };
-        let mut end = span;
-        if let Some(e) = rate.end() {
-            end = end.min(e);
-        }
-        if let Some(d) = self.stop.duration {
-            end = end.min(d);
-        }
-        let secs = end.as_secs_f64();
-        let share = seg.count as f64;
-        if secs <= 0.0 {
-            return Some(rate.value(Duration::ZERO) / share);
-        }
-        let mut ticks = rate.integral(end);
-        if let Some(n) = self.stop.n_requests {
-            ticks = ticks.min(n as f64);
-        }
-        Some(ticks / secs / share)
     }
 }
 

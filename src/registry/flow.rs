@@ -172,6 +172,7 @@ pub async fn run(
         bytes_out: sum.bytes_out,
         connect: None,
         tls: None,
+        reused: false,
     };
     io.record_whole(&whole);
     whole

@@ -28,6 +28,18 @@ fn dist(d: &Dist) -> Value {
             us(d.quantiles[i]).into(),
         );
     }
+    // Lower bounds: statistics that dropped requests (latency unknown, at least their lag) fall into.
+    let mut censored: Vec<&str> = QUANTILES
+        .iter()
+        .zip(d.censored)
+        .filter(|(_, c)| *c)
+        .map(|((_, name), _)| *name)
+        .collect();
+    if d.n_censored > 0 {
+        censored.extend(["mean", "stdev", "max"]);
+    }
+    m.insert("censored".into(), json!(censored));
+    m.insert("lower_bounds".into(), d.n_censored.into());
     Value::Object(m)
 }
 
@@ -58,7 +70,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "bytes_in": t.bytes_in,
         "body_bytes": t.body_bytes,
         "bytes_out": t.bytes_out,
-        "latency": dist(&Dist::of(&t.latency)),
+        "latency": dist(&Dist::latency(t)),
         "service_time": dist(&Dist::of(&t.service_time)),
         "ttfb": dist(&Dist::of(&t.ttfb)),
         "lag": dist(&Dist::of(&t.lag)),
@@ -87,7 +99,7 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
         },
         "open": match &sc.model {
             Model::Open { rate, arrival, max_inflight } => json!({
-                "offered_rps": sc.offered_rps.unwrap_or(0.0),
+                "offered_rps": r.offered_rate(sc).unwrap_or(0.0),
                 "achieved_rps": r.iteration_rate(sc),
                 "arrival": arrival.name(),
                 "start_rate": rate.start,
@@ -95,6 +107,8 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
                 "max_inflight": max_inflight,
                 "max_lag_us": r.info.max_lag.map(us),
                 "dropped": r.n_dropped(sc),
+                "queued": r.first_tag(sc).map_or(0, |t| t.n_queued),
+                "unsent": r.first_tag(sc).map_or(0, |t| t.n_unsent),
             }),
             Model::Closed { .. } => Value::Null,
         },
@@ -116,13 +130,13 @@ fn stages(s: &[Stage]) -> Vec<Value> {
 
 pub fn render(r: &RunReport) -> String {
     let info = &r.info;
-    let secs = info.duration.as_secs_f64().max(1e-9);
+    let secs = info.window.as_secs_f64().max(1e-9);
     let all = r.agg.total.total();
     let mut overall = tag(&all, secs);
     // The whole run's object carries connection stats too.
     overall["connections"] = json!({
         "new": all.n_new_connections,
-        "reused": all.n_requests - all.n_new_connections,
+        "reused": all.n_reused,
         "connect": dist(&Dist::of(&all.connect)),
         "tls": (all.n_tls_handshakes > 0).then(|| json!({
             "handshakes": all.n_tls_handshakes,
@@ -161,11 +175,15 @@ pub fn render(r: &RunReport) -> String {
                 "described": info.http_described,
             },
             "timeout_us": us(info.timeout),
-            "partial": info.partial,
+            "partial": info.partial(),
+            "interrupted_by": info.interrupted.map(|i| i.name),
+            "cut_off": info.cut_off,
+            "window_us": us(info.window),
             "cancelled_in_flight": r.n_cancelled(),
             "aborted_by": info.aborted_by,
             "tags": info.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
             "queued": r.n_queued(),
+            "unsent": r.n_unsent(),
         },
         "overall": overall,
         "steps": r.agg.total.tags.iter().enumerate().map(|(i, t)| {
@@ -199,6 +217,7 @@ pub fn render(r: &RunReport) -> String {
             "metric": t.threshold.key,
             "expr": t.threshold.expr,
             "observed": t.observed,
+            "censored": t.censored,
             "unit": if t.threshold.metric.is_duration() { "ns" } else { "" },
             "pass": t.pass,
         })).collect::<Vec<_>>(),

@@ -20,6 +20,9 @@ pub struct RunInfo {
     pub started_at: SystemTime,
     /// Wall time from the run's start until the last request finished (or the run was interrupted).
     pub duration: Duration,
+    /// The span rates are measured over: from the start until the last scenario's schedule ended
+    /// (or the run was stopped); for a count-bounded run, until its last response.
+    pub window: Duration,
     pub n_workers: usize,
     pub keepalive: bool,
     pub timeout: Duration,
@@ -30,8 +33,10 @@ pub struct RunInfo {
     pub scenarios: Vec<ScenarioInfo>,
     pub segment: Segment,
     pub max_lag: Option<Duration>,
-    /// The run was interrupted (Ctrl-C): the report covers what ran.
-    pub partial: bool,
+    /// The signal that interrupted the run: the report covers what ran.
+    pub interrupted: Option<Interrupt>,
+    /// The schedule had ended and requests still in flight after the grace period were abandoned.
+    pub cut_off: bool,
     /// CPU of the whole process (workers, collector and anything else in it).
     pub process_cpu: Duration,
     /// Peak resident set size of the process.
@@ -42,6 +47,22 @@ pub struct RunInfo {
     pub tags: Vec<(String, String)>,
 }
 
+/// A signal that stopped a run early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interrupt {
+    /// What happened, for people: "terminated (SIGTERM)".
+    pub name: &'static str,
+    /// 128 + the signal's number.
+    pub exit_code: u8,
+}
+
+impl RunInfo {
+    /// The run was stopped before its schedule ended: the report covers what ran.
+    pub fn partial(&self) -> bool {
+        self.interrupted.is_some()
+    }
+}
+
 /// What one scenario was asked to do.
 #[derive(Clone, Debug)]
 pub struct ScenarioInfo {
@@ -50,8 +71,8 @@ pub struct ScenarioInfo {
     pub n_connections: usize,
     pub requested: Stop,
     pub start_after: Duration,
-    /// Open model: the iteration rate this process's schedule offered on average (its segment's share).
-    pub offered_rps: Option<f64>,
+    /// The span its rates are measured over (see `RunInfo::window`), from its own start.
+    pub window: Duration,
     /// Its steps (and their flows' phases) are the tags `first_tag .. first_tag + n_tags`.
     pub first_tag: usize,
     pub n_tags: usize,
@@ -72,20 +93,35 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Requests that finished, over the run's wall time.
+    /// Requests that finished, over the run's window.
     pub fn rate(&self) -> f64 {
-        self.agg.total.total().n_requests as f64 / self.info.duration.as_secs_f64().max(1e-9)
+        self.agg.total.total().n_requests as f64 / self.info.window.as_secs_f64().max(1e-9)
     }
 
-    /// Iterations a scenario finished per second of the run (its first step's requests).
+    /// The scenario's first tag, which carries its schedule's counters.
+    pub fn first_tag(&self, sc: &ScenarioInfo) -> Option<&crate::aggregate::TagStats> {
+        self.agg.total.tags.get(sc.first_tag)
+    }
+
+    /// Iterations a scenario finished per second of its window (its first step's requests).
     pub fn iteration_rate(&self, sc: &ScenarioInfo) -> f64 {
-        let n = self
-            .agg
-            .total
-            .tags
-            .get(sc.first_tag)
-            .map_or(0, |t| t.n_requests);
-        n as f64 / self.info.duration.as_secs_f64().max(1e-9)
+        let n = self.first_tag(sc).map_or(0, |t| t.n_requests);
+        n as f64 / sc.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Open model: the rate this process's schedule offered — every iteration it drew for the
+    /// window (sent, dropped, or left unsent at the end) over the window. `None` for the closed model.
+    pub fn offered_rate(&self, sc: &ScenarioInfo) -> Option<f64> {
+        if !sc.model.is_open() {
+            return None;
+        }
+        let t = self.first_tag(sc)?;
+        Some((t.n_ticks + t.n_unsent) as f64 / sc.window.as_secs_f64().max(1e-9))
+    }
+
+    /// Open model: iterations due before the end that were never sent (all scenarios).
+    pub fn n_unsent(&self) -> u64 {
+        self.agg.total.tags.iter().map(|t| t.n_unsent).sum()
     }
 
     /// Iterations a scenario dropped (later than --max-lag).
@@ -106,9 +142,9 @@ impl RunReport {
         })
     }
 
-    /// Open model: ticks that waited for a free in-flight slot.
+    /// Open model: iterations sent late because every in-flight slot was busy (all scenarios).
     pub fn n_queued(&self) -> u64 {
-        self.agg.workers.iter().map(|w| w.n_queued).sum()
+        self.agg.total.tags.iter().map(|t| t.n_queued).sum()
     }
 
     /// Requests abandoned in flight when the run was interrupted.

@@ -22,7 +22,7 @@ pub fn render(r: &RunReport) -> String {
 fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     let info = &r.info;
     let all = r.agg.total.total();
-    let secs = info.duration.as_secs_f64().max(1e-9);
+    let secs = info.window.as_secs_f64().max(1e-9);
 
     writeln!(o, "regbench {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(o, "  target       {}", info.target)?;
@@ -134,12 +134,21 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             "  ABORTED      threshold {t} failed (abort_on_fail): this report covers what ran"
         )?;
     }
-    if info.partial && info.aborted_by.is_none() {
+    if let (Some(sig), None) = (info.interrupted, &info.aborted_by) {
         writeln!(
             o,
-            "  PARTIAL      interrupted after {}: this report covers what ran; {} request{} in flight \
+            "  PARTIAL      {} after {}: this report covers what ran; {} request{} in flight \
              were abandoned and are not counted",
+            sig.name,
             d(info.duration),
+            r.n_cancelled(),
+            plural(r.n_cancelled())
+        )?;
+    } else if info.cut_off && r.n_cancelled() > 0 {
+        writeln!(
+            o,
+            "  CUT OFF      {} request{} still unanswered when the run's time was up were abandoned \
+             and are not counted",
             r.n_cancelled(),
             plural(r.n_cancelled())
         )?;
@@ -148,10 +157,11 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     writeln!(o, "\nSummary")?;
     writeln!(
         o,
-        "  requests     {} in {}  ({:.1} req/s)",
+        "  requests     {} in {}  ({:.1} req/s over {})",
         all.n_requests,
         d(info.duration),
-        r.rate()
+        r.rate(),
+        d(info.window)
     )?;
     let pct = |n: u64| 100.0 * n as f64 / all.n_requests.max(1) as f64;
     let challenges = match all.n_challenges {
@@ -167,7 +177,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         all.n_errors()
     )?;
     for sc in &info.scenarios {
-        let Some(offered) = sc.offered_rps else {
+        let Some(offered) = r.offered_rate(sc) else {
             continue;
         };
         let name = if info.scenarios.len() > 1 {
@@ -193,8 +203,17 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     if r.n_queued() > 0 {
         writeln!(
             o,
-            "  queued       {} waited for a free in-flight slot (their wait is in their latency)",
+            "  queued       {} sent late, after waiting for a free in-flight slot (their wait is in \
+             their latency)",
             r.n_queued()
+        )?;
+    }
+    if r.n_unsent() > 0 {
+        writeln!(
+            o,
+            "  not sent     {}: the run ended before they could be sent (the target or the generator \
+             could not keep up)",
+            r.n_unsent()
         )?;
     }
     writeln!(
@@ -211,47 +230,24 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         fmt_bytes(all.bytes_out as f64 / secs)
     )?;
 
-    let lat = Dist::of(&all.latency);
+    let lat = Dist::latency(&all);
     let svc = Dist::of(&all.service_time);
     let ttfb = Dist::of(&all.ttfb);
     let lag = Dist::of(&all.lag);
-    writeln!(
-        o,
-        "\nLatency            latency    service       ttfb        lag"
-    )?;
-    writeln!(
-        o,
-        "  (done − intended, done − sent, first byte − sent, sent − intended; {} timed)",
-        lat.count
-    )?;
-    let row = |o: &mut String, name: &str, f: &dyn Fn(&Dist) -> std::time::Duration| {
-        writeln!(
-            o,
-            "  {name:<8} {:>16} {:>10} {:>10} {:>10}",
-            d(f(&lat)),
-            d(f(&svc)),
-            d(f(&ttfb)),
-            d(f(&lag))
-        )
-    };
-    row(o, "min", &|x| x.min)?;
-    row(o, "mean", &|x| x.mean)?;
-    row(o, "stdev", &|x| x.stdev)?;
-    for (i, (_, name)) in QUANTILES.iter().enumerate() {
-        row(o, name, &|x| x.quantiles[i])?;
-    }
-    row(o, "max", &|x| x.max)?;
-    if info.scenarios.iter().any(|s| s.model.is_open()) {
-        writeln!(
-            o,
-            "  open model: intended = the schedule's send time, so queueing and stalls count in latency"
-        )?;
+    if lat.count == 0 {
+        // A table of zeros would read as a very fast target.
+        writeln!(o, "\nLatency")?;
+        writeln!(o, "  none: no request got a response to time")?;
+        if all.n_requests > 0 && all.errors[ErrorKind::Refused.index()] == all.n_requests {
+            writeln!(
+                o,
+                "  no server answered on {}: every connection was refused. Is it running, on this \
+                 address and port?",
+                info.addr
+            )?;
+        }
     } else {
-        writeln!(
-            o,
-            "  closed model: a virtual user's next request is intended when its previous one is done \
-             (plus think time), so a stalled target delays the schedule instead of showing in latency"
-        )?;
+        write_latency_table(o, r, [&lat, &svc, &ttfb, &lag])?;
     }
 
     let bins = linear_bins(&all.latency, 11);
@@ -282,16 +278,31 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
 
     let conn = Dist::of(&all.connect);
     writeln!(o, "\nConnections")?;
-    writeln!(
-        o,
-        "  new {}, reused {}; TCP connect min {}, p50 {}, p99 {}, max {}",
-        all.n_new_connections,
-        all.n_requests - all.n_new_connections,
-        d(conn.min),
-        d(conn.quantiles[0]),
-        d(conn.quantile("p99").unwrap_or_default()),
-        d(conn.max)
-    )?;
+    let failed = all
+        .n_requests
+        .saturating_sub(all.n_new_connections + all.n_reused);
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(", {n} request{} got no connection", plural(n)),
+    };
+    if conn.count == 0 {
+        writeln!(
+            o,
+            "  new 0, reused {}{failed}; no connection was opened",
+            all.n_reused
+        )?;
+    } else {
+        writeln!(
+            o,
+            "  new {}, reused {}{failed}; TCP connect min {}, p50 {}, p99 {}, max {}",
+            all.n_new_connections,
+            all.n_reused,
+            d(conn.min),
+            d(conn.quantiles[0]),
+            d(conn.quantile("p99").unwrap_or_default()),
+            d(conn.max)
+        )?;
+    }
     if all.n_tls_handshakes > 0 {
         let hs = Dist::of(&all.tls_handshake);
         writeln!(
@@ -331,10 +342,11 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             "failed"
         )?;
         for t in &r.agg.total.tags {
-            let l = Dist::of(&t.latency);
+            let l = Dist::latency(t);
             // A whole operation (an iteration, an image pull) has no first byte of its own.
-            let q = |d: &Dist, name: &str| match d.quantile(name) {
-                Some(v) if d.count > 0 => self::d(v),
+            let q = |d: &Dist, name: &str| match d.quantile_bound(name) {
+                Some((v, true)) if d.count > 0 => format!("≥{}", self::d(v)),
+                Some((v, false)) if d.count > 0 => self::d(v),
                 _ => "-".to_string(),
             };
             writeln!(
@@ -347,7 +359,11 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
                 q(&l, "p50"),
                 q(&l, "p95"),
                 q(&l, "p99"),
-                if l.count > 0 { d(l.max) } else { "-".into() },
+                match (l.count, l.n_censored) {
+                    (0, _) => "-".into(),
+                    (_, 0) => d(l.max),
+                    _ => format!("≥{}", d(l.max)),
+                },
                 q(&Dist::of(&t.service_time), "p99"),
                 q(&Dist::of(&t.ttfb), "p99"),
                 t.n_failed()
@@ -411,20 +427,81 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?;
         for t in &r.thresholds {
             let th = &t.threshold;
+            let at_least = if t.censored { "≥ " } else { "" };
             let observed = match t.observed {
                 None => "no data".to_string(),
-                Some(v) if th.metric.is_duration() => d(Duration::from_nanos(v.max(0.0) as u64)),
+                Some(v) if th.metric.is_duration() => {
+                    format!("{at_least}{}", d(Duration::from_nanos(v.max(0.0) as u64)))
+                }
                 Some(v) if matches!(th.stat, Stat::Count) => format!("{v:.0}"),
                 Some(v) => format!("{v:.4}"),
             };
+            let why = if t.censored && !t.pass {
+                " (a lower bound: dropped requests hide the true value)"
+            } else {
+                ""
+            };
             writeln!(
                 o,
-                "  {} {:<34} {:<16} observed {observed}",
+                "  {} {:<34} {:<16} observed {observed}{why}",
                 if t.pass { "PASS" } else { "FAIL" },
                 truncate(&th.key, 34),
                 th.expr
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The latency table: latency, service time, TTFB and lag side by side. Latency values that are only
+/// lower bounds (dropped requests fall at or above them) are marked `≥`.
+fn write_latency_table(o: &mut String, r: &RunReport, dists: [&Dist; 4]) -> std::fmt::Result {
+    let [lat, ..] = dists;
+    writeln!(
+        o,
+        "\nLatency            latency    service       ttfb        lag"
+    )?;
+    writeln!(
+        o,
+        "  (done − intended, done − sent, first byte − sent, sent − intended; {} timed)",
+        lat.count - lat.n_censored
+    )?;
+    let row = |o: &mut String, name: &str, f: &dyn Fn(&Dist) -> (Duration, bool)| {
+        let cells = dists.map(|x| match f(x) {
+            (v, true) => format!("≥ {}", d(v)),
+            (v, false) => d(v),
+        });
+        let [a, b, c, e] = cells;
+        writeln!(o, "  {name:<8} {a:>16} {b:>10} {c:>10} {e:>10}")
+    };
+    let bound = |x: &Dist| x.n_censored > 0;
+    row(o, "min", &|x| (x.min, false))?;
+    row(o, "mean", &|x| (x.mean, bound(x)))?;
+    row(o, "stdev", &|x| (x.stdev, bound(x)))?;
+    for (i, (_, name)) in QUANTILES.iter().enumerate() {
+        row(o, name, &|x| (x.quantiles[i], x.censored[i]))?;
+    }
+    row(o, "max", &|x| (x.max, bound(x)))?;
+    if lat.n_censored > 0 {
+        writeln!(
+            o,
+            "  ≥: {} dropped request{} count at their lag when dropped, a lower bound of their latency; \
+             these values are lower bounds, the true ones are unknown",
+            lat.n_censored,
+            plural(lat.n_censored)
+        )?;
+    }
+    if r.info.scenarios.iter().any(|s| s.model.is_open()) {
+        writeln!(
+            o,
+            "  open model: intended = the schedule's send time, so queueing and stalls count in latency"
+        )?;
+    } else {
+        writeln!(
+            o,
+            "  closed model: a virtual user's next request is intended when its previous one is done \
+             (plus think time), so a stalled target delays the schedule instead of showing in latency"
+        )?;
     }
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct Tick {
     /// Open model: the global tick index; closed: the virtual user's global index plus its iteration
     /// count. Picks the request (tag) in rotation.
     pub n: u64,
+    /// It was already due when a slot took it: every slot was busy (the in-flight cap was full), so
+    /// it waited, and its wait counts in its lag and latency.
+    pub overdue: bool,
 }
 
 /// A worker's schedule, shared by its slots (single-threaded, so `Cell`s).
@@ -54,15 +57,12 @@ impl Schedule {
         start: Instant,
         seed: u64,
     ) -> Schedule {
-        let deadline = scenario.stop.duration.map(|d| start + d);
+        let deadline = scenario.time_bound().map(|d| start + d);
         match &scenario.model {
             Model::Closed { think, vus } => Schedule::Closed(ClosedSchedule {
                 start,
                 remaining: Cell::new(worker.n_requests),
-                deadline: match (deadline, vus.as_ref().and_then(Profile::end)) {
-                    (Some(a), Some(b)) => Some(a.min(start + b)),
-                    (a, b) => a.or(b.map(|b| start + b)),
-                },
+                deadline,
                 think: *think,
                 vus: vus.clone(),
             }),
@@ -78,16 +78,18 @@ impl Schedule {
                     lambda: 0.0,
                     n_drawn: 0,
                     rng: Rng::new(seed),
+                    unsent: None,
                 }),
-                n_queued: Cell::new(0),
             }),
         }
     }
 
-    /// The slot's next request as of `now`, without waiting; `None` means the slot stops.
+    /// The slot's next request as of `now`, without waiting; `None` means the slot stops. Nothing is
+    /// started once `now` has passed the scenario's end (`-z`, or its profile's end), however far
+    /// behind the schedule is: the run is bounded in wall time.
     pub fn next(&self, slot: &mut Slot, now: Instant) -> Option<Tick> {
         let tick = match self {
-            Schedule::Closed(c) => c.next(slot)?,
+            Schedule::Closed(c) => c.next(slot, now)?,
             Schedule::Open(o) => o.next(now)?,
         };
         slot.n_given += 1;
@@ -101,12 +103,13 @@ impl Schedule {
         Some(tick)
     }
 
-    /// Open model: ticks that were already overdue when a slot became free to take them — the
-    /// in-flight cap was full, so they waited (and their wait counts in latency and lag).
-    pub fn n_queued(&self) -> u64 {
+    /// Open model: this worker's ticks that fell before the end but were never handed out because the
+    /// run reached its end first (the target or the generator could not keep up). 0 for the closed
+    /// model, and until the schedule has ended.
+    pub fn n_unsent(&self) -> u64 {
         match self {
             Schedule::Closed(_) => 0,
-            Schedule::Open(o) => o.n_queued.get(),
+            Schedule::Open(o) => o.state.borrow().unsent.unwrap_or(0),
         }
     }
 }
@@ -125,7 +128,7 @@ pub struct ClosedSchedule {
 }
 
 impl ClosedSchedule {
-    fn next(&self, slot: &mut Slot) -> Option<Tick> {
+    fn next(&self, slot: &mut Slot, now: Instant) -> Option<Tick> {
         let mut intended = match slot.prev_done {
             None => self.start,
             Some(done) => done + self.think,
@@ -138,7 +141,7 @@ impl ClosedSchedule {
                 intended = self.start + vus.first_above(slot.global as f64, at)?;
             }
         }
-        if self.deadline.is_some_and(|d| intended >= d) {
+        if self.deadline.is_some_and(|d| intended >= d || now >= d) {
             return None;
         }
         if let Some(left) = self.remaining.get() {
@@ -150,6 +153,7 @@ impl ClosedSchedule {
         Some(Tick {
             intended,
             n: slot.global + slot.n_given,
+            overdue: false,
         })
     }
 }
@@ -159,6 +163,7 @@ impl ClosedSchedule {
 #[derive(Debug)]
 pub struct OpenSchedule {
     start: Instant,
+    /// The end of the schedule (`-z`, or the rate profile's end, whichever is first).
     deadline: Option<Instant>,
     rate: Profile,
     arrival: Arrival,
@@ -166,7 +171,6 @@ pub struct OpenSchedule {
     /// Global number of ticks (`-n`), if bounded.
     n_max: Option<u64>,
     state: RefCell<TickState>,
-    n_queued: Cell<u64>,
 }
 
 #[derive(Debug)]
@@ -179,11 +183,24 @@ struct TickState {
     /// (one seed) and keeps its own ticks', so segments together are exactly the one-process schedule.
     n_drawn: u64,
     rng: Rng,
+    /// Set once the run's end stopped the schedule with ticks left: how many of this worker's.
+    unsent: Option<u64>,
 }
+
+/// Poisson: beyond this many draws, the ticks left unsent are counted by their expectation rather
+/// than drawn one by one (an absurd rate would otherwise keep the worker drawing for minutes).
+const MAX_UNSENT_DRAWS: f64 = 1e7;
 
 impl OpenSchedule {
     fn next(&self, now: Instant) -> Option<Tick> {
         let mut st = self.state.borrow_mut();
+        if let Some(end) = self.deadline.filter(|&d| now >= d) {
+            if st.unsent.is_none() {
+                let left = self.left_before(&mut st, end);
+                st.unsent = Some(left);
+            }
+            return None;
+        }
         let n = self.stripe.nth(st.j)?;
         if self.n_max.is_some_and(|max| n >= max) {
             return None;
@@ -192,9 +209,7 @@ impl OpenSchedule {
             Arrival::Uniform => n as f64,
             Arrival::Poisson => {
                 while st.n_drawn <= n {
-                    let u = st.rng.next_f64();
-                    st.lambda += -(1.0 - u).ln();
-                    st.n_drawn += 1;
+                    st.draw();
                 }
                 st.lambda
             }
@@ -204,10 +219,45 @@ impl OpenSchedule {
             return None;
         }
         st.j += 1;
-        if intended < now {
-            self.n_queued.set(self.n_queued.get() + 1);
+        Some(Tick {
+            intended,
+            n,
+            overdue: intended < now,
+        })
+    }
+
+    /// This worker's ticks due before `end` that it has not handed out yet.
+    fn left_before(&self, st: &mut TickState, end: Instant) -> u64 {
+        let span = end.saturating_duration_since(self.start);
+        let total_lambda = self.rate.integral(span);
+        // Global ticks due before the end: tick n is due at Λ⁻¹(λₙ) < end, i.e. λₙ < Λ(end).
+        let mut total = match self.arrival {
+            Arrival::Uniform => total_lambda.ceil().max(0.0) as u64,
+            Arrival::Poisson => {
+                if total_lambda - st.lambda > MAX_UNSENT_DRAWS {
+                    st.n_drawn + (total_lambda - st.lambda).round() as u64
+                } else {
+                    // Draws go on from the last one made (n_drawn − 1 has cumulative λ).
+                    while st.lambda < total_lambda {
+                        st.draw();
+                    }
+                    st.n_drawn - 1
+                }
+            }
+        };
+        if let Some(max) = self.n_max {
+            total = total.min(max);
         }
-        Some(Tick { intended, n })
+        self.stripe.count_below(total).saturating_sub(st.j)
+    }
+}
+
+impl TickState {
+    /// Poisson: the next exponential gap of the global sequence.
+    fn draw(&mut self) {
+        let u = self.rng.next_f64();
+        self.lambda += -(1.0 - u).ln();
+        self.n_drawn += 1;
     }
 }
 
@@ -335,6 +385,7 @@ mod tests {
         let mut sl = slot(0);
         let mut n = 0u64;
         while let Some(t) = s.wait_next(&mut sl, &Waiter::Tokio).await {
+            assert!(!t.overdue, "a free slot takes every tick before it is due");
             let off = (t.intended - start).as_nanos() as i128;
             assert!(
                 (off - n as i128 * 1_000_000).abs() <= 1,
@@ -344,11 +395,7 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 1000, "1000/s for 1 s");
-        assert_eq!(
-            s.n_queued(),
-            0,
-            "a free slot takes every tick before it is due"
-        );
+        assert_eq!(s.n_unsent(), 0, "the schedule ran out before its end");
     }
 
     #[test]
@@ -442,9 +489,62 @@ mod tests {
             Duration::from_millis(10),
             "intended stays on the schedule"
         );
-        assert_eq!(s.n_queued(), 1);
-        s.next(&mut sl, start + Duration::from_millis(55)).unwrap();
-        assert_eq!(s.n_queued(), 2);
+        assert!(t.overdue);
+        let t = s.next(&mut sl, start + Duration::from_millis(55)).unwrap();
+        assert!(t.overdue);
+        let t = s.next(&mut sl, start + Duration::from_millis(55)).unwrap();
+        assert_eq!(t.intended - start, Duration::from_millis(30));
+    }
+
+    #[test]
+    fn past_the_end_nothing_starts_and_the_rest_is_counted_unsent() {
+        let start = Instant::now();
+        for arrival in [Arrival::Uniform, Arrival::Poisson] {
+            let cut = Stop {
+                n_requests: None,
+                duration: Some(Duration::from_secs(1)),
+            };
+            // 1000/s for 1 s over 2 workers; worker 0 fell behind and sent only 10 ticks.
+            let p = plan(open(1000.0, 10, arrival), cut, 2, Segment::WHOLE);
+            let mut sent = 0;
+            let mut unsent = 0;
+            for k in 0..2 {
+                let s = sched(&p, k, start);
+                let mut sl = slot(0);
+                let n = if k == 0 { 10 } else { u64::MAX };
+                let mut i = 0;
+                while i < n {
+                    let Some(_) = s.next(&mut sl, start) else {
+                        break;
+                    };
+                    i += 1;
+                }
+                sent += i;
+                let after = start + Duration::from_secs(1);
+                assert_eq!(s.next(&mut sl, after), None, "nothing starts after the end");
+                assert_eq!(s.next(&mut sl, after), None);
+                unsent += s.n_unsent();
+            }
+            if arrival == Arrival::Uniform {
+                assert_eq!(sent + unsent, 1000, "sent {sent} + unsent {unsent}");
+                assert_eq!(unsent, 490);
+            } else {
+                assert!((880..=1120).contains(&(sent + unsent)), "{sent} + {unsent}");
+                assert!((400..=600).contains(&unsent), "{unsent}");
+            }
+        }
+        // An absurd rate ends in bounded time, counting by expectation.
+        let cut = Stop {
+            n_requests: None,
+            duration: Some(Duration::from_secs(2)),
+        };
+        let p = plan(open(1e12, 10, Arrival::Poisson), cut, 1, Segment::WHOLE);
+        let s = sched(&p, 0, start);
+        let mut sl = slot(0);
+        s.next(&mut sl, start).unwrap();
+        assert_eq!(s.next(&mut sl, start + Duration::from_secs(3)), None);
+        let unsent = s.n_unsent() as f64;
+        assert!((unsent - 2e12).abs() < 1e9, "{unsent}");
     }
 
     #[tokio::test(start_paused = true)]
