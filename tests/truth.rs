@@ -474,3 +474,70 @@ fn issue_13_nothing_timed_prints_no_latency_table() {
     );
     assert_eq!(r["overall"]["latency"]["count"], 0);
 }
+
+/// Status codes outside 100–599 are not answers: they count as protocol errors, never as successes
+/// or as "4xx/5xx", and the JSON still validates.
+#[test]
+fn issue_13_status_codes_outside_100_to_599_are_protocol_errors() {
+    fn answer(mut s: std::net::TcpStream, line: &[u8]) {
+        use std::io::Write;
+        while read_head(&mut s) {
+            let mut resp = line.to_vec();
+            resp.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+            if s.write_all(&resp).is_err() {
+                return;
+            }
+        }
+    }
+    let servers = [
+        ("000", raw_server(|s| answer(s, b"HTTP/1.1 000 Zero"))),
+        ("600", raw_server(|s| answer(s, b"HTTP/1.1 600 Six"))),
+        ("999", raw_server(|s| answer(s, b"HTTP/1.1 999 Nine"))),
+    ];
+    for (code, addr) in servers {
+        let (_, r) = regbench_json(&["run", &format!("http://{addr}/"), "-c", "1", "-n", "5"]);
+        assert_valid(&r);
+        assert_eq!(
+            r["overall"]["errors"]["protocol"], 5,
+            "{code}: {}",
+            r["overall"]
+        );
+        assert_eq!(r["overall"]["success"], 0, "{code}");
+        assert_eq!(
+            r["overall"]["status_codes"],
+            serde_json::json!({}),
+            "{code}"
+        );
+    }
+}
+
+/// An out-of-range port is a usage error, not port 80.
+#[test]
+fn issue_13_out_of_range_port_is_a_usage_error() {
+    for url in ["http://127.0.0.1:99999/", "http://127.0.0.1:65536/"] {
+        let (code, out) = regbench(&["run", url, "-n", "1"]);
+        assert_eq!(code, 2, "{url}: {out}");
+    }
+}
+
+/// Credentials in the URL are sent as Basic auth and never printed: reports show `user:***@`.
+#[test]
+fn issue_13_url_credentials_are_sent_and_never_shown() {
+    let t = demo_target(ServeConfig {
+        auth: regbench::serve::auth::Auth::parse("basic:alice:s3cret-pw").unwrap(),
+        ..ServeConfig::default()
+    });
+    let addr = t.addr();
+    let url = format!("http://alice:s3cret-pw@{addr}/v2/");
+    let (code, text) = regbench(&["run", &url, "-n", "10", "-c", "1"]);
+    assert_eq!(code, 0);
+    let (_, r) = regbench_json(&["run", &url, "-n", "10", "-c", "1"]);
+    assert_eq!(r["overall"]["status_codes"]["200"], 10, "{}", r["overall"]);
+    for out in [text, r.to_string()] {
+        assert!(!out.contains("s3cret-pw"), "{out}");
+        assert!(out.contains(&format!("alice:***@{addr}")), "{out}");
+    }
+    // Wrong credentials are refused by the target: the header really is what authenticates.
+    let (_, r) = regbench_json(&["run", &format!("http://alice:wrong@{addr}/v2/"), "-n", "3"]);
+    assert_eq!(r["overall"]["status_codes"]["401"], 3, "{}", r["overall"]);
+}

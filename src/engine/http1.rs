@@ -82,6 +82,15 @@ pub fn encode_into<N: AsRef<str>, V>(
     if !has("accept") {
         out.extend_from_slice(b"Accept: */*\r\n");
     }
+    if let Some(auth) = target
+        .basic_auth
+        .as_deref()
+        .filter(|_| !has("authorization"))
+    {
+        out.extend_from_slice(b"Authorization: ");
+        out.extend_from_slice(auth.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, v) in headers {
         let name = name.as_ref();
         // The engine frames the body itself; a user-given length could only be wrong.
@@ -273,6 +282,10 @@ impl Conn {
                 match parsed {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or(0);
+                        // RFC 9110 §15: a status code is 100–599; `000` or `999` is not an answer.
+                        if !(100..=599).contains(&status) {
+                            return Err(fail(ErrorKind::Protocol, first_byte, bytes_in));
+                        }
                         if (100..200).contains(&status) && status != 101 {
                             // Interim response (100 Continue, 103 Early Hints): skip it.
                             self.buf.copy_within(len..filled, 0);

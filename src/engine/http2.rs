@@ -845,7 +845,8 @@ impl Proto {
             .decode(block, |name, value| {
                 if name == b":status" {
                     match value {
-                        [a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+                        // RFC 9110 §15: 100–599.
+                        [a @ b'1'..=b'5', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
                             status = u16::from(a - b'0') * 100
                                 + u16::from(b - b'0') * 10
                                 + u16::from(c - b'0');

@@ -6,6 +6,7 @@
 pub mod flow;
 mod profile;
 
+use base64::Engine as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,9 @@ pub struct Target {
     pub path: String,
     /// `https://`: connections speak TLS.
     pub tls: bool,
+    /// `Basic …` from credentials in the URL (`http://user:pass@host/`), sent as the Authorization
+    /// header of requests that set none. `url` shows them as `user:***@`.
+    pub basic_auth: Option<String>,
 }
 
 impl Target {
@@ -94,7 +98,39 @@ impl Target {
             _ => return Err(PlanError::UnsupportedScheme(url.into(), scheme.into())),
         };
         let host = uri.host().ok_or_else(|| PlanError::NoHost(url.into()))?;
-        let port = uri.port_u16().unwrap_or(default_port);
+        let (shown, basic_auth) = match uri
+            .authority()
+            .map(|a| a.as_str())
+            .and_then(|a| a.rsplit_once('@'))
+        {
+            Some((userinfo, _)) => {
+                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let shown = url.replacen(userinfo, &format!("{user}:***"), 1);
+                let (user, pass) = (percent_decode(user), percent_decode(pass));
+                let credentials = [user.as_slice(), b":", pass.as_slice()].concat();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+                (shown, Some(format!("Basic {encoded}")))
+            }
+            None => (url.to_string(), None),
+        };
+        // `http::Uri` reads a port it cannot fit in 16 bits as no port at all (so, 80): read it here.
+        let host_port = uri.authority().map_or("", |a| a.as_str());
+        let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, hp)| hp);
+        let port = match host_port
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.ends_with(':'))
+        {
+            Some((_, p)) if !p.ends_with(']') && !p.is_empty() => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    return Err(PlanError::BadUrl(
+                        shown,
+                        format!("port {p} is out of range (1–65535)"),
+                    ))
+                }
+            },
+            _ => default_port,
+        };
         let authority = if uri.port_u16().is_some() && port != default_port {
             format!("{host}:{port}")
         } else {
@@ -112,14 +148,39 @@ impl Target {
             .trim_end_matches(']')
             .to_string();
         Ok(Target {
-            url: url.into(),
+            url: shown,
             host,
             port,
             authority,
             path,
             tls,
+            basic_auth,
         })
     }
+}
+
+/// Decodes `%XX` escapes (URL userinfo may escape `:`, `@` and `/`); anything else is kept as is.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// TLS protocol versions the user can bound.
@@ -1135,6 +1196,27 @@ mod tests {
             Err(PlanError::BadUrl(..))
         ));
         assert!(Target::parse("not a url").is_err());
+        for bad in [
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:65536/",
+            "http://h:0/",
+        ] {
+            let e = Target::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("out of range"), "{bad}: {e}");
+        }
+        assert_eq!(Target::parse("http://h:65535/").unwrap().port, 65535);
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_are_never_shown() {
+        let t = Target::parse("http://al%40ice:p%3Ass@127.0.0.1:5000/v2/").unwrap();
+        assert_eq!(t.url, "http://al%40ice:***@127.0.0.1:5000/v2/");
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5000));
+        assert_eq!(t.authority, "127.0.0.1:5000");
+        // base64("al@ice:p:ss")
+        assert_eq!(t.basic_auth.as_deref(), Some("Basic YWxAaWNlOnA6c3M="));
+        let t = Target::parse("http://127.0.0.1:5000/v2/").unwrap();
+        assert_eq!(t.basic_auth, None);
     }
 
     #[test]
