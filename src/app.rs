@@ -98,6 +98,32 @@ pub fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(code)
 }
 
+/// File descriptors kept free beyond the connections: the timer, epoll, stdio, report files.
+const RESERVED_FDS: u64 = 64;
+
+/// The soft limit of open files (after `raise_open_file_limit`), or `None` if it cannot be read.
+fn open_file_limit() -> Option<u64> {
+    // SAFETY: getrlimit only writes the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0).then_some(lim.rlim_cur as u64)
+    }
+}
+
+/// Refuses a plan that needs more sockets than this process may open: it would otherwise run with
+/// `too-many-open-files` errors in place of requests.
+fn check_open_files(plan: &Plan) -> Result<(), Failure> {
+    let need = plan.segment_connections();
+    match open_file_limit() {
+        Some(limit) if need.saturating_add(RESERVED_FDS) > limit => Err(usage(anyhow!(
+            "this run would open up to {need} connections, but this process may open only {limit} \
+             files (ulimit -n): lower -c/--connections (or virtual users), split the run over \
+             processes with --segment, or raise the limit (ulimit -n, LimitNOFILE=)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Raises the soft limit of open files to the hard limit, as Go programs do at start: every
 /// connection is a file descriptor, and a default soft limit of 1024 would cap `-c` silently.
 fn raise_open_file_limit() {
@@ -407,7 +433,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     let body = match (&a.body, &a.body_file) {
         (Some(b), _) => Bytes::from(b.clone()),
         (None, Some(path)) => Bytes::from(
-            std::fs::read(path)
+            crate::util::read_bounded(path, crate::util::MAX_BODY_FILE)
                 .with_context(|| format!("cannot read body file '{}'", path.display()))
                 .map_err(usage)?,
         ),
@@ -432,7 +458,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map_err(|e| usage(anyhow!(e)))?;
     // With HTTP/2 each of the -c connections carries --streams requests at once: the closed model's
     // virtual users, and the open model's in-flight cap, are connections × streams.
-    let connections = a.connections.unwrap_or(50) * http.streams;
+    let connections = a.connections.unwrap_or(50).saturating_mul(http.streams);
     let mut n_connections = connections;
     let model = match a.rate {
         Some(r) => {
@@ -540,6 +566,7 @@ fn execute(
     output: &OutputArgs,
     opts: Options,
 ) -> Result<RunReport, Failure> {
+    check_open_files(&plan)?;
     for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
         crate::util::prepare_output(path)
             .with_context(|| format!("cannot write the report to '{}'", path.display()))
@@ -615,6 +642,12 @@ fn execute(
                 sig = &mut signal, if interrupted.is_none() => {
                     interrupted = Some(sig);
                     let _ = stop_tx.send(true);
+                    // A second signal means "now": the report of a run that will not stop is lost.
+                    tokio::spawn(async {
+                        let again = termination_signal().await;
+                        eprintln!("regbench: {} again: exiting without a report", again.name);
+                        std::process::exit(i32::from(again.exit_code));
+                    });
                     if !output.quiet {
                         eprintln!("regbench: {}; stopping and writing the partial report", sig.name);
                     }

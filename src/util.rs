@@ -33,6 +33,8 @@ pub fn sha256_is(hash: sha2::Sha256, digest: &[u8]) -> bool {
         })
 }
 
+/// Parses a duration with its unit: `500ms`, `30s`, `2m`, `1.5h`, `200us`. A bare number other than 0
+/// is an error, never guessed.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -43,6 +45,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a duration (expected e.g. 500ms, 30s, 2m)"))?;
     let scale = match unit {
+        // A bare number means seconds to one tool and milliseconds to another: say which.
+        "" if value != 0.0 => {
+            return Err(format!(
+                "'{s}' has no unit: write {num}ms or {num}s (units: ns, us, ms, s, m, h)"
+            ))
+        }
         "" | "s" => 1.0,
         "ms" => 1e-3,
         "us" | "µs" => 1e-6,
@@ -238,6 +246,34 @@ pub fn current_rss() -> u64 {
     pages * page.max(0) as u64
 }
 
+/// The largest request body file (`-D`) regbench reads: bodies are held in memory, once.
+pub const MAX_BODY_FILE: u64 = 256 << 20;
+/// The largest scenario or data file regbench reads.
+pub const MAX_INPUT_FILE: u64 = 256 << 20;
+
+/// Reads a whole file of at most `limit` bytes; a larger one (or an endless one, `/dev/zero`) is an
+/// error that says so, not an out-of-memory abort.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("it is larger than the limit of {}", fmt_bytes(limit as f64)),
+        ));
+    }
+    Ok(out)
+}
+
+/// [`read_bounded`] for text.
+pub fn read_text_bounded(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+}
+
 /// The directory and file name of an output path.
 fn split_output(path: &Path) -> io::Result<(&Path, String)> {
     let dir = match path.parent() {
@@ -355,7 +391,9 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        let bare = parse_duration("7").unwrap_err();
+        assert!(bare.contains("7ms or 7s"), "{bare}");
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());

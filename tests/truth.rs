@@ -184,15 +184,36 @@ const BIN: &str = env!("CARGO_BIN_EXE_regbench");
 /// Runs the binary, killing it if it is still running after `limit`: a regression here is a run that
 /// never ends. Returns its exit code (`None`: killed), stdout, and how long it ran.
 fn run_bounded(args: &[&str], limit: Duration) -> (Option<i32>, String, Duration) {
+    run_bounded_reading(args, limit, false)
+}
+
+/// [`run_bounded`], returning stderr (where errors go) instead of stdout.
+fn run_bounded_stderr(args: &[&str], limit: Duration) -> (Option<i32>, String, Duration) {
+    run_bounded_reading(args, limit, true)
+}
+
+fn run_bounded_reading(
+    args: &[&str],
+    limit: Duration,
+    stderr: bool,
+) -> (Option<i32>, String, Duration) {
     use std::io::Read;
+    use std::process::Stdio;
     let t0 = Instant::now();
+    let (out, err) = match stderr {
+        true => (Stdio::null(), Stdio::piped()),
+        false => (Stdio::piped(), Stdio::null()),
+    };
     let mut child = std::process::Command::new(BIN)
         .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut stdout: Box<dyn Read + Send> = match stderr {
+        true => Box::new(child.stderr.take().unwrap()),
+        false => Box::new(child.stdout.take().unwrap()),
+    };
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
@@ -540,4 +561,80 @@ fn issue_13_url_credentials_are_sent_and_never_shown() {
     // Wrong credentials are refused by the target: the header really is what authenticates.
     let (_, r) = regbench_json(&["run", &format!("http://alice:wrong@{addr}/v2/"), "-n", "3"]);
     assert_eq!(r["overall"]["status_codes"]["401"], 3, "{}", r["overall"]);
+}
+
+/// Hostile values get exit 2 with the allowed range, never an abort, a livelock or a huge
+/// allocation; a bare number is refused rather than guessed (seconds to `-z`, ms to k6).
+#[test]
+fn issue_13_hostile_values_are_usage_errors() {
+    let url = format!("http://{}/", closed_port());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--http2", "--streams", "4294967296"], "at most 1000"),
+        (&["--http2", "--streams", "100000"], "at most 1000"),
+        (&["-c", "4294967296"], "at most 1000000"),
+        (&["-c", "100000000"], "at most 1000000"),
+        (&["--stages", "1s:99999999999"], "at most 1000000"),
+        (&["-D", "/dev/zero"], "larger than the limit"),
+        (&["-z", "30"], "30ms or 30s"),
+        (&["--timeout", "5"], "5ms or 5s"),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["run", url.as_str(), "-n", "1"];
+        args.extend_from_slice(extra);
+        let (code, out, took) = run_bounded_stderr(&args, Duration::from_secs(20));
+        assert_eq!(code, Some(2), "{extra:?}: {out}");
+        assert!(out.contains(says), "{extra:?}: {out}");
+        assert!(took < Duration::from_secs(10), "{extra:?} took {took:?}");
+    }
+    // More connections than this process may open files: refused up front, with what to do.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_max < 1_000_000 {
+        let c = (lim.rlim_max + 1).to_string();
+        let (code, out, _) =
+            run_bounded_stderr(&["run", &url, "-n", "1", "-c", &c], Duration::from_secs(20));
+        assert_eq!(code, Some(2), "{out}");
+        assert!(out.contains("ulimit -n"), "{out}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("[defaults]\nbase_url = \"{url}\"\n{body}")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let step = "[[scenario.step]]\nname = \"s\"\nurl = \"/\"\n";
+    let files = [
+        (
+            file(
+                "streams.toml",
+                &format!("http = \"2\"\nstreams = 4294967296\n[[scenario]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n{step}"),
+            ),
+            "at most 1000",
+        ),
+        (
+            file(
+                "stage.toml",
+                &format!("[[scenario]]\nname = \"a\"\nexecutor = \"ramping-vus\"\nstages = [{{ duration = \"1s\", target = 1_000_000_000 }}]\n{step}"),
+            ),
+            "at most 1000000",
+        ),
+        (
+            file(
+                "threshold.toml",
+                &format!("[[scenario]]\nname = \"a\"\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n{step}\n[thresholds]\n\"latency\" = [\"p(95)<200\"]\n"),
+            ),
+            "200ms or 200s",
+        ),
+    ];
+    for (path, says) in &files {
+        let (code, out, took) = run_bounded_stderr(&["run", path], Duration::from_secs(20));
+        assert_eq!(code, Some(2), "{path}: {out}");
+        assert!(out.contains(says), "{path}: {out}");
+        assert!(took < Duration::from_secs(10), "{path} took {took:?}");
+    }
 }

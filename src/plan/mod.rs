@@ -59,7 +59,21 @@ pub enum PlanError {
     Unbounded,
     #[error("--stages with the closed model ramps virtual users; their peak must be at least 1")]
     NoVirtualUsers,
+    #[error("{what} {got} is out of range: at most {max}")]
+    TooMany {
+        what: &'static str,
+        max: u64,
+        got: String,
+    },
 }
+
+/// The most HTTP/2 streams per connection. Servers advertise 100–250 (SETTINGS_MAX_CONCURRENT_STREAMS);
+/// beyond what the server allows, requests only queue in the generator, each holding memory.
+pub const MAX_STREAMS: usize = 1000;
+
+/// The most connections, virtual users or in-flight requests one scenario may have. Each holds a
+/// socket and buffers; the open-file limit usually bounds a process lower (checked at the start).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// Where requests go: parsed once from the URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -786,6 +800,13 @@ impl Plan {
                 got: n_tags,
             });
         }
+        if !(1..=MAX_STREAMS).contains(&self.http.streams) {
+            return Err(PlanError::TooMany {
+                what: "HTTP/2 streams per connection",
+                max: MAX_STREAMS as u64,
+                got: self.http.streams.to_string(),
+            });
+        }
         for s in &self.scenarios {
             s.validate()?;
             if let Model::Open { max_inflight, .. } = &s.model {
@@ -821,6 +842,26 @@ impl Plan {
             .map(|s| s.segment_slots(self.segment))
             .sum();
         self.http.h2_connections(slots)
+    }
+
+    /// The most connections this segment may hold open at once: its share of every scenario's
+    /// connections (HTTP/1.1), or its HTTP/2 connections. A registry pull's parallel lanes are not
+    /// counted: they share the slot's budget of a few.
+    pub fn segment_connections(&self) -> u64 {
+        match self.http.version {
+            HttpVersion::Http2 => self.segment_h2_connections(),
+            _ => self
+                .scenarios
+                .iter()
+                .map(|s| {
+                    split(
+                        s.n_connections as u64,
+                        self.segment.count,
+                        self.segment.index,
+                    )
+                })
+                .sum(),
+        }
     }
 
     /// HTTP/2 connections worker `k` opens (at most; they open as its slots need them): its exact
@@ -875,6 +916,15 @@ impl ScenarioPlan {
         if self.steps.is_empty() {
             return Err(PlanError::NoRequestSpecs);
         }
+        let too_many = |what: &'static str, n: f64| match n > MAX_CONNECTIONS as f64 {
+            true => Err(PlanError::TooMany {
+                what,
+                max: MAX_CONNECTIONS as u64,
+                got: format!("{n:.0}"),
+            }),
+            false => Ok(()),
+        };
+        too_many("connections (or virtual users)", self.n_connections as f64)?;
         let profile_end = match &self.model {
             Model::Open {
                 rate, max_inflight, ..
@@ -882,12 +932,14 @@ impl ScenarioPlan {
                 if *max_inflight == 0 {
                     return Err(PlanError::NoInflight);
                 }
+                too_many("in-flight requests", *max_inflight as f64)?;
                 rate.end()
             }
             Model::Closed { vus: Some(p), .. } => {
                 if p.max() < 1.0 {
                     return Err(PlanError::NoVirtualUsers);
                 }
+                too_many("virtual users (the stages' peak)", p.max())?;
                 p.end()
             }
             Model::Closed { vus: None, .. } => None,

@@ -51,7 +51,7 @@ impl DataTable {
 
     /// Loads `path` (`.csv`, or `.jsonl`/`.ndjson` for JSON lines).
     pub fn load(name: &str, path: &Path, pick: Pick) -> Result<DataTable, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::util::read_text_bounded(path, crate::util::MAX_INPUT_FILE)
             .map_err(|e| format!("cannot read data file '{}': {e}", path.display()))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let (columns, rows) = match ext {

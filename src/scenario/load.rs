@@ -108,9 +108,11 @@ impl Ctx<'_> {
 /// Loads `path`.
 pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::File {
-        file: file.clone(),
-        message: format!("cannot read the scenario file: {e}"),
+    let text = crate::util::read_text_bounded(path, crate::util::MAX_INPUT_FILE).map_err(|e| {
+        ScenarioError::File {
+            file: file.clone(),
+            message: format!("cannot read the scenario file: {e}"),
+        }
     })?;
     let cx = Ctx { file, text: &text };
     let f: File = toml::from_str(&text).map_err(|e| match e.span() {

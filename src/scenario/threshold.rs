@@ -2,7 +2,7 @@
 //! `"errors" = ["rate<0.01"]`, `"checks" = ["rate>0.99"]`, `"rps" = ["rate>90"]`.
 //!
 //! Metrics and their statistics: `latency`, `service_time`, `ttfb` take `p(N)`, `avg`, `med`, `min`,
-//! `max` with a duration (`50ms`, `1.5s`, `200us`; a bare number is milliseconds); `errors` takes
+//! `max` with a duration (`50ms`, `1.5s`, `200us`; a bare number is refused: k6 reads it as milliseconds, a load tool's -z as seconds); `errors` takes
 //! `rate` (failed / requests: transport errors and 4xx/5xx) and `count`; `checks` takes `rate`
 //! (passed / evaluated) and `count` (failed); `rps` takes `rate` (requests per second of the run).
 
@@ -178,12 +178,8 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
     }
     let value_s = value_s.trim();
     let bound = if metric.is_duration() {
-        let d = if value_s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            parse_duration(&format!("{value_s}ms"))
-        } else {
-            parse_duration(value_s)
-        }
-        .map_err(|e| format!("'{expr}': {e}"))?;
+        // A bare number is refused here as everywhere (k6 reads it as ms, `-z` as s).
+        let d = parse_duration(value_s).map_err(|e| format!("'{expr}': {e}"))?;
         d.as_nanos() as f64
     } else {
         value_s
@@ -230,10 +226,10 @@ mod tests {
             parse_expr(Metric::Latency, "p(99.9) <= 1.5s").unwrap(),
             (Stat::P(99.9), Op::Le, 1.5e9)
         );
-        assert_eq!(
-            parse_expr(Metric::Latency, "avg<200").unwrap(),
-            (Stat::Avg, Op::Lt, 200e6),
-            "bare = ms"
+        let bare = parse_expr(Metric::Latency, "avg<200").unwrap_err();
+        assert!(
+            bare.contains("200ms or 200s"),
+            "a bare number has no unit: {bare}"
         );
         assert_eq!(
             parse_expr(Metric::Latency, "med<1ms").unwrap().0,

@@ -36,8 +36,9 @@ pub struct Tick {
     /// Open model: the global tick index; closed: the virtual user's global index plus its iteration
     /// count. Picks the request (tag) in rotation.
     pub n: u64,
-    /// It was already due when a slot took it: every slot was busy (the in-flight cap was full), so
-    /// it waited, and its wait counts in its lag and latency.
+    /// Open model: it was already due when a slot came back from a request to take it: every slot
+    /// was busy (the in-flight cap was full), so it waited, and its wait counts in its lag and
+    /// latency.
     pub overdue: bool,
 }
 
@@ -90,7 +91,13 @@ impl Schedule {
     pub fn next(&self, slot: &mut Slot, now: Instant) -> Option<Tick> {
         let tick = match self {
             Schedule::Closed(c) => c.next(slot, now)?,
-            Schedule::Open(o) => o.next(now)?,
+            Schedule::Open(o) => {
+                let mut t = o.next(now)?;
+                // A slot taking its first tick late was started late (the generator's lag), not
+                // held up by a request of its own: that is not queueing.
+                t.overdue &= slot.n_given > 0;
+                t
+            }
         };
         slot.n_given += 1;
         Some(tick)
