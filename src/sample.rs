@@ -224,6 +224,16 @@ impl Sample {
         }
     }
 
+    /// It failed before it had a connection to go on: the TCP connect or the TLS handshake failed.
+    pub fn got_no_connection(&self) -> bool {
+        match self.outcome {
+            Outcome::Error(kind) => {
+                !self.reused && (self.connect.is_none() || kind == ErrorKind::Tls)
+            }
+            _ => false,
+        }
+    }
+
     /// `done − intended`: the headline latency, including any wait inside the generator.
     pub fn latency(&self) -> Duration {
         self.done.saturating_duration_since(self.intended)

@@ -206,6 +206,9 @@ pub struct Usage {
     /// Peak resident set size in bytes (process-wide even for a thread query: the kernel keeps it per
     /// process).
     pub max_rss: u64,
+    /// Times the thread (or process) was preempted while it could still run: another task took
+    /// the CPU.
+    pub n_involuntary_switches: u64,
 }
 
 fn rusage(who: libc::c_int) -> Usage {
@@ -218,7 +221,17 @@ fn rusage(who: libc::c_int) -> Usage {
     Usage {
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss: ru.ru_maxrss as u64 * 1024,
+        n_involuntary_switches: ru.ru_nivcsw.max(0) as u64,
     }
+}
+
+/// How long the calling thread has waited on a run queue — ready to run, but another task had its
+/// CPU — from /proc/thread-self/schedstat (its second field, in ns). `None` where the kernel does
+/// not report it (no CONFIG_SCHEDSTATS / not Linux).
+pub fn thread_run_queue_wait() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// CPU used so far by the calling thread (Linux RUSAGE_THREAD).

@@ -32,6 +32,11 @@ pub struct WorkerStats {
     pub cpu: Duration,
     /// Requests started but abandoned unfinished because the run was interrupted.
     pub n_cancelled: u64,
+    /// Time the worker thread was ready to run but waited for a CPU (another process or thread had
+    /// it); `None` where the kernel does not report it.
+    pub run_queue_wait: Option<Duration>,
+    /// Times the worker thread was preempted while it could still run.
+    pub n_involuntary_switches: u64,
 }
 
 pub struct Recorder {

@@ -4,12 +4,18 @@
 use std::time::Duration;
 
 use super::{Aggregate, Dist};
+use crate::sample::ErrorKind;
 use crate::util::fmt_duration;
 
 /// A worker thread busier than this share of its core may have delayed requests itself.
 pub const MAX_WORKER_CPU_SHARE: f64 = 0.90;
 /// Open model: more dropped ticks than this share of all ticks makes the run invalid.
 pub const MAX_DROP_SHARE: f64 = 0.001;
+/// A worker thread that spent more than this share of its runnable time waiting for a CPU was
+/// starved (another process shared its core): its send times and timings are not its own.
+pub const MAX_RUN_QUEUE_SHARE: f64 = 0.10;
+/// Run-queue waits below this in total are noise (a short run's few preemptions).
+pub const MIN_RUN_QUEUE_WAIT: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Validity {
@@ -31,6 +37,21 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
     for (k, w) in agg.workers.iter().enumerate() {
         let share = w.cpu.as_secs_f64() / wall_s;
         max_share = max_share.max(share);
+        if let Some(wait) = w.run_queue_wait.filter(|&w| w >= MIN_RUN_QUEUE_WAIT) {
+            let runnable = (w.cpu + wait).as_secs_f64().max(1e-9);
+            let waited = wait.as_secs_f64() / runnable;
+            if waited > MAX_RUN_QUEUE_SHARE {
+                reasons.push(format!(
+                    "worker {k} was starved of CPU: it waited {} ({:.0}% of the time it was ready \
+                     to run, {} preemptions) for a core another process had (limit {:.0}%); give \
+                     the generator its own cores (taskset) or stop what competes with it",
+                    fmt_duration(wait),
+                    waited * 100.0,
+                    w.n_involuntary_switches,
+                    MAX_RUN_QUEUE_SHARE * 100.0
+                ));
+            }
+        }
         if share >= MAX_WORKER_CPU_SHARE {
             reasons.push(format!(
                 "worker {k} used {:.0}% of a core (limit {:.0}%): the generator may be the bottleneck; \
@@ -40,8 +61,24 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
             ));
         }
     }
+    let all = agg.total.total();
+    let out_of = |kind: ErrorKind| all.errors[kind.index()];
+    if out_of(ErrorKind::TooManyOpenFiles) > 0 {
+        reasons.push(format!(
+            "{} requests failed because the generator ran out of file descriptors (EMFILE/ENFILE): \
+             the generator limited this run, not the target; raise ulimit -n or lower -c",
+            out_of(ErrorKind::TooManyOpenFiles)
+        ));
+    }
+    if out_of(ErrorKind::AddrNotAvailable) > 0 {
+        reasons.push(format!(
+            "{} requests failed because the generator ran out of local ports (EADDRNOTAVAIL): \
+             closed connections wait in TIME_WAIT; keep connections alive, or widen \
+             net.ipv4.ip_local_port_range",
+            out_of(ErrorKind::AddrNotAvailable)
+        ));
+    }
     if let Some(limit) = lag_limit {
-        let all = agg.total.total();
         let lag_p99 = Dist::of(&all.lag).quantile("p99").unwrap_or_default();
         if lag_p99 > limit {
             let queued = all.n_queued;
@@ -147,6 +184,36 @@ mod tests {
         assert!(!v.valid);
         assert_eq!(v.reasons.len(), 1);
         assert!(v.reasons[0].contains("worker 1"));
+    }
+
+    #[test]
+    fn a_starved_worker_makes_the_run_invalid() {
+        let mut a = agg(&[500], Duration::ZERO, 10, 0);
+        a.workers[0].run_queue_wait = Some(Duration::from_millis(30));
+        assert!(
+            judge(&a, Duration::from_secs(1), None).valid,
+            "30 ms is noise"
+        );
+        a.workers[0].run_queue_wait = Some(Duration::from_millis(400));
+        a.workers[0].n_involuntary_switches = 900;
+        let v = judge(&a, Duration::from_secs(1), None);
+        assert!(!v.valid);
+        assert!(v.reasons[0].contains("starved"), "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn running_out_of_descriptors_or_ports_makes_the_run_invalid() {
+        for kind in [ErrorKind::TooManyOpenFiles, ErrorKind::AddrNotAvailable] {
+            let mut a = agg(&[100], Duration::ZERO, 10, 0);
+            a.total.tags[0].errors[kind.index()] = 3;
+            let v = judge(&a, Duration::from_secs(1), None);
+            assert!(!v.valid, "{kind:?}");
+            assert!(
+                v.reasons[0].starts_with("3 requests failed"),
+                "{:?}",
+                v.reasons
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,10 @@ use http2::H2Request;
 /// sent again before it counts as failed.
 const MAX_H2_RETRIES: u32 = 3;
 
+/// Closed model: the first and the longest wait of a virtual user whose requests get no connection.
+const MIN_CONNECT_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
 /// Response bodies are kept for checks and extractions up to this size.
 const MAX_CAPTURED_BODY: usize = 4 << 20;
 
@@ -89,9 +93,12 @@ fn worker_main(k: usize, run: &Run) {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, drive(Rc::clone(&worker), run));
     let mut recorder = worker.recorder.borrow_mut();
+    let usage = crate::util::thread_usage();
     let stats = WorkerStats {
-        cpu: crate::util::thread_usage().cpu,
+        cpu: usage.cpu,
         n_cancelled: recorder.inflight(),
+        run_queue_wait: crate::util::thread_run_queue_wait(),
+        n_involuntary_switches: usage.n_involuntary_switches,
     };
     for s in &worker.scenarios {
         recorder.record_unsent(s.drop_tag, s.schedule.n_unsent());
@@ -753,6 +760,10 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
     // intended time in the past for ever (a livelock).
     let max_lag = plan.max_lag.filter(|_| spec.model.is_open());
     let mut n_dropped_in_a_row = 0u32;
+    // Closed model: a user whose requests get no connection waits before its next iteration,
+    // doubling up to MAX_CONNECT_BACKOFF, so failing users do not hot-loop and starve working ones.
+    let backs_off = !spec.model.is_open();
+    let mut backoff = Duration::ZERO;
     while let Some(Tick {
         intended,
         n,
@@ -788,6 +799,7 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         let started = intended;
         let mut intended = intended;
         let mut whole: Option<Outcome> = None;
+        let mut unconnected = false;
         let (mut bytes_in, mut body_bytes, mut bytes_out) = (0, 0, 0);
         for (i, step) in steps.iter().enumerate() {
             if i > 0 {
@@ -884,6 +896,7 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                         sample.outcome = Outcome::Error(ErrorKind::DigestMismatch);
                     }
                 }
+                unconnected |= sample.got_no_connection();
                 let mut recorder = worker.recorder.borrow_mut();
                 recorder.record(&sample);
                 let status = match sample.outcome {
@@ -959,7 +972,12 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 reused: false,
             });
         }
-        // The closed model's next iteration is intended when this one ended (its last think included).
-        slot.prev_done = Some(intended);
+        backoff = match (backs_off, unconnected) {
+            (true, true) => (backoff * 2).clamp(MIN_CONNECT_BACKOFF, MAX_CONNECT_BACKOFF),
+            _ => Duration::ZERO,
+        };
+        // The closed model's next iteration is intended when this one ended (its last think
+        // included), plus any back-off.
+        slot.prev_done = Some(intended + backoff);
     }
 }

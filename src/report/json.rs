@@ -206,6 +206,11 @@ pub fn render(r: &RunReport) -> String {
             "workers_cpu_us": us(r.workers_cpu()),
             "process_cpu_us": us(info.process_cpu),
             "max_rss_bytes": info.max_rss,
+            "workers": r.agg.workers.iter().map(|w| json!({
+                "cpu_us": us(w.cpu),
+                "run_queue_wait_us": w.run_queue_wait.map(us),
+                "involuntary_switches": w.n_involuntary_switches,
+            })).collect::<Vec<_>>(),
         },
         "validity": {
             "valid": r.validity.valid,

@@ -405,6 +405,16 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         d(info.process_cpu),
         fmt_bytes(info.max_rss as f64)
     )?;
+    let waited: Option<Duration> = r.agg.workers.iter().map(|w| w.run_queue_wait).sum();
+    if let Some(waited) = waited {
+        let switches: u64 = r.agg.workers.iter().map(|w| w.n_involuntary_switches).sum();
+        writeln!(
+            o,
+            "  waited       {} ready to run but without a CPU, {switches} preemption{} (workers)",
+            d(waited),
+            plural(switches)
+        )?;
+    }
     if r.validity.valid {
         writeln!(
             o,
