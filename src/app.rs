@@ -98,6 +98,27 @@ pub fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(code)
 }
 
+/// The run's seed: `--seed`, or a fresh random one (recorded in the report, so `--seed` replays the
+/// run's Poisson schedule and random picks). A distributed run's processes must draw one schedule,
+/// so `--segment` needs an explicit seed.
+fn run_seed(a: &RunArgs) -> Result<u64, Failure> {
+    match (a.seed, &a.segment) {
+        (Some(seed), _) => Ok(seed),
+        (None, Some(_)) => Err(usage(anyhow!(
+            "--segment needs --seed: every process of a distributed run must draw the same schedule"
+        ))),
+        (None, None) => {
+            let nanos = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            Ok(
+                crate::util::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32))
+                    .next_u64(),
+            )
+        }
+    }
+}
+
 /// File descriptors kept free beyond the connections: the timer, epoll, stdio, report files.
 const RESERVED_FDS: u64 = 64;
 
@@ -378,7 +399,7 @@ fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
             duration: a.duration,
             n_workers: a.threads.unwrap_or(cores).max(1),
             segment,
-            seed: a.seed,
+            seed: run_seed(a)?,
             max_lag: a.max_lag,
             env: &env,
             http: &|base, tls| a.http.apply(base, tls),
@@ -547,7 +568,7 @@ fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         timeout: a.timeout.unwrap_or(Duration::from_secs(30)),
         segment,
         max_lag: a.max_lag,
-        seed: a.seed,
+        seed: run_seed(a)?,
         data: Vec::new(),
         tls: a.tls.apply(&TlsOptions::default()),
         http,
@@ -724,6 +745,12 @@ fn execute(
             name: s.name.clone(),
             model: s.model.clone(),
             n_connections: s.n_connections,
+            segment_connections: plan::split(
+                s.n_connections as u64,
+                plan.segment.count,
+                plan.segment.index,
+            ),
+            segment_slots: s.segment_slots(plan.segment),
             requested: s.stop,
             start_after: s.start_after,
             window: window(s),
@@ -754,6 +781,7 @@ fn execute(
         scenarios,
         segment: plan.segment,
         max_lag: plan.max_lag,
+        seed: plan.seed,
         interrupted,
         cut_off,
         process_cpu: usage.cpu,

@@ -316,9 +316,10 @@ pub struct RunArgs {
     /// Start at this absolute time (RFC 3339, or unix milliseconds), so segments start together.
     #[arg(long, value_parser = crate::util::parse_time, value_name = "TIME")]
     pub start_at: Option<std::time::SystemTime>,
-    /// Seed of the Poisson arrivals (processes of one distributed run must share it).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the Poisson arrivals and random data picks [default: random, recorded in the report
+    /// so `--seed` replays it]. Processes of one distributed run (--segment) must share it.
+    #[arg(long)]
+    pub seed: Option<u64>,
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]

@@ -280,6 +280,8 @@ fn segments_add_up_to_the_whole_run() {
                 url.as_str(),
                 "--segment",
                 seg.as_str(),
+                "--seed",
+                "7",
                 "--threads",
                 "2",
             ];
@@ -337,7 +339,11 @@ fn open_model_usage_errors() {
         (vec!["--max-lag", "1s", "-n", "1"], 2),
         (vec!["--rate", "10", "--max-inflight", "0", "-n", "1"], 2),
         (vec!["--stages", "1s"], 2),
-        (vec!["--rate", "10", "-n", "5", "--segment", "3/3"], 2),
+        (
+            vec!["--rate", "10", "-n", "5", "--segment", "3/3", "--seed", "1"],
+            2,
+        ),
+        (vec!["--rate", "10", "-n", "5", "--segment", "1/3"], 2),
     ] {
         let mut all = vec!["run", "http://127.0.0.1:9/"];
         all.extend(args.iter().copied());

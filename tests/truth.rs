@@ -698,3 +698,95 @@ fn issue_13_failing_connections_back_off() {
     assert_eq!(r["overall"]["errors"]["refused"], n);
     assert!((4..=200).contains(&n), "{n} connect attempts");
 }
+
+/// Poisson runs: the default seed is random and recorded; `--seed` replays the same schedule; the
+/// offered rate is the schedule actually drawn, not the nominal rate.
+#[test]
+fn issue_13_poisson_seed_is_recorded_and_replays() {
+    let t = demo_target(ServeConfig::default());
+    let url = format!("{}/v2/", t.url());
+    let run = |seed: Option<&str>| {
+        let mut args = vec![
+            "run",
+            url.as_str(),
+            "--rate",
+            "300",
+            "--arrival",
+            "poisson",
+            "-z",
+            "1s",
+        ];
+        if let Some(s) = seed {
+            args.extend(["--seed", s]);
+        }
+        let (code, r) = regbench_json(&args);
+        assert_eq!(code, 0);
+        assert_valid(&r);
+        let seed = r["run"]["seed"].as_u64().unwrap();
+        let offered = r["run"]["scenarios"][0]["open"]["offered_rps"]
+            .as_f64()
+            .unwrap();
+        let drawn =
+            r["overall"]["requests"].as_u64().unwrap() + r["run"]["unsent"].as_u64().unwrap();
+        assert!(
+            (offered - drawn as f64).abs() < 1e-6,
+            "offered {offered} is the {drawn} drawn over 1 s"
+        );
+        (seed, drawn)
+    };
+    let (a, _) = run(None);
+    let (b, _) = run(None);
+    assert_ne!(a, b, "a fresh random seed per run");
+    let replay = a.to_string();
+    let (s1, n1) = run(Some(&replay));
+    let (s2, n2) = run(Some(&replay));
+    assert_eq!((s1, s2), (a, a));
+    assert_eq!(n1, n2, "the same seed draws the same schedule");
+    let others: Vec<u64> = (1..=4).map(|s| run(Some(&s.to_string())).1).collect();
+    assert!(
+        others.iter().any(|&n| n != n1),
+        "seeds draw different schedules: {n1} vs {others:?}"
+    );
+}
+
+/// A segment's report gives this process's share and the whole run's (a 1/3 shard printed the
+/// whole run's 60 connections while it opened 20).
+#[test]
+fn issue_13_a_segment_reports_its_share_and_the_whole() {
+    let t = demo_target(ServeConfig::default());
+    let url = format!("{}/v2/", t.url());
+    let args = [
+        "run",
+        &url,
+        "-c",
+        "60",
+        "--rate",
+        "300",
+        "--max-inflight",
+        "30",
+        "-z",
+        "500ms",
+        "--segment",
+        "1/3",
+        "--seed",
+        "9",
+    ];
+    let (code, r) = regbench_json(&args);
+    assert_eq!(code, 0);
+    assert_valid(&r);
+    let sc = &r["run"]["scenarios"][0];
+    assert_eq!(sc["connections"], 20, "{sc}");
+    assert_eq!(sc["slots"], 10, "{sc}");
+    assert_eq!(sc["whole_run"]["connections"], 60, "{sc}");
+    assert_eq!(sc["whole_run"]["slots"], 30, "{sc}");
+    assert_eq!(sc["open"]["max_inflight"], 10);
+    assert_eq!(sc["open"]["whole_run_max_inflight"], 30);
+    let offered = sc["open"]["offered_rps"].as_f64().unwrap();
+    assert!((offered - 100.0).abs() < 1.0, "a third of 300/s: {offered}");
+    assert!(r["overall"]["connections"]["new"].as_u64().unwrap() <= 20);
+    let (_, text) = regbench(&args);
+    assert!(
+        text.contains("this process 20 of 60 connections, 10 of 30 in flight, offered 100.0/s"),
+        "{text}"
+    );
+}

@@ -951,7 +951,7 @@ impl ScenarioPlan {
     }
 
     /// Slots this segment has for the scenario: its virtual users, or its share of --max-inflight.
-    fn segment_slots(&self, seg: Segment) -> u64 {
+    pub fn segment_slots(&self, seg: Segment) -> u64 {
         let c = split(self.n_connections as u64, seg.count, seg.index);
         match &self.model {
             Model::Closed { .. } => c,

@@ -82,15 +82,24 @@ fn tag(t: &TagStats, secs: f64) -> Value {
 
 fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
     let http = r.info.http;
-    let connections = match http.version {
-        HttpVersion::Http2 => http.h2_connections(sc.n_connections as u64),
-        _ => sc.n_connections as u64,
+    let connections = |slots: u64, conns: u64| match http.version {
+        HttpVersion::Http2 => http.h2_connections(slots),
+        _ => conns,
+    };
+    let whole_slots = match &sc.model {
+        Model::Open { max_inflight, .. } => (*max_inflight).min(sc.n_connections) as u64,
+        Model::Closed { .. } => sc.n_connections as u64,
     };
     json!({
         "name": sc.name,
         "model": if sc.model.is_open() { "open" } else { "closed" },
-        "connections": connections,
-        "slots": sc.n_connections,
+        // This process's share; `whole_run` is every segment's together.
+        "connections": connections(sc.segment_slots, sc.segment_connections),
+        "slots": sc.segment_slots,
+        "whole_run": {
+            "connections": connections(whole_slots, sc.n_connections as u64),
+            "slots": whole_slots,
+        },
         "start_after_us": us(sc.start_after),
         "tags": sc.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
         "requested": {
@@ -104,7 +113,8 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
                 "arrival": arrival.name(),
                 "start_rate": rate.start,
                 "stages": stages(&rate.stages),
-                "max_inflight": max_inflight,
+                "max_inflight": sc.segment_slots,
+                "whole_run_max_inflight": max_inflight,
                 "max_lag_us": r.info.max_lag.map(us),
                 "dropped": r.n_dropped(sc),
                 "queued": r.first_tag(sc).map_or(0, |t| t.n_queued),
@@ -161,6 +171,7 @@ pub fn render(r: &RunReport) -> String {
             "dns_us": info.dns.map(us),
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
+            "seed": info.seed,
             "started_at_unix_ms": started_ms,
             "duration_us": us(info.duration),
             "threads": info.n_workers,

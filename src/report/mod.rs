@@ -33,6 +33,8 @@ pub struct RunInfo {
     pub scenarios: Vec<ScenarioInfo>,
     pub segment: Segment,
     pub max_lag: Option<Duration>,
+    /// The seed of the Poisson arrivals and random picks (`--seed` replays the run's schedule).
+    pub seed: u64,
     /// The signal that interrupted the run: the report covers what ran.
     pub interrupted: Option<Interrupt>,
     /// The schedule had ended and requests still in flight after the grace period were abandoned.
@@ -69,6 +71,10 @@ pub struct ScenarioInfo {
     pub name: String,
     pub model: Model,
     pub n_connections: usize,
+    /// This process's share (its segment's): connections, and slots (virtual users or the
+    /// in-flight cap). Equal to the whole run's when it is not distributed.
+    pub segment_connections: u64,
+    pub segment_slots: u64,
     pub requested: Stop,
     pub start_after: Duration,
     /// The span its rates are measured over (see `RunInfo::window`), from its own start.

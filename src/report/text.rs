@@ -120,9 +120,38 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     if info.segment.count > 1 {
         writeln!(
             o,
-            "  segment      {}/{} of a distributed run: this process's stripe of the schedule",
-            info.segment.index, info.segment.count
+            "  segment      {}/{} of a distributed run (seed {}): this process's stripe of the \
+             schedule; the lines above are the whole run's",
+            info.segment.index, info.segment.count, info.seed
         )?;
+        for sc in &info.scenarios {
+            let name = match info.scenarios.len() {
+                1 => String::new(),
+                _ => format!("{}: ", sc.name),
+            };
+            let (mine, whole) = match info.http.version {
+                crate::plan::HttpVersion::Http2 => (
+                    info.http.h2_connections(sc.segment_slots),
+                    info.http.h2_connections(sc.n_connections as u64),
+                ),
+                _ => (sc.segment_connections, sc.n_connections as u64),
+            };
+            let inflight = match &sc.model {
+                Model::Open { max_inflight, .. } => {
+                    format!(", {} of {max_inflight} in flight", sc.segment_slots)
+                }
+                Model::Closed { .. } => String::new(),
+            };
+            let rate = match r.offered_rate(sc) {
+                Some(rate) => format!(", offered {rate:.1}/s"),
+                None => String::new(),
+            };
+            writeln!(
+                o,
+                "  this process {name}{mine} of {whole} connection{}{inflight}{rate}",
+                plural(whole)
+            )?;
+        }
     }
     if !info.tags.is_empty() {
         let tags: Vec<String> = info.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
