@@ -14,7 +14,7 @@ for n in 100000 "$large"; do
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["overall"]["requests"] == int(sys.argv[2]), "not every request finished"
-secs = r["run"]["duration_us"] / 1e6
+secs = r["run"]["duration_ns"] / 1e9
 print(f'{sys.argv[2]:<12} {secs:12.1f} {r["overall"]["rps"]:10.0f} {r["generator"]["max_rss_bytes"]//1024:14d} {len(r["time_series"]):12d}')
 PY
 done

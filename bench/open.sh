@@ -16,9 +16,10 @@ for ((r = 1; r <= runs; r++)); do
 import json, sys
 r = json.load(open(sys.argv[1])); o = r["overall"]; op = r["run"]["scenarios"][0]["open"]
 err = 100 * (op["achieved_rps"] - op["offered_rps"]) / op["offered_rps"]
-cpu = r["generator"]["workers_cpu_us"] / r["run"]["duration_us"]
-print(sys.argv[2], err, o["lag"]["p50_us"], o["lag"]["p99_us"], o["latency"]["p50_us"], o["latency"]["p99_us"],
-      o["service_time"]["p50_us"], o["service_time"]["p99_us"], 100 * cpu)
+cpu = r["generator"]["workers_cpu_ns"] / r["run"]["duration_ns"]
+us = lambda d, q: d[q + "_ns"] / 1000  # the table is in microseconds
+print(sys.argv[2], err, us(o["lag"], "p50"), us(o["lag"], "p99"), us(o["latency"], "p50"), us(o["latency"], "p99"),
+      us(o["service_time"], "p50"), us(o["service_time"], "p99"), 100 * cpu)
 PY
   done
 done

@@ -131,7 +131,7 @@ fn layers_are_fetched_in_parallel() {
         ]);
         assert_eq!(step(&r, "pull")["success"], 1, "{}", r["steps"]);
         assert_eq!(step(&r, "pull/layer")["requests"], 6);
-        (us(&step(&r, "pull")["latency"]["max_us"]), r)
+        (ns(&step(&r, "pull")["latency"]["max_ns"]), r)
     };
     let (three, r) = whole("3");
     let (one, _) = whole("1");

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::util::*;
 
 fn p(r: &Value, metric: &str, q: &str) -> Duration {
-    us(&r["overall"][metric][format!("{q}_us")])
+    ns(&r["overall"][metric][format!("{q}_ns")])
 }
 
 #[test]

@@ -18,14 +18,14 @@ fn json_report_validates_against_the_schema() {
         "3",
     ]);
     assert_valid(&refused);
-    assert_eq!(ok["schema_version"], 1);
+    assert_eq!(ok["schema_version"], 2);
 }
 
 #[test]
 fn schema_rejects_a_broken_report() {
     let t = demo_target(ServeConfig::default());
     let (_, mut r) = regbench_json(&["run", &format!("{}/v2/", t.url()), "-c", "1", "-n", "5"]);
-    r["overall"]["latency"]["p99_us"] = Value::from("fast");
+    r["overall"]["latency"]["p99_ns"] = Value::from("fast");
     let validator = jsonschema::validator_for(&schema()).unwrap();
     assert!(
         !validator.is_valid(&r),
@@ -44,8 +44,8 @@ fn json_histograms_merge_back_to_the_reported_numbers() {
     assert_eq!(total.n_requests, 500);
     let d = regbench::aggregate::Dist::of(&total.latency);
     assert_eq!(
-        d.quantile("p99").unwrap().as_micros() as u64,
-        r["overall"]["latency"]["p99_us"].as_u64().unwrap()
+        d.quantile("p99").unwrap().as_nanos() as u64,
+        r["overall"]["latency"]["p99_ns"].as_u64().unwrap()
     );
 }
 

@@ -109,12 +109,12 @@ fn latency_against_fixed_20ms_target() {
     ]);
     let lat = &r["overall"]["latency"];
     assert_eq!(lat["count"], 80);
-    assert!(us(&lat["min_us"]) >= Duration::from_millis(20), "{lat}");
+    assert!(ns(&lat["min_ns"]) >= Duration::from_millis(20), "{lat}");
     // Timer granularity is 1 ms; a loaded 2-core CI box adds a little more.
-    assert!(us(&lat["p50_us"]) < Duration::from_millis(24), "{lat}");
-    assert!(us(&lat["p99_us"]) < Duration::from_millis(35), "{lat}");
+    assert!(ns(&lat["p50_ns"]) < Duration::from_millis(24), "{lat}");
+    assert!(ns(&lat["p99_ns"]) < Duration::from_millis(35), "{lat}");
     let svc = &r["overall"]["service_time"];
-    assert!(us(&svc["min_us"]) >= Duration::from_millis(20), "{svc}");
+    assert!(ns(&svc["min_ns"]) >= Duration::from_millis(20), "{svc}");
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn timeout_is_its_own_error_kind() {
         "timeouts did not wait for the server"
     );
     // A timeout is recorded at the time it was given up, a lower bound of the real latency.
-    assert!(us(&r["overall"]["latency"]["min_us"]) >= Duration::from_millis(200));
+    assert!(ns(&r["overall"]["latency"]["min_ns"]) >= Duration::from_millis(200));
     assert_eq!(
         r["overall"]["connections"]["new"], 4,
         "a timed-out connection is not reused"
@@ -250,7 +250,7 @@ fn duration_bounds_the_run() {
     let n = r["overall"]["requests"].as_u64().unwrap();
     // 4 connections × ~10 ms per request for 1 s ≈ 360–400 requests.
     assert!((250..=420).contains(&n), "{n} requests");
-    assert!(us(&r["run"]["duration_us"]) >= Duration::from_secs(1));
+    assert!(ns(&r["run"]["duration_ns"]) >= Duration::from_secs(1));
 }
 
 #[test]
@@ -310,7 +310,7 @@ fn resolve_pins_a_host_without_dns() {
     ]);
     assert_eq!(code, 0);
     assert_eq!(r["overall"]["status_codes"]["200"], 5);
-    assert!(r["run"]["dns_us"].is_null(), "pinned: no lookup");
+    assert!(r["run"]["dns_ns"].is_null(), "pinned: no lookup");
 
     let (code, r) = regbench_json(&[
         "run",
@@ -322,7 +322,7 @@ fn resolve_pins_a_host_without_dns() {
     ]);
     assert_eq!(code, 0);
     assert!(
-        r["run"]["dns_us"].is_u64(),
+        r["run"]["dns_ns"].is_u64(),
         "a name is resolved once and timed"
     );
 }
@@ -346,7 +346,7 @@ fn stalls_show_up_in_latency() {
         "1600ms",
     ]);
     assert!(
-        us(&r["overall"]["latency"]["max_us"]) >= Duration::from_millis(150),
+        ns(&r["overall"]["latency"]["max_ns"]) >= Duration::from_millis(150),
         "{}",
         r["overall"]["latency"]
     );

@@ -95,7 +95,7 @@ fn tls_12_and_13_handshakes_are_timed_and_reported() {
         let tls = tls_of(&r);
         assert_eq!(tls["handshakes"], 3, "one per connection: {tls}");
         assert_eq!(tls["handshake"]["count"], 3);
-        assert!(tls["handshake"]["min_us"].as_u64().unwrap() > 0);
+        assert!(tls["handshake"]["min_ns"].as_u64().unwrap() > 0);
         let neg = &tls["negotiated"][0];
         assert_eq!(neg["version"], format!("TLSv{version}"));
         assert_eq!(neg["alpn"], "http/1.1");

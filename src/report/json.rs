@@ -1,5 +1,5 @@
 //! The JSON report. Its shape is `schema/report.schema.json` (checked by a test); bump
-//! [`SCHEMA_VERSION`] on any incompatible change. Durations are integer microseconds (`*_us`).
+//! [`SCHEMA_VERSION`] on any incompatible change. Durations are integer nanoseconds (`*_ns`).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -9,23 +9,23 @@ use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
 use crate::plan::{HttpVersion, Model, Stage};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-fn us(d: Duration) -> u64 {
-    d.as_micros() as u64
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn dist(d: &Dist) -> Value {
     let mut m = Map::new();
     m.insert("count".into(), d.count.into());
-    m.insert("min_us".into(), us(d.min).into());
-    m.insert("mean_us".into(), us(d.mean).into());
-    m.insert("stdev_us".into(), us(d.stdev).into());
-    m.insert("max_us".into(), us(d.max).into());
+    m.insert("min_ns".into(), ns(d.min).into());
+    m.insert("mean_ns".into(), ns(d.mean).into());
+    m.insert("stdev_ns".into(), ns(d.stdev).into());
+    m.insert("max_ns".into(), ns(d.max).into());
     for (i, (_, name)) in QUANTILES.iter().enumerate() {
         m.insert(
-            format!("{}_us", name.replace('.', "_")),
-            us(d.quantiles[i]).into(),
+            format!("{}_ns", name.replace('.', "_")),
+            ns(d.quantiles[i]).into(),
         );
     }
     // Lower bounds: statistics that dropped requests (latency unknown, at least their lag) fall into.
@@ -100,11 +100,11 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
             "connections": connections(whole_slots, sc.n_connections as u64),
             "slots": whole_slots,
         },
-        "start_after_us": us(sc.start_after),
+        "start_after_ns": ns(sc.start_after),
         "tags": sc.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
         "requested": {
             "iterations": sc.requested.n_requests,
-            "duration_us": sc.requested.duration.map(us),
+            "duration_ns": sc.requested.duration.map(ns),
         },
         "open": match &sc.model {
             Model::Open { rate, arrival, max_inflight } => json!({
@@ -115,7 +115,7 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
                 "stages": stages(&rate.stages),
                 "max_inflight": sc.segment_slots,
                 "whole_run_max_inflight": max_inflight,
-                "max_lag_us": r.info.max_lag.map(us),
+                "max_lag_ns": r.info.max_lag.map(ns),
                 "dropped": r.n_dropped(sc),
                 "queued": r.first_tag(sc).map_or(0, |t| t.n_queued),
                 "unsent": r.first_tag(sc).map_or(0, |t| t.n_unsent),
@@ -124,7 +124,7 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
         },
         "closed": match &sc.model {
             Model::Closed { think, vus } => json!({
-                "think_us": us(*think),
+                "think_ns": ns(*think),
                 "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
             }),
             Model::Open { .. } => Value::Null,
@@ -134,7 +134,7 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
 
 fn stages(s: &[Stage]) -> Vec<Value> {
     s.iter()
-        .map(|st| json!({ "duration_us": us(st.duration), "target": st.target }))
+        .map(|st| json!({ "duration_ns": ns(st.duration), "target": st.target }))
         .collect()
 }
 
@@ -168,12 +168,12 @@ pub fn render(r: &RunReport) -> String {
         "run": {
             "target": info.target,
             "address": info.addr.to_string(),
-            "dns_us": info.dns.map(us),
+            "dns_ns": info.dns.map(ns),
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
             "seed": info.seed,
             "started_at_unix_ms": started_ms,
-            "duration_us": us(info.duration),
+            "duration_ns": ns(info.duration),
             "threads": info.n_workers,
             "keepalive": info.keepalive,
             "http": {
@@ -185,11 +185,11 @@ pub fn render(r: &RunReport) -> String {
                 "streams": info.http.streams,
                 "described": info.http_described,
             },
-            "timeout_us": us(info.timeout),
+            "timeout_ns": ns(info.timeout),
             "partial": info.partial(),
             "interrupted_by": info.interrupted.map(|i| i.name),
             "cut_off": info.cut_off,
-            "window_us": us(info.window),
+            "window_ns": ns(info.window),
             "cancelled_in_flight": r.n_cancelled(),
             "aborted_by": info.aborted_by,
             "tags": info.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
@@ -209,24 +209,24 @@ pub fn render(r: &RunReport) -> String {
             "dropped": s.n_dropped,
             "inflight": s.inflight,
             "bytes_in": s.bytes_in,
-            "latency_p50_us": us(s.latency.quantile("p50").unwrap_or_default()),
-            "latency_p99_us": us(s.latency.quantile("p99").unwrap_or_default()),
-            "latency_max_us": us(s.latency.max),
+            "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
+            "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),
+            "latency_max_ns": ns(s.latency.max),
         })).collect::<Vec<_>>(),
         "generator": {
-            "workers_cpu_us": us(r.workers_cpu()),
-            "process_cpu_us": us(info.process_cpu),
+            "workers_cpu_ns": ns(r.workers_cpu()),
+            "process_cpu_ns": ns(info.process_cpu),
             "max_rss_bytes": info.max_rss,
             "workers": r.agg.workers.iter().map(|w| json!({
-                "cpu_us": us(w.cpu),
-                "run_queue_wait_us": w.run_queue_wait.map(us),
+                "cpu_ns": ns(w.cpu),
+                "run_queue_wait_ns": w.run_queue_wait.map(ns),
                 "involuntary_switches": w.n_involuntary_switches,
             })).collect::<Vec<_>>(),
         },
         "validity": {
             "valid": r.validity.valid,
             "max_worker_cpu_share": r.validity.max_worker_cpu_share,
-            "lag_limit_us": r.validity.lag_limit.map(us),
+            "lag_limit_ns": r.validity.lag_limit.map(ns),
             "reasons": r.validity.reasons,
         },
         "thresholds": r.thresholds.iter().map(|t| json!({

@@ -178,11 +178,11 @@ pub fn http_body(
     }
 }
 
-/// A duration field of the JSON report (integer microseconds) as a Duration.
-pub fn us(v: &Value) -> Duration {
-    Duration::from_micros(
+/// A duration field of the JSON report (integer nanoseconds) as a Duration.
+pub fn ns(v: &Value) -> Duration {
+    Duration::from_nanos(
         v.as_u64()
-            .unwrap_or_else(|| panic!("not a µs integer: {v}")),
+            .unwrap_or_else(|| panic!("not a ns integer: {v}")),
     )
 }
 
