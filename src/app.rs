@@ -782,6 +782,7 @@ fn execute(
         segment: plan.segment,
         max_lag: plan.max_lag,
         seed: plan.seed,
+        plan: Arc::clone(&plan),
         interrupted,
         cut_off,
         process_cpu: usage.cpu,

@@ -790,3 +790,64 @@ fn issue_13_a_segment_reports_its_share_and_the_whole() {
         "{text}"
     );
 }
+
+/// Schema version 2: per-second, per-step histograms that add up to the whole; in-flight as a
+/// time-weighted mean (Little's law holds) and a peak; the whole run's plan with a fingerprint that
+/// every segment shares.
+#[test]
+fn issue_13_json_v2_series_inflight_and_plan() {
+    use base64::Engine;
+    use hdrhistogram::serialization::Deserializer;
+    let t = slow_target(20);
+    let url = format!("{}/v2/", t.url());
+    let (code, r) = regbench_json(&[
+        "run", &url, "--rate", "200", "-z", "2s", "-c", "20", "--seed", "5",
+    ]);
+    assert_eq!(code, 0);
+    assert_valid(&r);
+    let series = r["time_series"].as_array().unwrap();
+    let mut count = 0;
+    for s in series {
+        for tag in s["tags"].as_array().unwrap() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(tag["latency"].as_str().unwrap())
+                .unwrap();
+            let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+                .deserialize(&mut bytes.as_slice())
+                .unwrap();
+            assert_eq!(h.len(), tag["requests"].as_u64().unwrap(), "{tag}");
+            count += h.len();
+        }
+    }
+    assert_eq!(count, r["overall"]["latency"]["count"].as_u64().unwrap());
+    // 200/s × 20 ms: 4 in flight on average in each full second.
+    for s in &series[..2] {
+        let mean = s["inflight_mean"].as_f64().unwrap();
+        assert!((3.0..=5.5).contains(&mean), "{s}");
+        assert!(s["inflight_max"].as_u64().unwrap() >= 4, "{s}");
+    }
+    let fp = |seg: &str, seed: &str| {
+        let (_, r) = regbench_json(&[
+            "run",
+            &url,
+            "--rate",
+            "50",
+            "-z",
+            "200ms",
+            "--segment",
+            seg,
+            "--seed",
+            seed,
+        ]);
+        assert_valid(&r);
+        assert_eq!(r["run"]["plan"]["segments"], 2);
+        r["run"]["plan"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a = fp("0/2", "3");
+    assert_eq!(a, fp("1/2", "3"), "every segment of one run has one plan");
+    assert_ne!(a, fp("1/2", "4"), "another seed is another schedule");
+    assert_eq!(r["run"]["plan"]["scenarios"][0]["model"]["type"], "open");
+}

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Dist, Msg, Summary, TagSpec, WorkerStats};
+use super::recorder::Inflight;
+use super::{encode_histogram, Dist, Msg, Summary, TagSpec, WorkerStats};
 
 /// One second of the run, all workers and tags together.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,9 +16,26 @@ pub struct SecondStats {
     pub n_errors: u64,
     pub n_dropped: u64,
     pub bytes_in: u64,
-    /// Requests in flight at the end of the second (summed over workers).
-    pub inflight: u64,
+    /// Requests in flight during the second: the time-weighted mean (summed over workers, exact)
+    /// and the sum of the workers' peaks (an upper bound of the peak).
+    pub inflight: Inflight,
     pub latency: Dist,
+    /// The tags that saw any request or drop this second, with their histograms encoded (so a
+    /// long run's series stays small, and merges and plots per step).
+    pub tags: Vec<SecondTag>,
+}
+
+/// One tag's second: counters and HdrHistograms (V2-deflate, base64, ns) of latency and service
+/// time. Dropped requests' lower bounds are in `dropped_lag`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondTag {
+    pub name: String,
+    pub n_requests: u64,
+    pub n_failed: u64,
+    pub n_dropped: u64,
+    pub latency: String,
+    pub service_time: String,
+    pub dropped_lag: String,
 }
 
 /// What aggregation hands to the report stage.
@@ -31,7 +49,7 @@ pub struct Aggregate {
 pub struct Collector {
     total: Summary,
     /// Seconds some worker has not reported yet, merged so far, with their in-flight gauge.
-    pending: BTreeMap<u64, (Summary, u64)>,
+    pending: BTreeMap<u64, (Summary, Inflight)>,
     /// Per worker: the last second it handed over (`None`: none yet); once done, `u64::MAX`.
     reported: Vec<Option<u64>>,
     workers: Vec<Option<WorkerStats>>,
@@ -110,7 +128,7 @@ impl Collector {
         }
     }
 
-    fn push_second(&mut self, sec: u64, s: &Summary, inflight: u64) {
+    fn push_second(&mut self, sec: u64, s: &Summary, inflight: Inflight) {
         // Seconds in which nothing finished still get a row, so the series has no holes.
         while (self.series.len() as u64) < sec {
             let t_s = self.series.len() as u64;
@@ -120,11 +138,26 @@ impl Collector {
                 n_errors: 0,
                 n_dropped: 0,
                 bytes_in: 0,
-                inflight: 0,
+                inflight: Inflight::default(),
                 latency: Dist::of(&super::new_histogram()),
+                tags: Vec::new(),
             });
         }
         let all = s.total();
+        let tags = s
+            .tags
+            .iter()
+            .filter(|t| t.n_requests > 0 || t.n_dropped > 0)
+            .map(|t| SecondTag {
+                name: t.name.clone(),
+                n_requests: t.n_requests,
+                n_failed: t.n_failed(),
+                n_dropped: t.n_dropped,
+                latency: encode_histogram(&t.latency),
+                service_time: encode_histogram(&t.service_time),
+                dropped_lag: encode_histogram(&t.dropped_lag),
+            })
+            .collect();
         self.series.push(SecondStats {
             t_s: sec,
             n_requests: all.n_requests,
@@ -132,7 +165,8 @@ impl Collector {
             n_dropped: all.n_dropped,
             bytes_in: all.bytes_in,
             inflight,
-            latency: Dist::of(&all.latency),
+            latency: Dist::latency(&all),
+            tags,
         });
     }
 
@@ -198,20 +232,20 @@ mod tests {
             worker: 0,
             sec: 0,
             summary: one(base, 10),
-            inflight: 3,
+            inflight: Inflight { max: 3, mean: 2.5 },
         });
         c.handle(Msg::Interval {
             worker: 0,
             sec: 2,
             summary: one(base, 2100),
-            inflight: 3,
+            inflight: Inflight { max: 3, mean: 2.5 },
         });
         assert!(c.series.is_empty(), "worker 1 has not reported second 0");
         c.handle(Msg::Interval {
             worker: 1,
             sec: 1,
             summary: one(base, 1500),
-            inflight: 3,
+            inflight: Inflight { max: 3, mean: 2.5 },
         });
         assert_eq!(c.series.len(), 2);
         c.handle(Msg::Done {
@@ -228,9 +262,14 @@ mod tests {
         assert_eq!(agg.series.iter().map(|s| s.n_requests).sum::<u64>(), 3);
         assert_eq!(agg.total.total().n_requests, 3);
         assert_eq!(
-            agg.series[0].inflight, 3,
+            agg.series[0].inflight.max, 3,
             "second 0 only has worker 0's gauge"
         );
-        assert_eq!(agg.series[1].inflight, 3);
+        assert_eq!(agg.series[1].inflight.mean, 2.5);
+        assert_eq!(
+            agg.series[0].tags.len(),
+            1,
+            "one tag saw requests in second 0"
+        );
     }
 }

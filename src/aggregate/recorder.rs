@@ -18,11 +18,27 @@ pub enum Msg {
         worker: usize,
         sec: u64,
         summary: Summary,
-        /// Requests in flight on this worker when the second was handed over.
-        inflight: u64,
+        /// Requests in flight on this worker during the second: the most at once, and the
+        /// time-weighted mean.
+        inflight: Inflight,
     },
     /// The worker has stopped and sent its last interval.
     Done { worker: usize, stats: WorkerStats },
+}
+
+/// In-flight requests over one second (or, summed, over workers: the mean adds exactly; the sum of
+/// the workers' peaks is an upper bound of the process's peak).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Inflight {
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl std::ops::AddAssign for Inflight {
+    fn add_assign(&mut self, o: Inflight) {
+        self.max += o.max;
+        self.mean += o.mean;
+    }
 }
 
 /// What a worker reports about itself when it stops.
@@ -46,6 +62,11 @@ pub struct Recorder {
     current: Summary,
     /// Requests started and not yet recorded.
     inflight: u64,
+    /// The most in flight at once in the current second.
+    inflight_max: u64,
+    /// ∫ in-flight dt over the current second so far (request-seconds), up to `last_change`.
+    inflight_area: f64,
+    last_change: Instant,
     sink: UnboundedSender<Msg>,
 }
 
@@ -62,14 +83,30 @@ impl Recorder {
             sec: 0,
             current: Summary::with_specs(tags),
             inflight: 0,
+            inflight_max: 0,
+            inflight_area: 0.0,
+            last_change: start,
             sink,
         }
     }
 
-    /// A request is being sent (its sample will follow).
+    /// A request is being sent at `now` (its sample will follow).
     #[inline]
-    pub fn started(&mut self) {
+    pub fn started(&mut self, now: Instant) {
+        self.tick(now);
+        self.gauge(now);
         self.inflight += 1;
+        self.inflight_max = self.inflight_max.max(self.inflight);
+    }
+
+    /// Accumulates the in-flight area up to `now` (within the current second).
+    #[inline]
+    fn gauge(&mut self, now: Instant) {
+        if now > self.last_change {
+            let dt = now.duration_since(self.last_change).as_secs_f64();
+            self.inflight_area += self.inflight as f64 * dt;
+            self.last_change = now;
+        }
     }
 
     /// Requests started and not yet recorded: at the end of a run, the ones abandoned in flight.
@@ -81,9 +118,16 @@ impl Recorder {
     /// dropped one ends a request announced by [`Recorder::started`].
     #[inline]
     pub fn record(&mut self, s: &Sample) {
+        self.file(s);
         if s.outcome != crate::sample::Outcome::Dropped {
+            self.gauge(s.done);
             self.inflight -= 1;
         }
+    }
+
+    /// Files `s` in the interval of its `done` instant.
+    #[inline]
+    fn file(&mut self, s: &Sample) {
         let sec = s.done.saturating_duration_since(self.start).as_secs();
         if sec > self.sec {
             self.roll(sec);
@@ -116,8 +160,7 @@ impl Recorder {
 
     /// Files the summary sample of a whole iteration (it was never "started" as a request).
     pub fn record_iteration(&mut self, s: &Sample) {
-        self.inflight += 1;
-        self.record(s);
+        self.file(s);
     }
 
     /// Counts check `check` of tag `tag` for a response finished at `done`. Call it after `record`
@@ -141,15 +184,38 @@ impl Recorder {
         }
     }
 
+    /// The current second's in-flight gauge up to `until` (at most its end), and a fresh one for
+    /// the next interval.
+    fn take_inflight(&mut self, until: Instant, next_start: Instant) -> Inflight {
+        let end = self.start + Duration::from_secs(self.sec + 1);
+        self.gauge(until.min(end));
+        let from = self.start + Duration::from_secs(self.sec);
+        let span = until.min(end).saturating_duration_since(from).as_secs_f64();
+        let taken = Inflight {
+            max: self.inflight_max,
+            mean: if span > 0.0 {
+                self.inflight_area / span
+            } else {
+                self.inflight as f64
+            },
+        };
+        self.inflight_area = 0.0;
+        self.inflight_max = self.inflight;
+        self.last_change = self.last_change.max(next_start);
+        taken
+    }
+
     fn roll(&mut self, sec: u64) {
         let next = self.current.empty_like();
         let summary = std::mem::replace(&mut self.current, next);
+        let boundary = self.start + Duration::from_secs(sec);
+        let inflight = self.take_inflight(boundary, boundary);
         // A closed channel means the collector is gone (the run is being torn down): nothing to do.
         let _ = self.sink.send(Msg::Interval {
             worker: self.worker,
             sec: self.sec,
             summary,
-            inflight: self.inflight,
+            inflight,
         });
         self.sec = sec;
     }
@@ -158,11 +224,13 @@ impl Recorder {
     pub fn finish(&mut self, stats: WorkerStats) {
         let next = self.current.empty_like();
         let summary = std::mem::replace(&mut self.current, next);
+        let now = Instant::now();
+        let inflight = self.take_inflight(now, now);
         let _ = self.sink.send(Msg::Interval {
             worker: self.worker,
             sec: self.sec,
             summary,
-            inflight: self.inflight,
+            inflight,
         });
         let _ = self.sink.send(Msg::Done {
             worker: self.worker,

@@ -519,6 +519,12 @@ pub fn linear_bins(h: &Histogram<u64>, n_bins: usize) -> Vec<(Duration, u64)> {
     bins
 }
 
+/// A histogram as HdrHistogram V2-deflate in base64, the form the JSON report carries. Empty on the
+/// (unreachable: writing into a Vec) failure of compression.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    hist_b64::encode(h).unwrap_or_default()
+}
+
 mod hist_b64 {
     use base64::Engine;
     use hdrhistogram::serialization::{
@@ -528,11 +534,16 @@ mod hist_b64 {
     use serde::{de, ser, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(h).map_err(ser::Error::custom)?)
+    }
+
+    /// A histogram as HdrHistogram V2-deflate in base64 (what `hdrhistogram` libraries decode).
+    pub fn encode(h: &Histogram<u64>) -> Result<String, String> {
         let mut buf = Vec::new();
         V2DeflateSerializer::new()
             .serialize(h, &mut buf)
-            .map_err(|e| ser::Error::custom(format!("histogram encoding failed: {e:?}")))?;
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(buf))
+            .map_err(|e| format!("histogram encoding failed: {e:?}"))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(buf))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {

@@ -334,7 +334,7 @@ impl Worker {
         intended: Instant,
         capture: Option<&mut Capture>,
     ) -> Sample {
-        self.recorder.borrow_mut().started();
+        self.recorder.borrow_mut().started(Instant::now());
         let mut s = Sample {
             tag: tag as u16,
             intended,

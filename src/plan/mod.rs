@@ -700,6 +700,18 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
+    /// A fingerprint of what the whole run sends and when (sha256, hex): equal for every segment and
+    /// thread count of one distributed run, different if any scenario, request, header, body, data
+    /// table, rate or seed differs. Shards are checked against it before they are merged.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut whole = self.clone();
+        whole.segment = Segment::WHOLE;
+        whole.n_workers = 0;
+        let digest = sha2::Sha256::digest(format!("{whole:?}").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// When, after the run's start, the last scenario stops starting requests; `None` when some
     /// scenario is bounded only by a count.
     pub fn scheduled_end(&self) -> Option<Duration> {

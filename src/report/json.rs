@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
-use crate::plan::{HttpVersion, Model, Stage};
+use crate::plan::{HttpVersion, Model, Plan, Stage};
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -132,6 +132,58 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
     })
 }
 
+/// The whole run's plan: what every segment together sends, and its fingerprint. Headers and bodies
+/// are left out (they may carry secrets) but are in the fingerprint.
+fn plan(p: &Plan) -> Value {
+    json!({
+        "fingerprint": p.fingerprint(),
+        "target": p.target.url,
+        "keepalive": p.keepalive,
+        "timeout_ns": ns(p.timeout),
+        "max_lag_ns": p.max_lag.map(ns),
+        "seed": p.seed,
+        "segments": p.segment.count,
+        "http": { "version": http_version(p.http.version), "streams": p.http.streams },
+        "scenarios": p.scenarios.iter().map(|s| json!({
+            "name": s.name,
+            "connections": s.n_connections,
+            "start_after_ns": ns(s.start_after),
+            "iterations": s.stop.n_requests,
+            "duration_ns": s.stop.duration.map(ns),
+            "model": match &s.model {
+                Model::Open { rate, arrival, max_inflight } => json!({
+                    "type": "open",
+                    "arrival": arrival.name(),
+                    "max_inflight": max_inflight,
+                    "start_rate": rate.start,
+                    "stages": stages(&rate.stages),
+                }),
+                Model::Closed { think, vus } => json!({
+                    "type": "closed",
+                    "think_ns": ns(*think),
+                    "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
+                }),
+            },
+            "steps": s.steps.iter().map(|st| json!({
+                "name": st.name,
+                "method": st.request.method,
+                "path": (st.template.is_none() && st.flow.is_none()).then_some(st.request.path.as_str()),
+                "templated": st.template.is_some(),
+                "flow": st.flow.is_some(),
+                "think_ns": ns(st.think),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn http_version(v: HttpVersion) -> &'static str {
+    match v {
+        HttpVersion::Auto => "auto",
+        HttpVersion::Http1 => "1.1",
+        HttpVersion::Http2 => "2",
+    }
+}
+
 fn stages(s: &[Stage]) -> Vec<Value> {
     s.iter()
         .map(|st| json!({ "duration_ns": ns(st.duration), "target": st.target }))
@@ -172,16 +224,13 @@ pub fn render(r: &RunReport) -> String {
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
             "seed": info.seed,
+            "plan": plan(&info.plan),
             "started_at_unix_ms": started_ms,
             "duration_ns": ns(info.duration),
             "threads": info.n_workers,
             "keepalive": info.keepalive,
             "http": {
-                "version": match info.http.version {
-                    HttpVersion::Auto => "auto",
-                    HttpVersion::Http1 => "1.1",
-                    HttpVersion::Http2 => "2",
-                },
+                "version": http_version(info.http.version),
                 "streams": info.http.streams,
                 "described": info.http_described,
             },
@@ -207,7 +256,17 @@ pub fn render(r: &RunReport) -> String {
             "requests": s.n_requests,
             "errors": s.n_errors,
             "dropped": s.n_dropped,
-            "inflight": s.inflight,
+            "inflight_max": s.inflight.max,
+            "inflight_mean": s.inflight.mean,
+            "tags": s.tags.iter().map(|t| json!({
+                "name": t.name,
+                "requests": t.n_requests,
+                "failed": t.n_failed,
+                "dropped": t.n_dropped,
+                "latency": t.latency,
+                "service_time": t.service_time,
+                "dropped_lag": t.dropped_lag,
+            })).collect::<Vec<_>>(),
             "bytes_in": s.bytes_in,
             "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),

@@ -35,6 +35,8 @@ pub struct RunInfo {
     pub max_lag: Option<Duration>,
     /// The seed of the Poisson arrivals and random picks (`--seed` replays the run's schedule).
     pub seed: u64,
+    /// The whole run's plan (every segment's), as the JSON report records it.
+    pub plan: std::sync::Arc<crate::plan::Plan>,
     /// The signal that interrupted the run: the report covers what ran.
     pub interrupted: Option<Interrupt>,
     /// The schedule had ended and requests still in flight after the grace period were abandoned.
