@@ -29,12 +29,14 @@ pub fn regbench(args: &[&str]) -> (u8, String) {
     (code, String::from_utf8(out).expect("the report is UTF-8"))
 }
 
-/// Runs regbench with `-o json --quiet` added; returns the exit code and the parsed JSON report.
+/// Runs regbench with `-o json --quiet` added; returns the exit code and the parsed JSON report,
+/// which must validate against the schema: every report a test sees checks the contract.
 pub fn regbench_json(args: &[&str]) -> (u8, Value) {
     let mut all = args.to_vec();
     all.extend_from_slice(&["-o", "json", "--quiet"]);
     let (code, out) = regbench(&all);
     let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    assert_valid(&v);
     (code, v)
 }
 
