@@ -68,8 +68,8 @@ fn scenario_file(addr: std::net::SocketAddr, layouts: &[Layout]) -> String {
 }
 
 /// Runs the layouts on `threads` worker threads and checks that the target saw exactly each
-/// scenario's own requests — method, path and step header — as many times as it has iterations, and
-/// that every check passed.
+/// scenario's own requests — method, path, step header, templated query and body — as many times
+/// as it has iterations, and that every check passed.
 fn assert_sends_exactly(layouts: &[Layout], threads: usize, what: &str) {
     let (addr, seen) = counting_server();
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +80,14 @@ fn assert_sends_exactly(layouts: &[Layout], threads: usize, what: &str) {
     let mut want = BTreeMap::new();
     for l in layouts {
         for (method, path, step) in &l.steps {
-            want.insert(format!("{method} {path} {step}"), l.iterations());
+            let mut key = format!("{method} {path} {step}");
+            if l.templated {
+                key.push_str(" ?it&vu");
+            }
+            if *method != "GET" && *method != "DELETE" {
+                key.push_str(&format!(" body={step}"));
+            }
+            want.insert(key, l.iterations());
         }
     }
     let got = seen.lock().unwrap().clone();

@@ -210,7 +210,8 @@ pub fn assert_valid(report: &Value) {
 pub type Seen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
 
 /// An independent HTTP/1.1 keep-alive server on 127.0.0.1:0 that answers 200 to everything and counts
-/// each request under `"METHOD PATH step"` (the path without its query) (`step` is the `X-Step` header, or `-`).
+/// each request under `"METHOD PATH step[ ?QUERY-KEYS][ body=BODY]"`: `step` is the `X-Step` header
+/// (or `-`), the query contributes only its keys (`?it&vu`), and a body is included whole.
 pub fn counting_server() -> (SocketAddr, Seen) {
     let seen: Seen = Default::default();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -236,14 +237,23 @@ fn serve_counted(s: TcpStream, seen: &Seen) {
         }
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
-        // The query is left out: templated steps put per-iteration values there.
-        let path = parts
+        // Templated steps put per-iteration values in the query: only its keys are counted.
+        let (path, query) = parts
             .next()
             .unwrap_or("")
-            .split('?')
-            .next()
-            .unwrap_or("")
-            .to_string();
+            .split_once('?')
+            .map_or((String::new(), String::new()), |(p, q)| {
+                (p.to_string(), q.to_string())
+            });
+        let keys: Vec<&str> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        let path = if path.is_empty() {
+            line.split_whitespace().nth(1).unwrap_or("").to_string()
+        } else {
+            path
+        };
         let (mut len, mut step) = (0usize, "-".to_string());
         loop {
             let mut h = String::new();
@@ -266,11 +276,14 @@ fn serve_counted(s: TcpStream, seen: &Seen) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        *seen
-            .lock()
-            .unwrap()
-            .entry(format!("{method} {path} {step}"))
-            .or_insert(0) += 1;
+        let mut key = format!("{method} {path} {step}");
+        if !keys.is_empty() {
+            key.push_str(&format!(" ?{}", keys.join("&")));
+        }
+        if !body.is_empty() {
+            key.push_str(&format!(" body={}", String::from_utf8_lossy(&body)));
+        }
+        *seen.lock().unwrap().entry(key).or_insert(0) += 1;
         if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             .is_err()
         {
