@@ -323,26 +323,20 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     } else {
         writeln!(
             o,
-            "  new {}, reused {}{failed}; TCP connect min {}, p50 {}, p99 {}, max {}",
+            "  new {}, reused {}{failed}; TCP connect {}",
             all.n_new_connections,
             all.n_reused,
-            d(conn.min),
-            d(conn.quantiles[0]),
-            d(conn.quantile("p99").unwrap_or_default()),
-            d(conn.max)
+            spread(&conn)
         )?;
     }
     if all.n_tls_handshakes > 0 {
         let hs = Dist::of(&all.tls_handshake);
         writeln!(
             o,
-            "  TLS handshakes {} ({} resumed); handshake min {}, p50 {}, p99 {}, max {}",
+            "  TLS handshakes {} ({} resumed); handshake {}",
             all.n_tls_handshakes,
             all.n_tls_resumed,
-            d(hs.min),
-            d(hs.quantiles[0]),
-            d(hs.quantile("p99").unwrap_or_default()),
-            d(hs.max)
+            spread(&hs)
         )?;
         for t in &all.tls_sessions {
             writeln!(
@@ -543,6 +537,17 @@ fn write_latency_table(o: &mut String, r: &RunReport, dists: [&Dist; 4]) -> std:
         )?;
     }
     Ok(())
+}
+
+/// "min X, p50 Y, p99 Z, max W" of a distribution.
+fn spread(x: &Dist) -> String {
+    format!(
+        "min {}, p50 {}, p99 {}, max {}",
+        d(x.min),
+        d(x.quantiles[0]),
+        d(x.quantile("p99").unwrap_or_default()),
+        d(x.max)
+    )
 }
 
 fn plural(n: u64) -> &'static str {
