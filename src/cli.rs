@@ -491,14 +491,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100)]
     pub servers: usize,
     /// Added response latency: `20ms`, `uniform:10ms:30ms`, `exp:20ms` (mean) or `normal:20ms:5ms`.
-    #[arg(long, value_parser = crate::serve::LatencyModel::parse, default_value = "0ms")]
-    pub latency: crate::serve::LatencyModel,
+    #[arg(long, default_value = "0ms")]
+    pub latency: String,
     /// Share of requests answered 500 (0.0–1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub error_rate: f64,
     /// Periodic stall `S/P`: every P, hold every response for S (like a stop-the-world pause).
-    #[arg(long, value_parser = crate::serve::Stall::parse, value_name = "S/P")]
-    pub stall: Option<crate::serve::Stall>,
+    #[arg(long, value_name = "S/P")]
+    pub stall: Option<String>,
     /// Time a registry sync takes per server (POST /registry/sync).
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub sync_per_server: Duration,

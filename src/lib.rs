@@ -7,7 +7,9 @@
 pub mod aggregate;
 pub mod app;
 pub mod cli;
+pub mod cmd;
 pub mod engine;
+pub mod headers;
 pub mod plan;
 pub mod registry;
 pub mod report;

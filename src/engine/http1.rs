@@ -28,7 +28,7 @@ const MAX_BODY_READ: usize = 64 * 1024;
 /// A response head larger than this is a protocol error.
 const MAX_HEAD: usize = 256 * 1024;
 /// Response headers parsed per response; more is a protocol error.
-const MAX_HEADERS: usize = 96;
+use crate::headers::MAX_HEADERS;
 
 /// Encodes a request once, before the run; every send of it writes these bytes.
 pub fn encode_request(spec: &RequestSpec, target: &Target, keepalive: bool) -> Bytes {
@@ -413,26 +413,6 @@ impl Conn {
             reusable,
         })
     }
-}
-
-/// The first value of header `name` in a response head.
-pub fn header_value<'h>(head: &'h [u8], name: &str) -> Option<&'h str> {
-    header_values(head, name).first().copied()
-}
-
-/// The values of a header in a captured response head (case-insensitive name), in order. For checks,
-/// extractions and pagination, not the hot path.
-pub fn header_values<'h>(head: &'h [u8], name: &str) -> Vec<&'h str> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    if resp.parse(head).is_err() {
-        return Vec::new();
-    }
-    resp.headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .collect()
 }
 
 /// Body framing and keep-alive from a parsed head (RFC 9112 §6.3). `None`: contradictory framing.

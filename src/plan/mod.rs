@@ -499,7 +499,7 @@ impl NextPage {
     pub fn next_path(&self, current: &str, head: &[u8], body: &[u8]) -> Option<String> {
         match self {
             NextPage::Link => {
-                let links = crate::engine::http1::header_values(head, "link");
+                let links = crate::headers::header_values(head, "link");
                 let link = links
                     .iter()
                     .flat_map(|v| v.split(','))

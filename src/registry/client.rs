@@ -33,7 +33,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        http1::header_value(&self.head, name).map(str::to_string)
+        crate::headers::header_value(&self.head, name).map(str::to_string)
     }
 }
 

@@ -249,7 +249,7 @@ fn auth_failed(e: AuthError) -> Outcome {
 }
 
 fn header(head: &[u8], name: &str) -> Option<String> {
-    http1::header_value(head, name).map(str::to_string)
+    crate::headers::header_value(head, name).map(str::to_string)
 }
 
 impl Cx<'_, '_> {

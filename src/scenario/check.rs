@@ -69,7 +69,7 @@ impl<'a> Response<'a> {
 
     /// A header's value (first occurrence, case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        crate::engine::http1::header_values(self.head, name)
+        crate::headers::header_values(self.head, name)
             .first()
             .copied()
     }

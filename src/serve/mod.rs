@@ -77,48 +77,6 @@ impl Default for ServeConfig {
     }
 }
 
-impl TryFrom<&crate::cli::ServeArgs> for ServeConfig {
-    type Error = String;
-
-    fn try_from(a: &crate::cli::ServeArgs) -> Result<Self, String> {
-        let tls = match (a.tls, &a.tls_cert, &a.tls_key) {
-            (_, Some(cert), Some(key)) => Some((tls::read_certs(cert)?, tls::read_key(key)?)),
-            (true, None, None) => Some(tls::self_signed()?),
-            (false, None, None) => None,
-            _ => return Err("--tls-cert and --tls-key go together".into()),
-        };
-        let client_ca = a
-            .tls_client_ca
-            .as_deref()
-            .map(tls::read_certs)
-            .transpose()?;
-        if client_ca.is_some() && tls.is_none() {
-            return Err("--tls-client-ca needs --tls (or --tls-cert/--tls-key)".into());
-        }
-        let tls = match tls {
-            Some((chain, key)) => Some(tls::server_config(chain, key, client_ca)?),
-            None => None,
-        };
-        Ok(ServeConfig {
-            repos: a.repos,
-            tags: a.tags,
-            layers: a.layers,
-            layer_size: a.layer_size,
-            servers: a.servers,
-            latency: a.latency,
-            error_rate: a.error_rate,
-            stall: a.stall,
-            sync_per_server: a.sync_per_server,
-            threads: a.threads.max(1),
-            tls,
-            auth: match &a.auth {
-                Some(s) => auth::Auth::parse(s)?,
-                None => auth::Auth::None,
-            },
-        })
-    }
-}
-
 /// The target's state, shared by its connections.
 pub struct State {
     pub config: ServeConfig,

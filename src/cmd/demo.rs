@@ -1,0 +1,169 @@
+//! `regbench demo`: the built-in target on an ephemeral loopback port and a mixed registry-read plan
+//! against it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use super::execute::{emit, execute, Thresholds};
+use super::run::start_time;
+use crate::app::{run_failed, usage, Failure, Options};
+use crate::cli::DemoArgs;
+use crate::engine::connect;
+use crate::plan::{
+    self, Model, Plan, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target, TlsOptions,
+};
+use crate::serve;
+
+/// The demo: the built-in target on an ephemeral loopback port, a mixed registry-read plan against it.
+/// The demo target's token-server credentials (loopback only, printed in `regbench demo`'s help).
+pub(crate) const DEMO_USER: &str = "demo";
+
+pub(crate) const DEMO_PASSWORD: &str = "demo";
+
+pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
+    if a.connections == 0 || a.threads == 0 {
+        return Err(usage(anyhow!(
+            "--connections and --threads must be at least 1"
+        )));
+    }
+    let config = serve::ServeConfig {
+        // A little latency, as a registry behind a network would have; the numbers stay readable.
+        latency: serve::LatencyModel::Uniform(Duration::from_micros(500), Duration::from_millis(3)),
+        // Pulls authenticate as real ones do: a Bearer challenge, a token server wanting Basic.
+        auth: serve::auth::Auth::parse(&format!("bearer:{DEMO_USER}:{DEMO_PASSWORD}"))
+            .map_err(|e| run_failed(anyhow!(e)))?,
+        ..serve::ServeConfig::default()
+    };
+    let server = serve::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .context("cannot start the demo target on 127.0.0.1")
+        .map_err(run_failed)?;
+    if !a.output.quiet {
+        eprintln!(
+            "regbench demo: target {} ({} repositories, {} servers); loading it for {} with {} connections",
+            server.url(),
+            server.state().config.repos,
+            server.state().config.servers,
+            crate::util::fmt_duration(a.duration),
+            a.connections
+        );
+    }
+    let plan = Arc::new(demo_plan(&server, &a).map_err(usage)?);
+    let resolved = connect::Resolved {
+        addr: server.addr(),
+        dns: None,
+    };
+    let report = execute(
+        plan,
+        resolved,
+        start_time(None)?,
+        &Thresholds::default(),
+        &a.output,
+        opts,
+    )?;
+    server.shutdown();
+    emit(&report, &a.output, out)
+}
+
+/// A mix of what registry clients do: authenticated image pulls (one of them multi-platform), a
+/// catalog crawl, and the service-registry list, lookup and status.
+pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::PlanError> {
+    use crate::plan::flow::{Flow, FlowAuth, Pull, TokenMode, Walk};
+    use crate::scenario::template::Template;
+    let content = &server.state().content;
+    // Two single-platform images (one OCI, one Docker) and a multi-platform index.
+    let images: Vec<Template> = [0, 1, serve::MULTI_PLATFORM_EVERY - 1]
+        .iter()
+        .filter_map(|&r| content.repos.get(r))
+        .filter_map(|r| {
+            Some(Template::literal(&format!(
+                "{}:{}",
+                r.name,
+                r.tags.first()?
+            )))
+        })
+        .collect();
+    if images.is_empty() {
+        return Err(plan::PlanError::NoRequestSpecs);
+    }
+    let auth = FlowAuth {
+        user: Some((DEMO_USER.into(), DEMO_PASSWORD.into())),
+        token: TokenMode::Warm,
+    };
+    let flow_step = |name: &str, flow: Flow| {
+        let mut step = Step::new(RequestSpec::get(name, "/v2/"));
+        step.flow = Some(Arc::new(flow));
+        step
+    };
+    let pull = flow_step(
+        "pull",
+        Flow::Pull(Pull {
+            images,
+            platform: crate::plan::flow::Platform::default(),
+            parallel: 3,
+            range: None,
+            auth: auth.clone(),
+        }),
+    );
+    let catalog = flow_step(
+        "catalog",
+        Flow::Catalog(Walk {
+            repo: None,
+            page_size: 10,
+            max_pages: 100,
+            auth,
+        }),
+    );
+    let service = vec![
+        Step::new(RequestSpec::get("servers", "/v1/registry?limit=20")),
+        Step::new(RequestSpec::get(
+            "server",
+            &format!("/v1/registry/{}", serve::server_id(7)),
+        )),
+        Step::new(RequestSpec::get("status", "/registry/status")),
+    ];
+    // Image pulls get half the virtual users, the service registry the rest, and one crawls the
+    // catalog.
+    let pullers = (a.connections / 2).max(1);
+    let readers = a.connections.saturating_sub(pullers + 1).max(1);
+    let scenario = |name: &str, vus: usize, steps: Vec<Step>| ScenarioPlan {
+        name: name.into(),
+        model: Model::Closed {
+            think: Duration::ZERO,
+            vus: None,
+        },
+        stop: Stop {
+            n_requests: None,
+            duration: Some(a.duration),
+        },
+        start_after: Duration::ZERO,
+        n_connections: vus,
+        steps,
+        vars: Vec::new(),
+        tags: Vec::new(),
+    };
+    let target = Target::parse(&server.url())?;
+    let mut plan = Plan {
+        target,
+        scenarios: vec![
+            scenario("image-pulls", pullers, vec![pull]),
+            scenario("catalog-crawl", 1, vec![catalog]),
+            scenario("service-registry", readers, service),
+        ],
+        n_workers: a.threads.min(a.connections),
+        keepalive: true,
+        timeout: Duration::from_secs(10),
+        segment: Segment::WHOLE,
+        max_lag: None,
+        seed: 1,
+        data: Vec::new(),
+        tls: TlsOptions::default(),
+        http: crate::plan::HttpOptions::default(),
+    };
+    plan.validate()?;
+    plan.clamp_workers();
+    Ok(plan)
+}

@@ -1,0 +1,353 @@
+//! Executing a plan: worker threads, the collector (with progress, signals and the end-of-run
+//! cut-off) on this thread, the validity verdict, and the report files. Shared by `run`, `demo` and
+//! `oci`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use tokio::sync::{mpsc, watch};
+
+use super::progress::Progress;
+use crate::aggregate::{judge, Collector};
+use crate::app::{exit, run_failed, usage, Failure, Options};
+use crate::cli::OutputArgs;
+use crate::engine::{self, connect};
+use crate::plan::{self, Plan};
+use crate::report::{Format, Interrupt, RunInfo, RunReport, ScenarioInfo};
+
+/// Once the schedule has ended, requests still in flight get this long (or the request timeout, if
+/// shorter) to finish before they are abandoned and counted: `-z` bounds the run's wall time.
+pub const END_GRACE: Duration = Duration::from_secs(2);
+
+/// The lag limit of the validity verdict when `--max-lag` is not given.
+pub const DEFAULT_LAG_LIMIT: Duration = Duration::from_millis(10);
+
+/// File descriptors kept free beyond the connections: the timer, epoll, stdio, report files.
+pub(crate) const RESERVED_FDS: u64 = 64;
+
+/// The soft limit of open files (after `raise_open_file_limit`), or `None` if it cannot be read.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    // SAFETY: getrlimit only writes the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0).then_some(lim.rlim_cur as u64)
+    }
+}
+
+/// Refuses a plan that needs more sockets than this process may open: it would otherwise run with
+/// `too-many-open-files` errors in place of requests.
+pub(crate) fn check_open_files(plan: &Plan) -> Result<(), Failure> {
+    let need = plan.segment_connections();
+    match open_file_limit() {
+        Some(limit) if need.saturating_add(RESERVED_FDS) > limit => Err(usage(anyhow!(
+            "this run would open up to {need} connections, but this process may open only {limit} \
+             files (ulimit -n): lower -c/--connections (or virtual users), split the run over \
+             processes with --segment, or raise the limit (ulimit -n, LimitNOFILE=)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Runs a plan: workers on their threads, the collector (and progress, and Ctrl-C) on this one.
+pub(crate) fn execute(
+    plan: Arc<Plan>,
+    resolved: connect::Resolved,
+    (started_at, start): (SystemTime, Instant),
+    judge_by: &Thresholds,
+    output: &OutputArgs,
+    opts: Options,
+) -> Result<RunReport, Failure> {
+    check_open_files(&plan)?;
+    for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
+        crate::util::prepare_output(path)
+            .with_context(|| format!("cannot write the report to '{}'", path.display()))
+            .map_err(run_failed)?;
+    }
+    let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
+    let mut aborted_by: Option<String> = None;
+    let mut next_abort_check = start + Duration::from_secs(1);
+    let tls = if plan.target.tls {
+        let client = crate::engine::tls::TlsClient::new(
+            &plan.tls,
+            &plan.target.host,
+            plan.http.version.alpn(),
+        )
+        .map_err(usage)?;
+        Some(client)
+    } else {
+        None
+    };
+    let tags = plan.tag_specs();
+    let (sink, mut inbox) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the collector's runtime")
+        .map_err(run_failed)?;
+    let handles = engine::spawn_workers(engine::Run {
+        plan: Arc::clone(&plan),
+        addr: resolved.addr,
+        start,
+        stop: stop_rx,
+        sink,
+        tls,
+    })
+    .context("cannot start worker threads")
+    .map_err(run_failed)?;
+
+    let mut collector = Collector::new(&tags, plan.n_workers);
+    let progress = Progress::new(&plan, output.quiet);
+    let cut_off_at = plan
+        .scheduled_end()
+        .map(|end| start + end + plan.timeout.min(END_GRACE));
+    let (interrupted, cut_off) = rt.block_on(async {
+        let signal = async {
+            match opts.handle_signals {
+                true => termination_signal().await,
+                false => std::future::pending().await,
+            }
+        };
+        tokio::pin!(signal);
+        let cut_off = async {
+            match cut_off_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cut_off);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut interrupted = None;
+        let mut cut = false;
+        loop {
+            tokio::select! {
+                msg = inbox.recv() => match msg {
+                    Some(m) => {
+                        collector.handle(m);
+                        if collector.is_finished() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                sig = &mut signal, if interrupted.is_none() => {
+                    interrupted = Some(sig);
+                    let _ = stop_tx.send(true);
+                    // A second signal means "now": the report of a run that will not stop is lost.
+                    tokio::spawn(async {
+                        let again = termination_signal().await;
+                        eprintln!("regbench: {} again: exiting without a report", again.name);
+                        std::process::exit(i32::from(again.exit_code));
+                    });
+                    if !output.quiet {
+                        eprintln!("regbench: {}; stopping and writing the partial report", sig.name);
+                    }
+                }
+                _ = &mut cut_off, if !cut => {
+                    // The schedule ended a grace period ago: what is still in flight is abandoned.
+                    cut = true;
+                    let _ = stop_tx.send(true);
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let elapsed = now.saturating_duration_since(start);
+                    progress.update(collector.n_requests(), elapsed);
+                    // abort_on_fail thresholds are judged once a second on the run so far.
+                    if now >= next_abort_check && aborted_by.is_none() {
+                        next_abort_check = now + Duration::from_secs(1);
+                        let failing = judge_by.list.iter().filter(|t| t.abort_on_fail && elapsed >= t.grace).find(|t| {
+                            !crate::aggregate::evaluate(t, collector.total(), elapsed, &scenario_tags).pass
+                        });
+                        if let Some(t) = failing {
+                            aborted_by = Some(format!("{} {}", t.key, t.expr));
+                            let _ = stop_tx.send(true);
+                            if !output.quiet {
+                                eprintln!("regbench: threshold {} {} failed (abort_on_fail): stopping", t.key, t.expr);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (interrupted, cut)
+    });
+    let duration = Instant::now().saturating_duration_since(start);
+    progress.finish();
+    for h in handles {
+        if h.join().is_err() {
+            return Err(run_failed(anyhow!(
+                "a worker thread panicked; the results are incomplete"
+            )));
+        }
+    }
+    let agg = collector.finish();
+    let usage = crate::util::process_usage();
+    let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
+    let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
+    let mut validity = judge(&agg, duration, any_open.then_some(lag_limit));
+    let abandoned: u64 = agg.workers.iter().map(|w| w.n_cancelled).sum();
+    if cut_off && interrupted.is_none() && abandoned > 0 {
+        validity.valid = false;
+        validity.reasons.push(format!(
+            "{abandoned} requests were still unanswered {} after the schedule ended and were \
+             abandoned: their latency is unknown and not in the percentiles",
+            crate::util::fmt_duration(plan.timeout.min(END_GRACE))
+        ));
+    }
+    // Rates are over the span the schedule ran: up to its end (not the wait for the last
+    // responses), or until the run was stopped; a count-bounded scenario until its last response.
+    let stopped_early = interrupted.is_some() || aborted_by.is_some();
+    let window = |s: &plan::ScenarioPlan| {
+        let ran = duration.saturating_sub(s.start_after);
+        match s.time_bound() {
+            // Its users may all have stopped before the bound (think time past the end), but the
+            // schedule spanned it.
+            Some(b) if !stopped_early && s.stop.n_requests.is_none() => b,
+            Some(b) => b.min(ran),
+            None => ran,
+        }
+    };
+    let scenarios = plan
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ScenarioInfo {
+            name: s.name.clone(),
+            model: s.model.clone(),
+            n_connections: s.n_connections,
+            segment_connections: plan::split(
+                s.n_connections as u64,
+                plan.segment.count,
+                plan.segment.index,
+            ),
+            segment_slots: s.segment_slots(plan.segment),
+            requested: s.stop,
+            start_after: s.start_after,
+            window: window(s),
+            first_tag: plan.first_tag(i),
+            n_tags: s.n_tags(),
+            n_steps: s.steps.len(),
+            drop_tag: plan.drop_tag(i),
+            tags: s.tags.clone(),
+        })
+        .collect();
+    let info = RunInfo {
+        target: plan.target.url.clone(),
+        addr: resolved.addr,
+        dns: resolved.dns,
+        started_at,
+        duration,
+        window: plan
+            .scenarios
+            .iter()
+            .map(|s| s.start_after + window(s))
+            .max()
+            .unwrap_or(duration),
+        n_workers: plan.n_workers,
+        keepalive: plan.keepalive,
+        timeout: plan.timeout,
+        http: plan.http,
+        http_described: plan.http.describe(&plan.target),
+        scenarios,
+        segment: plan.segment,
+        max_lag: plan.max_lag,
+        seed: plan.seed,
+        plan: Arc::clone(&plan),
+        interrupted,
+        cut_off,
+        process_cpu: usage.cpu,
+        max_rss: usage.max_rss,
+        aborted_by,
+        tags: Vec::new(),
+    };
+    let thresholds = judge_by
+        .list
+        .iter()
+        .map(|t| crate::aggregate::evaluate(t, &agg.total, duration, &scenario_tags))
+        .collect();
+    Ok(RunReport {
+        info,
+        agg,
+        validity,
+        thresholds,
+    })
+}
+
+/// Receives `s`, or never if it could not be installed (the signal keeps its default action).
+pub(crate) async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP: each stops the run and still writes the partial report.
+pub(crate) async fn termination_signal() -> Interrupt {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listen = |kind| signal(kind).ok();
+    let (mut int, mut term, mut hup) = (
+        listen(SignalKind::interrupt()),
+        listen(SignalKind::terminate()),
+        listen(SignalKind::hangup()),
+    );
+    tokio::select! {
+        _ = recv(&mut int) => Interrupt { name: "interrupted (SIGINT)", exit_code: exit::INTERRUPTED },
+        _ = recv(&mut term) => Interrupt { name: "terminated (SIGTERM)", exit_code: exit::TERMINATED },
+        _ = recv(&mut hup) => Interrupt { name: "hung up (SIGHUP)", exit_code: exit::HANGUP },
+    }
+}
+
+/// Writes the report files (atomically) and stdout; returns the run's exit code.
+pub(crate) fn emit(
+    report: &RunReport,
+    output: &OutputArgs,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    let mut file_error = None;
+    for o in &output.outputs {
+        if let Some(path) = &o.path {
+            if let Err(e) = crate::util::write_atomic(path, o.format.render(report).as_bytes()) {
+                file_error.get_or_insert(
+                    anyhow!(e).context(format!("cannot write the report to '{}'", path.display())),
+                );
+            }
+        }
+    }
+    let stdout_format = output
+        .outputs
+        .iter()
+        .filter(|o| o.path.is_none())
+        .map(|o| o.format)
+        .next_back()
+        .unwrap_or(Format::Text);
+    if let Err(e) = out
+        .write_all(stdout_format.render(report).as_bytes())
+        .and_then(|_| out.flush())
+    {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            file_error.get_or_insert(anyhow!(e).context("cannot write the report to stdout"));
+        }
+    }
+    if let Some(e) = file_error {
+        return Err(run_failed(e));
+    }
+    Ok(if report.info.aborted_by.is_some() {
+        exit::THRESHOLDS
+    } else if let Some(sig) = report.info.interrupted {
+        sig.exit_code
+    } else {
+        exit::OK
+    })
+}
+
+/// What a run is judged by: the file's thresholds and how to find a scenario's steps.
+#[derive(Default)]
+pub(crate) struct Thresholds {
+    pub(crate) list: Vec<crate::scenario::threshold::Threshold>,
+    pub(crate) scenario_tags: std::collections::BTreeMap<String, std::ops::Range<usize>>,
+}

@@ -1,0 +1,10 @@
+//! One file per subcommand: each wires the stages for its command, owns its help examples' meaning,
+//! and maps failures to exit codes through `app`. `execute` runs a built plan for `run`, `demo` and
+//! `oci`; `progress` is its progress bar.
+
+pub mod demo;
+pub mod execute;
+pub mod oci;
+pub mod progress;
+pub mod run;
+pub mod serve;

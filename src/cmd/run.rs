@@ -1,0 +1,329 @@
+//! `regbench run URL|FILE.toml`: command-line flags or a scenario file → a validated plan → a run.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use bytes::Bytes;
+
+use super::execute::{emit, execute, Thresholds};
+use crate::app::{exit, run_failed, usage, Failure, Options};
+use crate::cli::RunArgs;
+use crate::engine::connect;
+use crate::plan::{
+    self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target, TlsOptions,
+};
+
+/// The requests sent when neither -n nor -z is given (hey and oha use the same default).
+pub const DEFAULT_REQUESTS: u64 = 200;
+
+/// Workers start this long after the run is set up, so thread start-up is not counted as lag.
+const START_LEAD: Duration = Duration::from_millis(5);
+
+/// A `--start-at` further in the past than this is a mistake, not a late start.
+pub(crate) const MAX_START_AT_PAST: Duration = Duration::from_secs(10);
+
+pub(crate) fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
+    let (plan, judge_by) = if is_scenario_file(&a.url) {
+        scenario_from_args(&a)?
+    } else {
+        if !a.vars.is_empty() {
+            return Err(usage(anyhow!(
+                "-e KEY=VALUE sets scenario-file constants; a URL run has none"
+            )));
+        }
+        (plan_from_args(&a)?, Thresholds::default())
+    };
+    run_plan(plan, &judge_by, &a, out, opts)
+}
+
+/// Runs a built plan and reports it; the exit code says whether thresholds and validity held.
+pub(crate) fn run_plan(
+    plan: Plan,
+    judge_by: &Thresholds,
+    a: &RunArgs,
+    out: &mut dyn Write,
+    opts: Options,
+) -> Result<u8, Failure> {
+    let pins = parse_pins(&a.resolve)?;
+    let start = start_time(a.start_at)?;
+    let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
+    let mut report = execute(Arc::new(plan), resolved, start, judge_by, &a.output, opts)?;
+    report.info.tags = a.tags.clone();
+    let code = emit(&report, &a.output, out)?;
+    if code != exit::OK {
+        return Ok(code);
+    }
+    if report.thresholds.iter().any(|t| !t.pass) {
+        if !a.output.quiet {
+            let n = report.thresholds.iter().filter(|t| !t.pass).count();
+            eprintln!("regbench: {n} threshold(s) failed (the table ends the report)");
+        }
+        return Ok(exit::THRESHOLDS);
+    }
+    if a.strict && !report.validity.valid {
+        if !a.output.quiet {
+            eprintln!(
+                "regbench: the run is INVALID and --strict was given (reasons in the report)"
+            );
+        }
+        return Ok(exit::INVALID);
+    }
+    Ok(code)
+}
+
+/// `--resolve HOST:PORT:ADDR` pins.
+pub(crate) fn parse_pins(resolve: &[String]) -> Result<Vec<plan::Resolve>, Failure> {
+    resolve
+        .iter()
+        .map(|r| plan::parse_resolve(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)
+}
+
+/// A scenario file rather than a URL: an existing file, or a name ending in .toml.
+pub(crate) fn is_scenario_file(arg: &str) -> bool {
+    !arg.contains("://") && (arg.ends_with(".toml") || std::path::Path::new(arg).is_file())
+}
+
+/// `regbench run FILE.toml`: the file is the plan; the command line may only override what the file
+/// cannot know (duration, constants, threads, segment, seed, outputs).
+pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
+    let in_file = [
+        ("-c/--connections", a.connections.is_some()),
+        ("-n/--requests", a.requests.is_some()),
+        ("-m/--method", a.method.is_some()),
+        ("-H/--header", !a.headers.is_empty()),
+        ("-d/--body", a.body.is_some()),
+        ("-D/--body-file", a.body_file.is_some()),
+        ("-T/--content-type", a.content_type.is_some()),
+        ("--timeout", a.timeout.is_some()),
+        ("--no-keepalive", a.no_keepalive),
+        ("--rate", a.rate.is_some()),
+        ("--arrival", a.arrival.is_some()),
+        ("--max-inflight", a.max_inflight.is_some()),
+        ("--stages", a.stages.is_some()),
+        ("--think", a.think.is_some()),
+    ];
+    if let Some((flag, _)) = in_file.iter().find(|(_, given)| *given) {
+        return Err(usage(anyhow!(
+            "{flag} does not apply to a scenario file: set it in the file (the command line can \
+             override -z/--duration, -e KEY=VALUE, --threads, --segment, --start-at, --seed, --max-lag)"
+        )));
+    }
+    let segment = match &a.segment {
+        Some(s) => Segment::parse(s).map_err(usage)?,
+        None => Segment::WHOLE,
+    };
+    if a.threads == Some(0) {
+        return Err(usage(anyhow!("--threads must be at least 1")));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = crate::scenario::load(
+        std::path::Path::new(&a.url),
+        &crate::scenario::Overrides {
+            vars: &a.vars,
+            duration: a.duration,
+            n_workers: a.threads.unwrap_or(cores).max(1),
+            segment,
+            seed: run_seed(a)?,
+            max_lag: a.max_lag,
+            env: &env,
+            http: &|base, tls| a.http.apply(base, tls),
+        },
+    )
+    .map_err(usage)?;
+    let mut plan = loaded.plan;
+    plan.tls = a.tls.apply(&plan.tls);
+    Ok((
+        plan,
+        Thresholds {
+            list: loaded.thresholds,
+            scenario_tags: loaded.scenario_tags,
+        },
+    ))
+}
+
+/// When the run starts: `--start-at` (an absolute time shared by the segments of a distributed run)
+/// or right away. A start a little in the past keeps the shared schedule (the first ticks are late and
+/// show as lag); far in the past is an error.
+pub(crate) fn start_time(at: Option<SystemTime>) -> Result<(SystemTime, Instant), Failure> {
+    let now_wall = SystemTime::now();
+    let now = Instant::now();
+    let Some(at) = at else {
+        return Ok((now_wall, now + START_LEAD));
+    };
+    match at.duration_since(now_wall) {
+        Ok(ahead) => Ok((at, now + ahead)),
+        Err(e) if e.duration() <= MAX_START_AT_PAST => Ok((at, now - e.duration())),
+        Err(e) => Err(usage(anyhow!(
+            "--start-at is {:.1}s in the past (at most {}s is accepted, as a late start)",
+            e.duration().as_secs_f64(),
+            MAX_START_AT_PAST.as_secs()
+        ))),
+    }
+}
+
+/// `regbench run` flags → a validated plan.
+pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
+    let target = Target::parse(&a.url).map_err(usage)?;
+    let method = plan::parse_method(a.method.as_deref().unwrap_or("GET")).map_err(usage)?;
+    let mut headers = a
+        .headers
+        .iter()
+        .map(|h| plan::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
+    if let Some(ct) = &a.content_type {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        headers.push(("Content-Type".into(), ct.clone()));
+    }
+    let body = match (&a.body, &a.body_file) {
+        (Some(b), _) => Bytes::from(b.clone()),
+        (None, Some(path)) => Bytes::from(
+            crate::util::read_bounded(path, crate::util::MAX_BODY_FILE)
+                .with_context(|| format!("cannot read body file '{}'", path.display()))
+                .map_err(usage)?,
+        ),
+        (None, None) => Bytes::new(),
+    };
+    if a.threads == Some(0) {
+        return Err(usage(anyhow!("--threads must be at least 1")));
+    }
+    let segment = match &a.segment {
+        Some(s) => Segment::parse(s).map_err(usage)?,
+        None => Segment::WHOLE,
+    };
+    let stages = a
+        .stages
+        .as_deref()
+        .map(plan::parse_stages)
+        .transpose()
+        .map_err(usage)?;
+    let http = a
+        .http
+        .apply(plan::HttpOptions::default(), target.tls)
+        .map_err(|e| usage(anyhow!(e)))?;
+    // With HTTP/2 each of the -c connections carries --streams requests at once: the closed model's
+    // virtual users, and the open model's in-flight cap, are connections × streams.
+    let connections = a.connections.unwrap_or(50).saturating_mul(http.streams);
+    let mut n_connections = connections;
+    let model = match a.rate {
+        Some(r) => {
+            if !r.is_finite() || r < 0.0 {
+                return Err(usage(plan::PlanError::BadRate(r.to_string())));
+            }
+            if a.think.is_some() {
+                return Err(usage(anyhow!("--think is for the closed model; the open model (--rate) paces requests itself")));
+            }
+            let rate = match stages {
+                Some(stages) => Profile {
+                    start: r,
+                    stages,
+                    hold: false,
+                },
+                None => Profile::constant(r, a.duration),
+            };
+            let max_inflight = a.max_inflight.unwrap_or(connections);
+            if max_inflight == 0 {
+                return Err(usage(plan::PlanError::NoInflight));
+            }
+            // HTTP/1.1 carries one request per connection (HTTP/2: --streams), so in flight is
+            // at most connections × streams.
+            Model::Open {
+                rate,
+                arrival: a.arrival.unwrap_or(plan::Arrival::Uniform),
+                max_inflight: max_inflight.min(connections),
+            }
+        }
+        None => {
+            if a.max_inflight.is_some() || a.max_lag.is_some() || a.arrival.is_some() {
+                return Err(usage(anyhow!(
+                    "--max-inflight, --max-lag and --arrival are for the open model: add --rate R"
+                )));
+            }
+            let vus = stages.map(|stages| Profile {
+                start: 0.0,
+                stages,
+                hold: false,
+            });
+            if let Some(p) = &vus {
+                // One connection per virtual user, as many as the profile's peak.
+                n_connections = p.max().ceil() as usize;
+            }
+            Model::Closed {
+                think: a.think.unwrap_or(Duration::ZERO),
+                vus,
+            }
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n_workers = a.threads.unwrap_or(cores).max(1);
+    let bounded_by_profile = matches!(
+        &model,
+        Model::Open { rate, .. } | Model::Closed { vus: Some(rate), .. } if rate.end().is_some()
+    );
+    let stop = Stop {
+        n_requests: match (a.requests, a.duration) {
+            (None, None) if !bounded_by_profile => Some(DEFAULT_REQUESTS),
+            (n, _) => n,
+        },
+        duration: a.duration,
+    };
+    let path = target.path.clone();
+    let request = RequestSpec {
+        name: format!("{method} {path}"),
+        method,
+        path,
+        headers,
+        body,
+    };
+    let mut plan = Plan {
+        target,
+        scenarios: vec![ScenarioPlan {
+            name: "default".into(),
+            model,
+            stop,
+            start_after: Duration::ZERO,
+            n_connections,
+            steps: vec![Step::new(request)],
+            vars: Vec::new(),
+            tags: Vec::new(),
+        }],
+        n_workers,
+        keepalive: !a.no_keepalive,
+        timeout: a.timeout.unwrap_or(Duration::from_secs(30)),
+        segment,
+        max_lag: a.max_lag,
+        seed: run_seed(a)?,
+        data: Vec::new(),
+        tls: a.tls.apply(&TlsOptions::default()),
+        http,
+    };
+    plan.validate().map_err(usage)?;
+    plan.clamp_workers();
+    Ok(plan)
+}
+
+/// The run's seed: `--seed`, or a fresh random one (recorded in the report, so `--seed` replays the
+/// run's Poisson schedule and random picks). A distributed run's processes must draw one schedule,
+/// so `--segment` needs an explicit seed.
+pub(crate) fn run_seed(a: &RunArgs) -> Result<u64, Failure> {
+    match (a.seed, &a.segment) {
+        (Some(seed), _) => Ok(seed),
+        (None, Some(_)) => Err(usage(anyhow!(
+            "--segment needs --seed: every process of a distributed run must draw the same schedule"
+        ))),
+        (None, None) => {
+            let nanos = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            Ok(
+                crate::util::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32))
+                    .next_u64(),
+            )
+        }
+    }
+}
