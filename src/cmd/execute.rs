@@ -94,6 +94,8 @@ pub(crate) fn execute(
         stop: stop_rx,
         sink,
         tls,
+        // Registry flows are the plan's flow steps; the engine runs them without knowing OCI.
+        flows: Some(Arc::new(crate::registry::flow::Runner)),
     })
     .context("cannot start worker threads")
     .map_err(run_failed)?;

@@ -9,6 +9,7 @@ pub mod connect;
 mod hpack;
 pub mod http1;
 pub mod http2;
+pub mod step;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -23,7 +24,6 @@ use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
-use crate::registry::flow::{self as registry_flow, FlowState};
 use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::scenario::check::{CheckKind, Response};
 use crate::scenario::template::Ctx;
@@ -54,6 +54,8 @@ pub struct Run {
     pub sink: UnboundedSender<Msg>,
     /// The TLS client when the target is `https://` (built once, before the run).
     pub tls: Option<tls::TlsClient>,
+    /// Runs the plan's flow steps (registry flows); `None` when it has none.
+    pub flows: Option<Arc<dyn step::FlowRunner>>,
 }
 
 /// Starts one thread per worker. Each sends its intervals and a final `Msg::Done` to `run.sink`.
@@ -238,6 +240,8 @@ struct Worker {
     h2: RefCell<Vec<Entry>>,
     /// Generation of the newest HTTP/2 connection.
     h2_gen: Cell<u64>,
+    /// Runs flow steps (see `step`).
+    flows: Option<Arc<dyn step::FlowRunner>>,
 }
 
 impl Worker {
@@ -313,6 +317,7 @@ impl Worker {
             h2_gen: Cell::new(0),
             addr: run.addr,
             tls: run.tls.clone(),
+            flows: run.flows.clone(),
             scenarios,
             waiter: Waiter::for_worker(n_slots),
             recorder: RefCell::new(recorder),
@@ -650,9 +655,13 @@ struct Vu {
     path: Vec<u8>,
     body: Vec<u8>,
     capture: Capture,
-    /// Per step, a registry flow's state (auth, tokens, buffers).
-    flows: Vec<Option<FlowState>>,
+    /// Per step, a flow step's state (auth, tokens, buffers), and its templates rendered for the
+    /// current iteration.
+    flows: Vec<Option<FlowStep>>,
 }
+
+/// A virtual user's flow step: the runner's state for it, and its rendered templates.
+type FlowStep = (Box<dyn std::any::Any>, Vec<String>);
 
 /// Whether the body just read hashes to the step's expected digest (rendered for this iteration).
 fn digest_matches(
@@ -700,8 +709,9 @@ async fn run_flow(
         flows,
         ..
     } = vu;
-    // invariant: `flows` has a state for every flow step (built from the same steps).
-    let Some(Some(st)) = flows.get_mut(step) else {
+    // invariant: `flows` has a state for every flow step when the run has a runner (both built
+    // from the same steps in run_slot).
+    let (Some(Some((state, args))), Some(runner)) = (flows.get_mut(step), &worker.flows) else {
         return Sample::dropped(tag as u16, intended, intended);
     };
     let mut ctx = Ctx {
@@ -712,7 +722,7 @@ async fn run_flow(
         rows,
         rng,
     };
-    for (t, arg) in flow.templates().into_iter().zip(st.args.iter_mut()) {
+    for (t, arg) in flow.templates().into_iter().zip(args.iter_mut()) {
         body.clear();
         t.render(&mut ctx, body);
         arg.clear();
@@ -722,13 +732,13 @@ async fn run_flow(
         worker,
         slot: slot.id,
     };
-    let it = registry_flow::Iteration {
+    let it = step::Iteration {
         intended,
         number: iteration,
         vu: slot.global,
         seed: plan.seed,
     };
-    registry_flow::run(flow, &io, tag, st, &it).await
+    runner.run(flow, &io, tag, state.as_mut(), args, it).await
 }
 
 /// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
@@ -752,7 +762,14 @@ async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         },
         flows: steps
             .iter()
-            .map(|st| st.flow.as_deref().map(FlowState::new))
+            .map(|st| {
+                let flow = st.flow.as_deref()?;
+                let runner = worker.flows.as_ref()?;
+                Some((
+                    runner.state(flow),
+                    vec![String::new(); flow.templates().len()],
+                ))
+            })
             .collect(),
     };
     // Only the open model drops late ticks: a closed-model user's next request is intended after its

@@ -5,6 +5,7 @@
 //! step's own tag, from the step's intended time to its last response. A flow stops at its first
 //! failed request, and the whole operation fails with that request's outcome.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{same_origin_path, Auth, AuthError};
 use crate::engine::http1::{self, Capture};
+use crate::engine::step::{FlowRunner, Iteration, StepFuture};
 use crate::engine::Io;
 use crate::plan::flow::{split_image, Flow, Platform, Pull, Push, Walk};
 use crate::plan::NextPage;
@@ -60,8 +62,6 @@ struct Lane {
 pub struct FlowState {
     auth: Auth,
     lanes: Vec<Lane>,
-    /// The flow's templates rendered for this iteration, in `Flow::templates` order.
-    pub args: Vec<String>,
     /// Push: the bytes of the layer being uploaded.
     data: Vec<u8>,
     /// Push with a mount: the base layer is already in the source repository.
@@ -86,28 +86,47 @@ impl FlowState {
                     buf: Vec::new(),
                 })
                 .collect(),
-            args: vec![String::new(); flow.templates().len()],
             data: Vec::new(),
             base_pushed: false,
         }
     }
 }
 
-/// What one iteration needs to know about where it runs.
-pub struct Iteration {
-    pub intended: Instant,
-    pub number: u64,
-    pub vu: u64,
-    pub seed: u64,
+/// Registry flows as the engine's flow steps.
+pub struct Runner;
+
+impl FlowRunner for Runner {
+    fn state(&self, flow: &Flow) -> Box<dyn Any> {
+        Box::new(FlowState::new(flow))
+    }
+
+    fn run<'a>(
+        &'a self,
+        flow: &'a Flow,
+        io: &'a Io<'a>,
+        tag: usize,
+        state: &'a mut dyn Any,
+        args: &'a [String],
+        it: Iteration,
+    ) -> StepFuture<'a> {
+        Box::pin(async move {
+            match state.downcast_mut::<FlowState>() {
+                Some(st) => run(flow, io, tag, st, args, &it).await,
+                // invariant: the engine passes back the state `state` made for this flow.
+                None => Sample::dropped(tag as u16, it.intended, it.intended),
+            }
+        })
+    }
 }
 
-/// Runs one iteration of `flow` (templates already rendered into `st.args`) and records every
-/// request and the whole operation, whose sample it returns.
+/// Runs one iteration of `flow` (its templates rendered into `args`) and records every request and
+/// the whole operation, whose sample it returns.
 pub async fn run(
     flow: &Flow,
     io: &Io<'_>,
     tag: usize,
     st: &mut FlowState,
+    args: &[String],
     it: &Iteration,
 ) -> Sample {
     if flow.auth().token == crate::plan::flow::TokenMode::Cold {
@@ -123,7 +142,7 @@ pub async fn run(
     let mut at = it.intended;
     let result = match flow {
         Flow::Pull(p) => {
-            let image = &st.args[(it.number % st.args.len().max(1) as u64) as usize];
+            let image = &args[(it.number % args.len().max(1) as u64) as usize];
             pull(&cx, p, &mut st.lanes, image, &mut at).await
         }
         Flow::Push(p) => {
@@ -131,13 +150,13 @@ pub async fn run(
                 data: &mut st.data,
                 base_pushed: &mut st.base_pushed,
             };
-            let mount_from = st.args.get(1).map(String::as_str);
+            let mount_from = args.get(1).map(String::as_str);
             push(
                 &cx,
                 p,
                 &mut st.lanes[0],
                 &mut push_state,
-                &st.args[0],
+                &args[0],
                 mount_from,
                 it,
                 &mut at,
@@ -150,7 +169,7 @@ pub async fn run(
                 &cx,
                 w,
                 &mut st.lanes[0],
-                st.args.first().map(String::as_str),
+                args.first().map(String::as_str),
                 &mut at,
             )
             .await
