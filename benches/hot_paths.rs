@@ -88,8 +88,8 @@ fn pacer(c: &mut Criterion) {
 }
 
 fn template(c: &mut Criterion) {
-    use regbench::scenario::data::{DataTable, Pick};
-    use regbench::scenario::template::{Ctx, Scope, Template};
+    use regbench::plan::data::{DataTable, Pick};
+    use regbench::plan::template::{Ctx, Scope, Template};
     use std::collections::HashMap;
     use std::sync::Arc;
     let consts = HashMap::from([("region".to_string(), "eu-west".to_string())]);

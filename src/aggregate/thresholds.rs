@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Summary, TagStats};
 use hdrhistogram::Histogram;
 
-use crate::scenario::threshold::{Filter, Metric, Op, Stat, Threshold};
+use crate::plan::threshold::{Filter, Metric, Op, Stat, Threshold};
 
 /// A threshold's verdict.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,8 +122,8 @@ fn observe_count(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::threshold::{parse_expr, parse_key};
     use crate::sample::{Outcome, Sample};
-    use crate::scenario::threshold::{parse_expr, parse_key};
     use std::time::Instant;
 
     fn threshold(key: &str, expr: &str) -> Threshold {

@@ -72,7 +72,7 @@ pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Resul
 /// catalog crawl, and the service-registry list, lookup and status.
 pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::PlanError> {
     use crate::plan::flow::{Flow, FlowAuth, Pull, TokenMode, Walk};
-    use crate::scenario::template::Template;
+    use crate::plan::template::Template;
     let content = &server.state().content;
     // Two single-platform images (one OCI, one Docker) and a multi-platform index.
     let images: Vec<Template> = [0, 1, serve::MULTI_PLATFORM_EVERY - 1]

@@ -350,6 +350,6 @@ pub(crate) fn emit(
 /// What a run is judged by: the file's thresholds and how to find a scenario's steps.
 #[derive(Default)]
 pub(crate) struct Thresholds {
-    pub(crate) list: Vec<crate::scenario::threshold::Threshold>,
+    pub(crate) list: Vec<crate::plan::threshold::Threshold>,
     pub(crate) scenario_tags: std::collections::BTreeMap<String, std::ops::Range<usize>>,
 }

@@ -20,7 +20,7 @@ pub(crate) fn cmd_oci_load(
 ) -> Result<u8, Failure> {
     use crate::cli::OciCommand;
     use crate::plan::flow::{Flow, FlowAuth, Pull, Push, Walk};
-    use crate::scenario::template::Template;
+    use crate::plan::template::Template;
     let lit = Template::literal;
     let (name, common, mut flow) = match c {
         // Dispatched to `cmd_oci_seed` before this; kept total rather than panicking.

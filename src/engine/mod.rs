@@ -23,10 +23,10 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
+use crate::plan::check::{CheckKind, Response};
+use crate::plan::template::Ctx;
 use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
 use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
-use crate::scenario::check::{CheckKind, Response};
-use crate::scenario::template::Ctx;
 use crate::schedule::{Schedule, Slot, Tick, Waiter};
 use crate::util::Rng;
 use http1::{Capture, Conn};
@@ -666,10 +666,10 @@ type FlowStep = (Box<dyn std::any::Any>, Vec<String>);
 /// Whether the body just read hashes to the step's expected digest (rendered for this iteration).
 fn digest_matches(
     vu: &mut Vu,
-    expected: &crate::scenario::template::Template,
+    expected: &crate::plan::template::Template,
     iteration: u64,
     vu_index: u64,
-    data: &[Arc<crate::scenario::data::DataTable>],
+    data: &[Arc<crate::plan::data::DataTable>],
 ) -> bool {
     let Some(hasher) = vu.capture.hasher.take() else {
         return false;

@@ -4,7 +4,7 @@
 //! A flow step records one sample per request under a phase tag (`STEP/token`, `STEP/layer`, …) and
 //! one sample for the whole operation under the step's own tag.
 
-use crate::scenario::template::Template;
+use crate::plan::template::Template;
 
 /// What a flow step does.
 #[derive(Clone, Debug)]

@@ -3,8 +3,12 @@
 //!
 //! Must not sleep, spawn, do I/O or read clocks. Splits of counts add up exactly to the whole.
 
+pub mod check;
+pub mod data;
 pub mod flow;
 mod profile;
+pub mod template;
+pub mod threshold;
 
 use base64::Engine as _;
 use std::sync::Arc;
@@ -14,9 +18,9 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::aggregate::TagSpec;
-use crate::scenario::check::{Check, Extract};
-use crate::scenario::data::DataTable;
-use crate::scenario::template::Template;
+use check::{Check, Extract};
+use data::DataTable;
+use template::Template;
 
 pub use profile::{parse_stages, Profile, Stage};
 

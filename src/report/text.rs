@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use super::RunReport;
 use crate::aggregate::{linear_bins, Dist, QUANTILES};
+use crate::plan::threshold::Stat;
 use crate::plan::Model;
 use crate::sample::ErrorKind;
-use crate::scenario::threshold::Stat;
 use crate::util::{fmt_bytes, fmt_duration as d};
 use std::time::Duration;
 

@@ -12,12 +12,12 @@ use regex::bytes::Regex;
 use thiserror::Error;
 use toml::Spanned;
 
-use super::check::{Check, CheckKind, Extract, Source};
-use super::data::{DataTable, Pick};
 use super::file::{CheckSpec, File, RegistrySpec, ScenarioSpec, StepSpec, ThresholdEntry};
-use super::template::{Scope, Template};
-use super::threshold::{parse_expr, parse_key, Filter, Threshold};
+use crate::plan::check::{Check, CheckKind, Extract, Source};
+use crate::plan::data::Pick;
 use crate::plan::flow::{Flow, FlowAuth, Platform, Pull, Push, TokenMode, Walk};
+use crate::plan::template::{Scope, Template};
+use crate::plan::threshold::{parse_expr, parse_key, Filter, Threshold};
 use crate::plan::{
     self, Arrival, Model, Plan, Profile, RequestSpec, RequestTemplate, ScenarioPlan, Segment,
     Stage, Step, Stop, Target,
@@ -150,7 +150,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
             Some(p) => Pick::parse(p.get_ref()).map_err(|e| cx.at(p.span(), e))?,
             None => Pick::Sequential,
         };
-        let table = DataTable::load(name, &dir.join(spec.file.get_ref()), pick)
+        let table = super::data::load(name, &dir.join(spec.file.get_ref()), pick)
             .map_err(|e| cx.at(spec.file.span(), e))?;
         tables.insert(name.clone(), (data.len(), table.columns.clone()));
         data.push(Arc::new(table));
