@@ -124,3 +124,24 @@ fn signals_write_the_partial_report() {
         assert_eq!(left, 1, "{name}: only the report, no temporary file");
     }
 }
+
+/// An unknown report format is a usage error before any load (the name is checked by the command,
+/// since the command line's parser does not know the report formats).
+#[test]
+fn unknown_output_format_is_refused_before_the_run() {
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            &format!("http://{}/", closed_port()),
+            "-z",
+            "30s",
+            "-o",
+            "xml=x.xml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected text or json"));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}

@@ -11,6 +11,8 @@ mod demo;
 mod flows;
 /// HTTP/2: h2c and ALPN, streams over few connections, GOAWAY, RST_STREAM, scenario settings.
 mod http2;
+/// The pipeline's import rules (DESIGN.md §2), read from the source.
+mod layout;
 /// The open model, stages, dropped requests, segments and --start-at.
 mod open;
 /// Against a real OCI registry (Debian docker-registry): push and pull flows, htpasswd auth.

@@ -60,6 +60,15 @@ pub(crate) fn execute(
     opts: Options,
 ) -> Result<RunReport, Failure> {
     check_open_files(&plan)?;
+    for o in &output.outputs {
+        if Format::parse(&o.format).is_none() {
+            return Err(usage(anyhow!(
+                "-o '{}' is not an output format (expected {})",
+                o.format,
+                Format::NAMES.join(" or ")
+            )));
+        }
+    }
     for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
         crate::util::prepare_output(path)
             .with_context(|| format!("cannot write the report to '{}'", path.display()))
@@ -312,7 +321,8 @@ pub(crate) fn emit(
     let mut file_error = None;
     for o in &output.outputs {
         if let Some(path) = &o.path {
-            if let Err(e) = crate::util::write_atomic(path, o.format.render(report).as_bytes()) {
+            let format = Format::parse(&o.format).unwrap_or(Format::Text);
+            if let Err(e) = crate::util::write_atomic(path, format.render(report).as_bytes()) {
                 file_error.get_or_insert(
                     anyhow!(e).context(format!("cannot write the report to '{}'", path.display())),
                 );
@@ -323,7 +333,8 @@ pub(crate) fn emit(
         .outputs
         .iter()
         .filter(|o| o.path.is_none())
-        .map(|o| o.format)
+        // Names were checked before the run (`execute`).
+        .filter_map(|o| Format::parse(&o.format))
         .next_back()
         .unwrap_or(Format::Text);
     if let Err(e) = out

@@ -174,6 +174,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// The names `-o` takes.
+    pub const NAMES: [&'static str; 2] = ["text", "json"];
+
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "text" => Some(Format::Text),
