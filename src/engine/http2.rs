@@ -12,6 +12,10 @@
 //! templated); [`H2Request::parse`] turns them into a header block — once per step for static
 //! requests. What differs from HTTP/1.1 is what the protocol adds: streams, flow control, SETTINGS,
 //! GOAWAY and RST_STREAM.
+//!
+//! One file (over 900 lines) on purpose: the frame reader, the per-stream table, flow control and the
+//! connection task are one state machine over one `State` — split, every part would reach into the
+//! others' fields. HPACK, which stands alone, is `hpack.rs`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};

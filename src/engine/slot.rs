@@ -1,0 +1,377 @@
+//! A slot's loop: wait for the schedule's next tick, run one iteration of the scenario — each step
+//! on a pooled (or new) connection, flow steps through the run's `FlowRunner` — record it, repeat.
+//! The closed and open models differ only in their schedule.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::http1::{self, Capture};
+use super::{step, Io, Worker};
+use crate::plan::check::{CheckKind, Response};
+use crate::plan::template::Ctx;
+use crate::sample::{ErrorKind, Outcome, Sample};
+use crate::schedule::{Slot, Tick};
+use crate::util::Rng;
+
+/// Closed model: the first and the longest wait of a virtual user whose requests get no connection.
+const MIN_CONNECT_BACKOFF: Duration = Duration::from_millis(1);
+
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Response bodies are kept for checks and extractions up to this size.
+const MAX_CAPTURED_BODY: usize = 4 << 20;
+
+/// A virtual user's own state: its variables and reusable buffers. Lives as long as its slot.
+struct Vu {
+    vars: Vec<String>,
+    rng: Rng,
+    /// Per data table, the row of the current iteration.
+    rows: Vec<usize>,
+    request: Vec<u8>,
+    path: Vec<u8>,
+    body: Vec<u8>,
+    capture: Capture,
+    /// Per step, a flow step's state (auth, tokens, buffers), and its templates rendered for the
+    /// current iteration.
+    flows: Vec<Option<FlowStep>>,
+}
+
+/// A virtual user's flow step: the runner's state for it, and its rendered templates.
+type FlowStep = (Box<dyn std::any::Any>, Vec<String>);
+
+/// Whether the body just read hashes to the step's expected digest (rendered for this iteration).
+fn digest_matches(
+    vu: &mut Vu,
+    expected: &crate::plan::template::Template,
+    iteration: u64,
+    vu_index: u64,
+    data: &[Arc<crate::plan::data::DataTable>],
+) -> bool {
+    let Some(hasher) = vu.capture.hasher.take() else {
+        return false;
+    };
+    let mut ctx = Ctx {
+        vars: &vu.vars,
+        iteration,
+        vu: vu_index,
+        data,
+        rows: &vu.rows,
+        rng: &mut vu.rng,
+    };
+    vu.body.clear();
+    expected.render(&mut ctx, &mut vu.body);
+    crate::util::sha256_is(hasher, &vu.body)
+}
+
+/// One iteration of a registry flow step: renders its templates, runs it on the slot's connections
+/// (every request and the whole operation recorded), and returns the whole operation's sample.
+#[allow(clippy::too_many_arguments)]
+async fn run_flow(
+    worker: &Worker,
+    vu: &mut Vu,
+    slot: &Slot,
+    flow: &crate::plan::flow::Flow,
+    step: usize,
+    tag: usize,
+    iteration: u64,
+    intended: Instant,
+) -> Sample {
+    let plan = &worker.plan;
+    let Vu {
+        vars,
+        rng,
+        rows,
+        body,
+        flows,
+        ..
+    } = vu;
+    // invariant: `flows` has a state for every flow step when the run has a runner (both built
+    // from the same steps in run_slot).
+    let (Some(Some((state, args))), Some(runner)) = (flows.get_mut(step), &worker.flows) else {
+        return Sample::dropped(tag as u16, intended, intended);
+    };
+    let mut ctx = Ctx {
+        vars,
+        iteration,
+        vu: slot.global,
+        data: &plan.data,
+        rows,
+        rng,
+    };
+    for (t, arg) in flow.templates().into_iter().zip(args.iter_mut()) {
+        body.clear();
+        t.render(&mut ctx, body);
+        arg.clear();
+        arg.push_str(&String::from_utf8_lossy(body));
+    }
+    let io = Io {
+        worker,
+        slot: slot.id,
+    };
+    let it = step::Iteration {
+        intended,
+        number: iteration,
+        vu: slot.global,
+        seed: plan.seed,
+    };
+    runner.run(flow, &io, tag, state.as_mut(), args, it).await
+}
+
+/// One slot's loop: wait for the schedule, run one iteration of the scenario's flow — each step on a
+/// pooled (or new) connection, recorded under its own tag — and repeat. The closed and open models
+/// differ only in their schedule.
+pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
+    let scenario = &worker.scenarios[mine];
+    let plan = &worker.plan;
+    let spec = &plan.scenarios[scenario.index];
+    let steps = &spec.steps;
+    let mut vu = Vu {
+        vars: vec![String::new(); spec.vars.len()],
+        rng: Rng::new(plan.seed ^ slot.global.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        rows: vec![0; plan.data.len()],
+        request: Vec::new(),
+        path: Vec::new(),
+        body: Vec::new(),
+        capture: Capture {
+            max_body: MAX_CAPTURED_BODY,
+            ..Capture::default()
+        },
+        flows: steps
+            .iter()
+            .map(|st| {
+                let flow = st.flow.as_deref()?;
+                let runner = worker.flows.as_ref()?;
+                Some((
+                    runner.state(flow),
+                    vec![String::new(); flow.templates().len()],
+                ))
+            })
+            .collect(),
+    };
+    // Only the open model drops late ticks: a closed-model user's next request is intended after its
+    // previous one, so it is never late by more than the wake-up, and dropping it would leave that
+    // intended time in the past for ever (a livelock).
+    let max_lag = plan.max_lag.filter(|_| spec.model.is_open());
+    let mut n_dropped_in_a_row = 0u32;
+    // Closed model: a user whose requests get no connection waits before its next iteration,
+    // doubling up to MAX_CONNECT_BACKOFF, so failing users do not hot-loop and starve working ones.
+    let backs_off = !spec.model.is_open();
+    let mut backoff = Duration::ZERO;
+    while let Some(Tick {
+        intended,
+        n,
+        overdue,
+    }) = scenario.schedule.wait_next(&mut slot, &worker.waiter).await
+    {
+        worker.recorder.borrow_mut().record_tick(scenario.drop_tag);
+        if let Some(max) = max_lag {
+            let now = Instant::now();
+            if now.saturating_duration_since(intended) > max {
+                let dropped = Sample::dropped(scenario.drop_tag as u16, intended, now);
+                worker.recorder.borrow_mut().record(&dropped);
+                // A schedule far behind drops without ever waiting: let the other slots, the
+                // ticker and the stop signal run.
+                n_dropped_in_a_row += 1;
+                if n_dropped_in_a_row.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+        }
+        n_dropped_in_a_row = 0;
+        if overdue {
+            worker
+                .recorder
+                .borrow_mut()
+                .record_queued(scenario.drop_tag);
+        }
+        for (row, table) in vu.rows.iter_mut().zip(&plan.data) {
+            *row = table.pick_row(n, slot.global, &mut vu.rng);
+        }
+        // Each step is intended when the previous one is done plus its think time.
+        let started = intended;
+        let mut intended = intended;
+        let mut whole: Option<Outcome> = None;
+        let mut unconnected = false;
+        let (mut bytes_in, mut body_bytes, mut bytes_out) = (0, 0, 0);
+        for (i, step) in steps.iter().enumerate() {
+            if i > 0 {
+                worker.waiter.sleep_until(slot.id, intended).await;
+            }
+            if let Some(flow) = &step.flow {
+                let sample = run_flow(
+                    &worker,
+                    &mut vu,
+                    &slot,
+                    flow,
+                    i,
+                    scenario.step_tags[i],
+                    n,
+                    intended,
+                )
+                .await;
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                bytes_out += sample.bytes_out;
+                if whole.is_none() && !matches!(sample.outcome, Outcome::Status(100..=399)) {
+                    whole = Some(sample.outcome);
+                }
+                intended = sample.done + step.think;
+                continue;
+            }
+            // A paginated step repeats with the next page's path until the target offers none.
+            let mut page = 0u32;
+            loop {
+                let Vu {
+                    vars,
+                    rng,
+                    rows,
+                    request,
+                    path,
+                    body,
+                    capture,
+                    ..
+                } = &mut vu;
+                let bytes: &[u8] = match (&scenario.requests[i], &step.template, page) {
+                    (Some(encoded), _, 0) => encoded,
+                    (_, Some(t), _) => {
+                        let mut ctx = Ctx {
+                            vars,
+                            iteration: n,
+                            vu: slot.global,
+                            data: &plan.data,
+                            rows,
+                            rng,
+                        };
+                        // Page 0 renders the step's path; later pages keep the one set below.
+                        if page == 0 {
+                            path.clear();
+                            t.path.render(&mut ctx, path);
+                        }
+                        body.clear();
+                        t.body.render(&mut ctx, body);
+                        request.clear();
+                        http1::encode_into(
+                            request,
+                            &step.request.method,
+                            path,
+                            &plan.target,
+                            &t.headers,
+                            |v, out| v.render(&mut ctx, out),
+                            body,
+                            plan.keepalive,
+                        );
+                        request
+                    }
+                    // invariant: a step without an encoded request has a template, and so does
+                    // every paginated step (see Worker::new and the scenario loader).
+                    (_, None, _) => &[],
+                };
+                let (want_body, want_head) = scenario.captures[i];
+                capture.want_body = want_body;
+                capture.want_head = want_head;
+                let verify = step.verify_digest.is_some();
+                capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
+                let capture = (want_body || want_head || verify).then_some(capture);
+                let tag = scenario.step_tags[i];
+                let head_only = step.request.is_head();
+                let h2 = match page {
+                    0 => scenario.h2_requests[i].as_ref(),
+                    _ => None,
+                };
+                let mut sample = worker
+                    .send(slot.id, tag, bytes, h2, head_only, intended, capture)
+                    .await;
+                if let (Some(expected), Outcome::Status(200..=299)) =
+                    (&step.verify_digest, sample.outcome)
+                {
+                    if !digest_matches(&mut vu, expected, n, slot.global, &plan.data) {
+                        sample.outcome = Outcome::Error(ErrorKind::DigestMismatch);
+                    }
+                }
+                unconnected |= sample.got_no_connection();
+                let mut recorder = worker.recorder.borrow_mut();
+                recorder.record(&sample);
+                let status = match sample.outcome {
+                    Outcome::Status(code) => Some(code),
+                    _ => None,
+                };
+                // A step succeeds when its status check passes, or, without one, on a 2xx/3xx.
+                let mut ok = matches!(sample.outcome, Outcome::Status(100..=399));
+                if !step.checks.is_empty() || !step.extracts.is_empty() {
+                    let resp =
+                        Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
+                    for (ci, check) in step.checks.iter().enumerate() {
+                        let passed = check.passes(&resp);
+                        recorder.record_check(tag, ci, passed);
+                        if matches!(check.kind, CheckKind::Status(_)) {
+                            ok = passed;
+                        }
+                    }
+                    for ex in &step.extracts {
+                        let var = &mut vu.vars[ex.var];
+                        var.clear();
+                        if let Some(v) = ex.value(&resp) {
+                            var.push_str(&v);
+                        }
+                    }
+                }
+                drop(recorder);
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                bytes_out += sample.bytes_out;
+                // The iteration fails with its first failing step.
+                if !ok && whole.is_none() {
+                    whole = Some(sample.outcome.as_failure());
+                }
+                intended = sample.done;
+                page += 1;
+                let next = match &step.paginate {
+                    Some(p) if status == Some(200) && page < p.max_pages => {
+                        let current = if page == 1 && scenario.requests[i].is_some() {
+                            step.request.path.as_str()
+                        } else {
+                            std::str::from_utf8(&vu.path).unwrap_or("")
+                        };
+                        p.next
+                            .next_path(current, &vu.capture.head, &vu.capture.body)
+                    }
+                    _ => None,
+                };
+                match next {
+                    Some(next) => {
+                        vu.path.clear();
+                        vu.path.extend_from_slice(next.as_bytes());
+                    }
+                    None => break,
+                }
+            }
+            intended += step.think;
+        }
+        if let Some(tag) = scenario.iteration_tag {
+            let last_done = intended - steps.last().map_or(Duration::ZERO, |s| s.think);
+            worker.recorder.borrow_mut().record_iteration(&Sample {
+                tag: tag as u16,
+                intended: started,
+                sent: started,
+                first_byte: None,
+                done: last_done,
+                outcome: whole.unwrap_or(Outcome::Status(200)),
+                bytes_in,
+                body_bytes,
+                bytes_out,
+                connect: None,
+                tls: None,
+                reused: false,
+            });
+        }
+        backoff = match (backs_off, unconnected) {
+            (true, true) => (backoff * 2).clamp(MIN_CONNECT_BACKOFF, MAX_CONNECT_BACKOFF),
+            _ => Duration::ZERO,
+        };
+        // The closed model's next iteration is intended when this one ended (its last think
+        // included), plus any back-off.
+        slot.prev_done = Some(intended + backoff);
+    }
+}
