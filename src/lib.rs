@@ -1,8 +1,9 @@
 //! regbench: a load generator and benchmark for API registries.
 //!
-//! The modules are the pipeline (DESIGN.md §2):
-//! `cli`/`app` → `plan` → `schedule` → `engine` → `sample` → `aggregate` → `report`, plus `serve`, the
-//! built-in demo registry target.
+//! The modules are the pipeline (DESIGN.md §2; docs/design-notes.md "Layout" says what each must
+//! not import, and tests/layout.rs enforces it):
+//! `app` → `cmd/` → `scenario` → `plan` → `schedule` → `engine` (+ `registry` flows) → `sample` →
+//! `aggregate` → `report`, plus `serve`, the built-in demo registry target.
 
 pub mod aggregate;
 pub mod app;
