@@ -2,6 +2,7 @@
 # HTTP/1.1 keep-alive cost per request: regbench vs wrk (and hey, h2load --h1, oha when installed)
 # against nginx on loopback (13-byte body). Generators pinned to CPU 0 with one thread, nginx to CPU 1.
 # Runs alternate between tools; the table shows medians. Usage: bench/compare.sh [RUNS] [SECONDS] [CONNS]
+# REGBENCH_BASELINE=/path/to/an/older/regbench adds it as tool "baseline" (a before/after check).
 source "$(dirname "$0")/lib.sh"
 runs=${1:-5}; secs=${2:-5}; conns=${3:-50}
 build_regbench
@@ -11,6 +12,7 @@ start_nginx "$port"
 url="http://127.0.0.1:$port/"
 
 tools=(regbench wrk)
+[[ -n ${REGBENCH_BASELINE:-} ]] && tools+=(baseline)
 command -v hey >/dev/null && tools+=(hey)
 command -v h2load >/dev/null && tools+=(h2load)
 command -v oha >/dev/null && tools+=(oha)
@@ -19,8 +21,10 @@ command -v oha >/dev/null && tools+=(oha)
 run_tool() {
   local tool=$1 out=$2
   case $tool in
-    regbench)
-      taskset -c 0 "$REGBENCH" run "$url" -c "$conns" -z "${secs}s" --threads 1 --quiet -o "json=$out.json" >/dev/null
+    regbench|baseline)
+      local bin=$REGBENCH
+      [[ $tool == baseline ]] && bin=$REGBENCH_BASELINE
+      taskset -c 0 "$bin" run "$url" -c "$conns" -z "${secs}s" --threads 1 --quiet -o "json=$out.json" >/dev/null
       python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["status_codes"]["200"])' "$out.json" ;;
     wrk)
       taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" "$url" > "$out.txt"
@@ -37,6 +41,7 @@ run_tool() {
   esac
 }
 
-bench_runs "$runs" "url conns secs REGBENCH" "${tools[@]}"
+REGBENCH_BASELINE=${REGBENCH_BASELINE:-}
+bench_runs "$runs" "url conns secs REGBENCH REGBENCH_BASELINE" "${tools[@]}"
 bench_table wrk "${tools[@]}"
 echo "(medians of $runs alternating runs, ${secs}s each, $conns connections; generator on CPU 0, nginx on CPU 1)"

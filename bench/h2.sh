@@ -5,6 +5,7 @@
 # A second table shows nginx's CPU per request under each tool: when nginx is saturated, req/s is
 # set by what each request costs the server, not the generator.
 # Usage: bench/h2.sh [RUNS] [SECONDS] [CONNS] [STREAMS]
+# REGBENCH_BASELINE=/path/to/an/older/regbench adds it as tool "baseline" (a before/after check).
 source "$(dirname "$0")/lib.sh"
 runs=${1:-5}; secs=${2:-5}; conns=${3:-10}; streams=${4:-10}
 build_regbench
@@ -13,6 +14,8 @@ port=$(free_port)
 start_nginx "$port" http2
 url="http://127.0.0.1:$port/"
 tools=(regbench h2load)
+[[ -n ${REGBENCH_BASELINE:-} ]] && tools+=(baseline)
+REGBENCH_BASELINE=${REGBENCH_BASELINE:-}
 # nginx's worker (the master is the last started process): its user + sys clock ticks.
 for _ in $(seq 50); do
   NGINX_WORKER=$(pgrep -P "${PIDS[-1]}" | head -1) && break
@@ -28,8 +31,10 @@ run_tool() {
   local tool=$1 out=$2 t0 t1 n
   t0=$(awk '{print $14 + $15}' "/proc/$NGINX_WORKER/stat")
   case $tool in
-    regbench)
-      taskset -c 0 "$REGBENCH" run "$url" --h2c -c "$conns" --streams "$streams" -z "${secs}s" --threads 1 --quiet -o "json=$out.json" >/dev/null
+    regbench|baseline)
+      local bin=$REGBENCH
+      [[ $tool == baseline ]] && bin=$REGBENCH_BASELINE
+      taskset -c 0 "$bin" run "$url" --h2c -c "$conns" --streams "$streams" -z "${secs}s" --threads 1 --quiet -o "json=$out.json" >/dev/null
       n=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["overall"]["connections"]["new"] == int(sys.argv[2]), r["overall"]["connections"]; print(r["overall"]["status_codes"]["200"])' "$out.json" "$conns") ;;
     h2load)
       # h2load speaks h2c with prior knowledge to http:// URLs.
@@ -42,7 +47,7 @@ run_tool() {
   echo "$n"
 }
 
-bench_runs "$runs" "url conns streams secs REGBENCH NGINX_WORKER TICKS SERVER_LOG" "${tools[@]}"
+bench_runs "$runs" "url conns streams secs REGBENCH REGBENCH_BASELINE NGINX_WORKER TICKS SERVER_LOG" "${tools[@]}"
 bench_table h2load "${tools[@]}"
 printf '\n%-9s %22s\n' tool nginx_cpu_us_per_req
 for tool in "${tools[@]}"; do
