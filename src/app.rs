@@ -107,6 +107,7 @@ where
         Command::Serve(a) => cmd::serve::cmd_serve(&a, opts),
         Command::Oci(OciCommand::Seed(a)) => cmd::oci::cmd_oci_seed(&a, out),
         Command::Oci(c) => cmd::oci::cmd_oci_load(c, out, opts),
+        Command::Doctor(a) => cmd::doctor::cmd_doctor(&a, out),
     };
     match result {
         Ok(code) => code,

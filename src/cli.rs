@@ -59,6 +59,35 @@ pub enum Command {
     /// OCI registry tools.
     #[command(subcommand)]
     Oci(OciCommand),
+    /// Check this host for a planned load: open files, local ports and TIME_WAIT, listen queues,
+    /// conntrack, CPU and memory; each finding with the command that fixes it. Changes nothing.
+    /// Exit 0: all good; 1: warnings; 3: the load will fail here as the host is.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
+}
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  regbench doctor http://127.0.0.1:5000/v2/ -c 500
+  regbench doctor http://10.0.0.5:8080/ --rate 20000 --no-keepalive
+  regbench doctor --rate 20000 --no-keepalive --format sysctl > /etc/sysctl.d/90-regbench.conf";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The target (decides whether its listen queue is this host's); optional.
+    pub url: Option<String>,
+    /// Connections the load will hold.
+    #[arg(short = 'c', long = "connections", default_value_t = 50)]
+    pub connections: u64,
+    /// Open model: requests per second.
+    #[arg(short = 'q', long = "rate", value_name = "R")]
+    pub rate: Option<f64>,
+    /// A new connection for every request (each closed one holds a local port in TIME_WAIT).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// `text` (the findings) or `sysctl` (a snippet of the sysctl settings they ask for).
+    #[arg(long, default_value = "text", value_parser = ["text", "sysctl"])]
+    pub format: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,13 @@
 //! `aggregate` → `report`, plus `serve`, the built-in demo registry target.
 
 pub mod aggregate;
+pub mod analyze;
 pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod engine;
 pub mod headers;
+pub mod host;
 pub mod plan;
 pub mod registry;
 pub mod report;

@@ -154,6 +154,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A failed request: an error, or a status of 400 or more (a dropped one was never sent).
+    pub fn is_failure(self) -> bool {
+        match self {
+            Outcome::Status(code) => code >= 400,
+            Outcome::Error(_) => true,
+            Outcome::Dropped => false,
+        }
+    }
+
     /// This outcome as the failure of a whole iteration or flow it ended: an unexpected status
     /// below 400 still fails it, as 599 (≥ 400 counts as failed).
     pub fn as_failure(self) -> Outcome {

@@ -95,6 +95,13 @@ const RULES: &[(&str, &[&str])] = &[
             "engine", "schedule", "cmd", "app", "registry", "serve", "scenario",
         ],
     ),
+    (
+        "analyze",
+        &[
+            "engine", "report", "cmd", "app", "registry", "serve", "scenario", "schedule",
+        ],
+    ),
+    ("host", ABOVE_VALUES),
     ("sample", ABOVE_VALUES),
     ("headers", ABOVE_VALUES),
     ("serve", CLIENT),

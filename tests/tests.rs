@@ -7,6 +7,8 @@ mod util;
 mod cli;
 /// `regbench demo` end to end.
 mod demo;
+/// Issue 20: doctor, pre-flight and the diagnosis of failures.
+mod diagnosis;
 /// Registry flow steps (oci-pull, oci-push, catalog, tags, service calls) on the demo target.
 mod flows;
 /// HTTP/2: h2c and ALPN, streams over few connections, GOAWAY, RST_STREAM, scenario settings.

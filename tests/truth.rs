@@ -593,7 +593,8 @@ fn issue_13_hostile_values_are_usage_errors() {
         assert!(out.contains(says), "{extra:?}: {out}");
         assert!(took < Duration::from_secs(10), "{extra:?} took {took:?}");
     }
-    // More connections than this process may open files: refused up front, with what to do.
+    // More connections than this process may open files: with --strict, refused up front with what
+    // to do (without it, a pre-flight warning: tests/diagnosis.rs).
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -602,8 +603,10 @@ fn issue_13_hostile_values_are_usage_errors() {
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     if lim.rlim_max < 1_000_000 {
         let c = (lim.rlim_max + 1).to_string();
-        let (code, out, _) =
-            run_bounded_stderr(&["run", &url, "-n", "1", "-c", &c], Duration::from_secs(20));
+        let (code, out, _) = run_bounded_stderr(
+            &["run", &url, "-n", "1", "-c", &c, "--strict"],
+            Duration::from_secs(20),
+        );
         assert_eq!(code, Some(2), "{out}");
         assert!(out.contains("ulimit -n"), "{out}");
     }

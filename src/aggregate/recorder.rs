@@ -142,6 +142,14 @@ impl Recorder {
         self.current.tags[s.tag as usize].n_challenges += 1;
     }
 
+    /// Keeps `example` as the tag's first failing request, unless it has one.
+    pub fn record_example(&mut self, tag: usize, example: super::FailureExample) {
+        let t = &mut self.current.tags[tag];
+        if t.example.is_none() {
+            t.example = Some(example);
+        }
+    }
+
     /// A slot took an iteration of the scenario whose drop tag is `tag` (it will be sent or dropped).
     #[inline]
     pub fn record_tick(&mut self, tag: usize) {

@@ -99,6 +99,9 @@ pub struct TagStats {
     /// What the handshakes negotiated, counted.
     #[serde(default)]
     pub tls_sessions: Vec<TlsSession>,
+    /// The first failing request seen (the earliest interval's, when merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<FailureExample>,
     /// `done − intended` of every response and timeout (timeouts at the moment they were given up).
     #[serde(with = "hist_b64")]
     pub latency: Histogram<u64>,
@@ -121,6 +124,23 @@ pub struct TagStats {
     /// TLS handshake time of every new TLS connection.
     #[serde(with = "hist_b64", default = "new_histogram")]
     pub tls_handshake: Histogram<u64>,
+}
+
+/// The first failing request of a tag, kept as evidence for the diagnosis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureExample {
+    /// `METHOD PATH`.
+    pub request: String,
+    /// The status code, or the error kind's name.
+    pub outcome: String,
+    /// The first bytes of the response body (lossy UTF-8), if any.
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub retry_after: Option<String>,
+    /// What the error said (a TLS alert or certificate reason).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// Handshakes that negotiated one version / cipher suite / ALPN protocol.
@@ -208,6 +228,7 @@ impl TagStats {
             n_challenges: 0,
             n_tls_resumed: 0,
             tls_sessions: Vec::new(),
+            example: None,
             latency: new_histogram(),
             dropped_lag: new_histogram(),
             service_time: new_histogram(),
@@ -333,6 +354,9 @@ impl AddAssign<&TagStats> for TagStats {
         merge(&mut self.lag, &o.lag);
         merge(&mut self.connect, &o.connect);
         merge(&mut self.tls_handshake, &o.tls_handshake);
+        if self.example.is_none() {
+            self.example.clone_from(&o.example);
+        }
         self.n_tls_handshakes += o.n_tls_handshakes;
         self.n_tls_resumed += o.n_tls_resumed;
         for t in &o.tls_sessions {

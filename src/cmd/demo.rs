@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 
 use super::execute::{emit, execute, Thresholds};
-use super::run::start_time;
 use crate::app::{run_failed, usage, Failure, Options};
 use crate::cli::DemoArgs;
 use crate::engine::connect;
@@ -59,10 +58,11 @@ pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Resul
     let report = execute(
         plan,
         resolved,
-        start_time(None)?,
+        None,
         &Thresholds::default(),
         &a.output,
         opts,
+        false,
     )?;
     server.shutdown();
     emit(&report, &a.output, out)

@@ -3,6 +3,7 @@
 //! `oci`.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,11 +11,15 @@ use anyhow::{anyhow, Context};
 use tokio::sync::{mpsc, watch};
 
 use super::progress::Progress;
+use super::run::start_time;
 use crate::aggregate::{judge, Collector};
+use crate::analyze::diagnosis;
+use crate::analyze::doctor::{self, Severity};
 use crate::app::{exit, run_failed, usage, Failure, Options};
 use crate::cli::OutputArgs;
 use crate::engine::{self, connect};
-use crate::plan::{self, Plan};
+use crate::host::HostFacts;
+use crate::plan::{self, Model, Plan};
 use crate::report::{Format, Interrupt, RunInfo, RunReport, ScenarioInfo};
 
 /// Once the schedule has ended, requests still in flight get this long (or the request timeout, if
@@ -24,29 +29,54 @@ pub const END_GRACE: Duration = Duration::from_secs(2);
 /// The lag limit of the validity verdict when `--max-lag` is not given.
 pub const DEFAULT_LAG_LIMIT: Duration = Duration::from_millis(10);
 
-/// File descriptors kept free beyond the connections: the timer, epoll, stdio, report files.
-pub(crate) const RESERVED_FDS: u64 = 64;
-
-/// The soft limit of open files (after `raise_open_file_limit`), or `None` if it cannot be read.
-pub(crate) fn open_file_limit() -> Option<u64> {
-    // SAFETY: getrlimit only writes the struct we pass.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        (libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0).then_some(lim.rlim_cur as u64)
+/// Pre-flight: the doctor's checks (analyze/doctor.rs) for this plan's load on this host, one line on
+/// stderr for each warning or blocker. A blocker (more connections than file descriptors, a port
+/// range the load will exhaust) refuses the run only with `--strict`. Returns the host as it was,
+/// the diagnosis' "before".
+pub(crate) fn preflight(
+    plan: &Plan,
+    addr: SocketAddr,
+    quiet: bool,
+    strict: bool,
+) -> Result<HostFacts, Failure> {
+    let host = HostFacts::read();
+    let findings = doctor::check(&host, &load_of(plan, addr));
+    for f in findings.iter().filter(|f| f.severity >= Severity::Warn) {
+        if strict && f.severity == Severity::Block {
+            return Err(usage(anyhow!(
+                "{}: {} (--strict refuses a run the host cannot carry; fix: {})",
+                f.topic,
+                f.message,
+                f.fix.join("; ")
+            )));
+        }
+        if !quiet {
+            let fix = match f.fix.first() {
+                Some(fix) => format!(" (fix: {fix})"),
+                None => String::new(),
+            };
+            eprintln!("regbench: warning: {}: {}{fix}", f.topic, f.message);
+        }
     }
+    Ok(host)
 }
 
-/// Refuses a plan that needs more sockets than this process may open: it would otherwise run with
-/// `too-many-open-files` errors in place of requests.
-pub(crate) fn check_open_files(plan: &Plan) -> Result<(), Failure> {
-    let need = plan.segment_connections();
-    match open_file_limit() {
-        Some(limit) if need.saturating_add(RESERVED_FDS) > limit => Err(usage(anyhow!(
-            "this run would open up to {need} connections, but this process may open only {limit} \
-             files (ulimit -n): lower -c/--connections (or virtual users), split the run over \
-             processes with --segment, or raise the limit (ulimit -n, LimitNOFILE=)"
-        ))),
-        _ => Ok(()),
+/// The load a plan puts on this host, for the doctor.
+pub(crate) fn load_of(plan: &Plan, addr: SocketAddr) -> doctor::Load {
+    let rate: f64 = plan
+        .scenarios
+        .iter()
+        .filter_map(|s| match &s.model {
+            Model::Open { rate, .. } => Some(rate.max()),
+            Model::Closed { .. } => None,
+        })
+        .sum();
+    let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
+    doctor::Load {
+        connections: plan.segment_connections(),
+        rate: any_open.then_some(rate / plan.segment.count as f64),
+        keepalive: plan.keepalive,
+        loopback: addr.ip().is_loopback(),
     }
 }
 
@@ -54,12 +84,12 @@ pub(crate) fn check_open_files(plan: &Plan) -> Result<(), Failure> {
 pub(crate) fn execute(
     plan: Arc<Plan>,
     resolved: connect::Resolved,
-    (started_at, start): (SystemTime, Instant),
+    start_at: Option<SystemTime>,
     judge_by: &Thresholds,
     output: &OutputArgs,
     opts: Options,
+    strict: bool,
 ) -> Result<RunReport, Failure> {
-    check_open_files(&plan)?;
     for o in &output.outputs {
         if Format::parse(&o.format).is_none() {
             return Err(usage(anyhow!(
@@ -74,9 +104,9 @@ pub(crate) fn execute(
             .with_context(|| format!("cannot write the report to '{}'", path.display()))
             .map_err(run_failed)?;
     }
+    let host_before = preflight(&plan, resolved.addr, output.quiet, strict)?;
     let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
     let mut aborted_by: Option<String> = None;
-    let mut next_abort_check = start + Duration::from_secs(1);
     let tls = if plan.target.tls {
         let client = crate::engine::tls::TlsClient::new(
             &plan.tls,
@@ -88,6 +118,10 @@ pub(crate) fn execute(
     } else {
         None
     };
+    // The run's time zero comes last, after every check and set-up above, so none of it counts
+    // as the first requests' lag.
+    let (started_at, start) = start_time(start_at)?;
+    let mut next_abort_check = start + Duration::from_secs(1);
     let tags = plan.tag_specs();
     let (sink, mut inbox) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -278,11 +312,23 @@ pub(crate) fn execute(
         .iter()
         .map(|t| crate::aggregate::evaluate(t, &agg.total, duration, &scenario_tags))
         .collect();
+    let host_after = HostFacts::read();
+    let diagnosis = diagnosis::diagnose(
+        &agg.total.total(),
+        &agg.total.tags,
+        &diagnosis::Evidence {
+            addr: resolved.addr,
+            before: &host_before,
+            after: &host_after,
+            connections: plan.segment_connections(),
+        },
+    );
     Ok(RunReport {
         info,
         agg,
         validity,
         thresholds,
+        diagnosis,
     })
 }
 

@@ -47,9 +47,16 @@ pub(crate) fn run_plan(
     opts: Options,
 ) -> Result<u8, Failure> {
     let pins = parse_pins(&a.resolve)?;
-    let start = start_time(a.start_at)?;
     let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
-    let mut report = execute(Arc::new(plan), resolved, start, judge_by, &a.output, opts)?;
+    let mut report = execute(
+        Arc::new(plan),
+        resolved,
+        a.start_at,
+        judge_by,
+        &a.output,
+        opts,
+        a.strict,
+    )?;
     report.info.tags = a.tags.clone();
     let code = emit(&report, &a.output, out)?;
     if code != exit::OK {

@@ -233,6 +233,92 @@ struct Worker {
     h2_gen: Cell<u64>,
     /// Runs flow steps (see `step`).
     flows: Option<Arc<dyn step::FlowRunner>>,
+    /// Each step's first failing request, for the diagnosis.
+    examples: Examples,
+}
+
+/// Per tag, whether this worker has kept its first failing request (slot.rs): none yet, wanted (a
+/// failure was seen before its response could be kept), or done. Only failures cost anything.
+struct Examples {
+    state: RefCell<Vec<u8>>,
+    /// What the last TLS handshake failure said (the certificate or alert reason).
+    tls_detail: RefCell<Option<String>>,
+}
+
+const EXAMPLE_WANTED: u8 = 1;
+const EXAMPLE_DONE: u8 = 2;
+/// Bytes of a failing response's body an example keeps.
+const EXAMPLE_BODY: usize = 200;
+
+impl Examples {
+    fn new(n_tags: usize) -> Examples {
+        Examples {
+            state: RefCell::new(vec![0; n_tags]),
+            tls_detail: RefCell::new(None),
+        }
+    }
+
+    fn get(&self, tag: usize) -> u8 {
+        self.state
+            .borrow()
+            .get(tag)
+            .copied()
+            .unwrap_or(EXAMPLE_DONE)
+    }
+
+    fn wants(&self, tag: usize) -> bool {
+        self.get(tag) == EXAMPLE_WANTED
+    }
+
+    fn done(&self, tag: usize) -> bool {
+        self.get(tag) == EXAMPLE_DONE
+    }
+
+    fn want(&self, tag: usize) {
+        if let Some(s) = self.state.borrow_mut().get_mut(tag) {
+            *s = EXAMPLE_WANTED;
+        }
+    }
+
+    /// The example of a failed request (its response in `capture` when it had one); the tag has
+    /// its example from now on.
+    fn example(
+        &self,
+        tag: usize,
+        method: &str,
+        path: &[u8],
+        outcome: Outcome,
+        capture: &Capture,
+    ) -> crate::aggregate::FailureExample {
+        if let Some(s) = self.state.borrow_mut().get_mut(tag) {
+            *s = EXAMPLE_DONE;
+        }
+        let (outcome, body, retry_after, detail) = match outcome {
+            Outcome::Status(code) => (
+                code.to_string(),
+                String::from_utf8_lossy(&capture.body[..capture.body.len().min(EXAMPLE_BODY)])
+                    .into_owned(),
+                crate::headers::header_value(&capture.head, "retry-after").map(str::to_string),
+                None,
+            ),
+            Outcome::Error(kind) => (
+                kind.name().to_string(),
+                String::new(),
+                None,
+                (kind == ErrorKind::Tls)
+                    .then(|| self.tls_detail.borrow_mut().take())
+                    .flatten(),
+            ),
+            Outcome::Dropped => ("dropped".into(), String::new(), None, None),
+        };
+        crate::aggregate::FailureExample {
+            request: format!("{method} {}", String::from_utf8_lossy(path)),
+            outcome,
+            body,
+            retry_after,
+            detail,
+        }
+    }
 }
 
 impl Worker {
@@ -309,6 +395,7 @@ impl Worker {
             addr: run.addr,
             tls: run.tls.clone(),
             flows: run.flows.clone(),
+            examples: Examples::new(plan.tag_specs().len()),
             scenarios,
             waiter: Waiter::for_worker(n_slots),
             recorder: RefCell::new(recorder),
@@ -387,6 +474,8 @@ impl Worker {
             ));
         };
         let (stream, took, resumed, n) = tls.handshake(tcp).await.map_err(|e| {
+            // Kept for the diagnosis' example (only failures pay for the string).
+            self.examples.tls_detail.replace(Some(e.to_string()));
             if tls::is_no_application_protocol(&e) {
                 // We offered only what the flags allow (h2 for --http2) and the server has none.
                 return ErrorKind::NoH2;

@@ -268,13 +268,17 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     // every paginated step (see Worker::new and the scenario loader).
                     (_, None, _) => &[],
                 };
+                let tag = scenario.step_tags[i];
+                // After a step's first failure, its next responses are kept until one fails too:
+                // that one is the step's example for the diagnosis.
+                let wants_example = worker.examples.wants(tag);
                 let (want_body, want_head) = scenario.captures[i];
-                capture.want_body = want_body;
-                capture.want_head = want_head;
+                capture.want_body = want_body || wants_example;
+                capture.want_head = want_head || wants_example;
                 let verify = step.verify_digest.is_some();
                 capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
-                let capture = (want_body || want_head || verify).then_some(capture);
-                let tag = scenario.step_tags[i];
+                let captured = capture.want_body || capture.want_head || verify;
+                let capture = captured.then_some(capture);
                 let head_only = step.request.is_head();
                 let h2 = match page {
                     0 => scenario.h2_requests[i].as_ref(),
@@ -293,6 +297,27 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 unconnected |= sample.got_no_connection();
                 let mut recorder = worker.recorder.borrow_mut();
                 recorder.record(&sample);
+                if sample.outcome.is_failure() && !worker.examples.done(tag) {
+                    // A failure without a response has nothing more to capture.
+                    let complete = captured || matches!(sample.outcome, Outcome::Error(_));
+                    match complete {
+                        true => {
+                            let path = match (&scenario.requests[i], page) {
+                                (Some(_), 0) => step.request.path.as_bytes(),
+                                _ => vu.path.as_slice(),
+                            };
+                            let example = worker.examples.example(
+                                tag,
+                                &step.request.method,
+                                path,
+                                sample.outcome,
+                                &vu.capture,
+                            );
+                            recorder.record_example(tag, example);
+                        }
+                        false => worker.examples.want(tag),
+                    }
+                }
                 let status = match sample.outcome {
                     Outcome::Status(code) => Some(code),
                     _ => None,

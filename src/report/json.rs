@@ -296,6 +296,13 @@ pub fn render(r: &RunReport) -> String {
             "unit": if t.threshold.metric.is_duration() { "ns" } else { "" },
             "pass": t.pass,
         })).collect::<Vec<_>>(),
+        "diagnosis": r.diagnosis.iter().map(|d| json!({
+            "kind": d.kind,
+            "count": d.count,
+            "cause": d.cause,
+            "remedy": d.remedy,
+            "evidence": d.evidence,
+        })).collect::<Vec<_>>(),
         "histograms": {
             "unit": HIST_UNIT,
             "highest_trackable": HIST_MAX_NS,

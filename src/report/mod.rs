@@ -98,6 +98,8 @@ pub struct RunReport {
     pub validity: Validity,
     /// The scenario file's thresholds, judged on the whole run.
     pub thresholds: Vec<ThresholdResult>,
+    /// What each kind of failure likely means, with the run's evidence (empty without failures).
+    pub diagnosis: Vec<crate::analyze::diagnosis::Diagnosis>,
 }
 
 impl RunReport {

@@ -305,6 +305,17 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
 
+    if !r.diagnosis.is_empty() {
+        writeln!(o, "\nDiagnosis")?;
+        for dg in &r.diagnosis {
+            writeln!(o, "  {} × {}: {}", dg.kind, dg.count, dg.cause)?;
+            writeln!(o, "    do: {}", dg.remedy)?;
+            for e in &dg.evidence {
+                writeln!(o, "    seen: {e}")?;
+            }
+        }
+    }
+
     let conn = Dist::of(&all.connect);
     writeln!(o, "\nConnections")?;
     let failed = all

@@ -1,0 +1,7 @@
+//! Stage: analyze — verdicts from what was measured and observed: `doctor` judges the host for a
+//! planned load; `diagnosis` explains a run's failures with the evidence it saw.
+//!
+//! Must not import `engine` or `report`.
+
+pub mod diagnosis;
+pub mod doctor;
