@@ -300,3 +300,67 @@ fn examples(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_troubleshooting_page_has_every_kind_and_class() {
+        let page = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/troubleshooting.md"
+        ))
+        .unwrap();
+        for kind in ErrorKind::ALL {
+            let (cause, _) = explain(kind);
+            assert!(
+                page.contains(&format!("| `{}` | {cause}", kind.name())),
+                "{kind:?}"
+            );
+        }
+        for class in ["429", "503", "502/504", "5xx", "401/403", "404", "4xx"] {
+            let (cause, _) = explain_status(class);
+            assert!(
+                page.contains(&format!("`{class}`")) && page.contains(cause),
+                "{class}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_are_classed_and_challenges_are_not_failures() {
+        let mut all = TagStats::new("all");
+        all.status.insert(200, 10);
+        all.status.insert(401, 5);
+        all.status.insert(429, 3);
+        all.status.insert(502, 1);
+        all.status.insert(500, 2);
+        all.status.insert(418, 1);
+        all.n_challenges = 5;
+        all.errors[ErrorKind::Refused.index()] = 4;
+        let facts = HostFacts::default();
+        let ev = Evidence {
+            addr: "10.0.0.1:80".parse().unwrap(),
+            before: &facts,
+            after: &facts,
+            connections: 4,
+        };
+        let d = diagnose(&all, &[], &ev);
+        let kinds: Vec<(&str, u64)> = d.iter().map(|d| (d.kind.as_str(), d.count)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("refused", 4),
+                ("429", 3),
+                ("502/504", 1),
+                ("5xx", 2),
+                ("4xx", 1)
+            ]
+        );
+        assert_eq!(
+            d[0].evidence,
+            ["nothing accepted connections on 10.0.0.1:80"]
+        );
+    }
+}

@@ -255,6 +255,19 @@ pub fn check(h: &HostFacts, load: &Load) -> Vec<Finding> {
         }
     }
 
+    let settings: Vec<String> = [
+        ("tcp_fin_timeout", h.tcp_fin_timeout),
+        ("tcp_tw_reuse", h.tcp_tw_reuse),
+        ("somaxconn", h.somaxconn),
+        ("tcp_max_syn_backlog", h.tcp_max_syn_backlog),
+        ("netdev_max_backlog", h.netdev_max_backlog),
+    ]
+    .iter()
+    .filter_map(|(k, v)| Some(format!("{k} {}", (*v)?)))
+    .collect();
+    if !settings.is_empty() {
+        add(Severity::Info, "kernel", settings.join(", "), Vec::new());
+    }
     add(
         Severity::Info,
         "cpus",
