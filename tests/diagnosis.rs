@@ -186,6 +186,7 @@ fn listen_queue_overflows_are_evidence() {
         .unwrap_or_else(|| panic!("{ev}"));
     assert!(overflows > 0, "{ev}");
     assert!(ev.contains("net.core.somaxconn"), "{ev}");
+    assert!(ev.contains("raise its listen backlog"), "{ev}");
     assert!(d["remedy"].as_str().unwrap().contains("load"), "{d}");
 }
 

@@ -267,8 +267,12 @@ fn kind_evidence(kind: ErrorKind, ev: &Evidence) -> Vec<String> {
                 .after
                 .somaxconn
                 .map_or(String::new(), |s| format!("; net.core.somaxconn = {s}"));
+            let advice = match o + d {
+                0 => "",
+                _ => ": the target's accept queue overflowed; raise its listen backlog and net.core.somaxconn, or connect more gradually",
+            };
             out.push(format!(
-                "this host's listen queues during the run: ListenOverflows +{o}, ListenDrops +{d}{somaxconn}"
+                "this host's listen queues during the run: ListenOverflows +{o}, ListenDrops +{d}{somaxconn}{advice}"
             ));
         }
     }
