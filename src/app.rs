@@ -90,6 +90,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<T> = args.into_iter().collect();
+    let os: Vec<std::ffi::OsString> = args.iter().cloned().map(Into::into).collect();
+    if let Some(e) = crate::cli::single_dash_long_flag(&os) {
+        eprintln!("regbench: error: {e}");
+        return exit::USAGE;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

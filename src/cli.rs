@@ -273,6 +273,9 @@ pub struct OutputArgs {
     /// of text. Files are written atomically, also after Ctrl-C (marked partial).
     #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
     pub outputs: Vec<OutputSpec>,
+    /// Print the JSON report on stdout instead of text (= -o json; oha's -j).
+    #[arg(short = 'j', long = "json")]
+    pub json: bool,
     /// No progress bar and no notes on stderr (the report still goes to stdout).
     #[arg(long)]
     pub quiet: bool,
@@ -307,20 +310,46 @@ pub struct RunArgs {
     /// Content-Type header (shorthand for -H 'Content-Type: …').
     #[arg(short = 'T', long = "content-type", value_name = "TYPE")]
     pub content_type: Option<String>,
-    /// Per-request timeout, from send (including connect) to the end of the body [default: 30s].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    /// Per-request timeout, from send (including connect) to the end of the body [default: 30s]
+    /// (hey's and oha's -t; a bare number is refused: 20s or 20ms?).
+    #[arg(short = 't', long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
     /// Open a new connection for every request.
-    #[arg(long)]
+    #[arg(long, visible_alias = "disable-keepalive")]
     pub no_keepalive: bool,
+    /// The Host header (hey's -host, oha's --host): the authority sent, whatever the URL's host.
+    #[arg(long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// The Accept header (hey's -A; shorthand for -H 'Accept: …') [default: */*].
+    #[arg(short = 'A', long = "accept", value_name = "TYPE")]
+    pub accept: Option<String>,
+    /// Basic authentication USER:PASS (hey's and oha's -a); never printed.
+    #[arg(short = 'a', long = "basic-auth", value_name = "USER:PASS")]
+    pub basic_auth: Option<String>,
+    /// Accepted for hey/oha users: regbench never asks for compression (it sends no
+    /// Accept-Encoding), so bodies always arrive uncompressed and their bytes are what was sent.
+    #[arg(long)]
+    pub disable_compression: bool,
+    /// Accepted for hey/oha users: regbench never follows redirects; a 3xx is a result, counted
+    /// under its status code.
+    #[arg(long)]
+    pub disable_redirects: bool,
+    /// Accepted for oha users: regbench has no TUI (progress on stderr only on a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Accepted for oha users: in the open model (--rate) latency is always measured from the
+    /// intended send time, i.e. always corrected for coordinated omission.
+    #[arg(long)]
+    pub latency_correction: bool,
     /// Worker threads (default: the number of cores, at most one per connection).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS (repeatable). No DNS lookup then.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
-    /// Open model: requests per second, global across threads and segments; requests arrive on
-    /// schedule whatever the target does. Without it, the closed model. With --stages, the start rate.
+    /// Open model: requests per second in total — global across threads and segments, as oha's -q
+    /// (hey's -q is per worker: multiply it by -c); requests arrive on schedule whatever the target
+    /// does. Without it, the closed model. With --stages, the start rate.
     #[arg(short = 'q', long = "rate", value_name = "R")]
     pub rate: Option<f64>,
     /// Open model arrival process: uniform or poisson [default: uniform].
@@ -381,8 +410,8 @@ pub struct HttpArgs {
     #[arg(long)]
     pub h2c: bool,
     /// HTTP/2: concurrent streams per connection, so -c N --streams M keeps N×M requests in flight
-    /// on N connections [default: 1].
-    #[arg(long, value_name = "N")]
+    /// on N connections [default: 1] (oha's -p).
+    #[arg(short = 'p', long, value_name = "N")]
     pub streams: Option<usize>,
 }
 
@@ -554,6 +583,67 @@ pub struct ServeArgs {
     /// `bearer:USER:PASS` makes the token server want those credentials).
     #[arg(long, value_name = "MODE")]
     pub auth: Option<String>,
+}
+
+/// Long flags typed with one dash, as hey takes them (`-disable-keepalive`): clap would read them as a
+/// bundle of short flags (`-d isable-keepalive`, a body) and run something else than was typed. Each
+/// becomes an error with the flag meant; `None` when the arguments have none.
+pub fn single_dash_long_flag<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Option<String> {
+    use clap::CommandFactory;
+    // Flags of hey, oha and k6 whose single-dash long form means something here.
+    const PEERS: [(&str, &str); 7] = [
+        ("h2", "--http2 (or --h2c for cleartext)"),
+        ("host", "--host"),
+        ("cpus", "--threads"),
+        ("disable-keepalive", "--disable-keepalive"),
+        ("disable-compression", "--disable-compression"),
+        ("disable-redirects", "--disable-redirects"),
+        ("duration", "-z/--duration"),
+    ];
+    let cmd = Cli::command();
+    let mut longs: Vec<String> = Vec::new();
+    let mut stack = vec![&cmd];
+    while let Some(c) = stack.pop() {
+        for a in c.get_arguments() {
+            longs.extend(
+                a.get_long_and_visible_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
+        }
+        stack.extend(c.get_subcommands());
+    }
+    for arg in args.iter().skip(1) {
+        let Some(arg) = arg.as_ref().to_str() else {
+            continue;
+        };
+        if arg == "--" {
+            return None;
+        }
+        let Some(word) = arg.strip_prefix('-').filter(|w| !w.starts_with('-')) else {
+            continue;
+        };
+        let name = word.split('=').next().unwrap_or(word);
+        if name.len() < 2
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Some((_, meant)) = PEERS.iter().find(|(peer, _)| *peer == name) {
+            return Some(format!(
+                "'{arg}' is read as short flags here: did you mean {meant}?"
+            ));
+        }
+        if longs.iter().any(|l| l == name) {
+            return Some(format!(
+                "'{arg}' is read as short flags here: did you mean --{name}?"
+            ));
+        }
+    }
+    None
 }
 
 /// `KEY=VALUE`.

@@ -145,3 +145,43 @@ fn unknown_output_format_is_refused_before_the_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected text or json"));
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+/// Every peer flag in docs/compatibility.md either runs (accepted with the documented meaning) or
+/// is refused with exit 2 — none is silently read as something else.
+#[test]
+fn peer_flags_map_or_fail_as_documented() {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/compatibility.md"
+    ))
+    .unwrap();
+    let url = format!("http://{}/", closed_port());
+    let mut n = 0;
+    for line in page
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.ends_with(" |"))
+    {
+        let test = line.trim_end_matches(" |").rsplit(" | ").next().unwrap();
+        let (args, want) = match (test.strip_suffix(" runs"), test.strip_suffix(" exit 2")) {
+            (Some(a), _) => (a, 0u8),
+            (_, Some(a)) => (a, 2u8),
+            _ => continue,
+        };
+        let args: Vec<&str> = args.trim_matches('`').split_whitespace().collect();
+        let mut argv = vec!["run", url.as_str(), "--quiet"];
+        // One request, unless the row sets the count or the duration itself.
+        if !args.iter().any(|a| ["-n", "-z", "--duration"].contains(a)) {
+            argv.extend(["-n", "1"]);
+        }
+        argv.extend(args.iter().copied());
+        let (code, _) = regbench(&argv);
+        assert_eq!(code, want, "{line}");
+        n += 1;
+    }
+    assert!(n >= 40, "only {n} rows were tested");
+    // Two meanings checked beyond being accepted.
+    let (_, r) = regbench_json(&["run", &url, "-n", "1", "--disable-keepalive"]);
+    assert_eq!(r["run"]["keepalive"], false);
+    let (_, out) = regbench(&["run", &url, "-n", "1", "-j", "--quiet"]);
+    assert!(out.trim_start().starts_with('{'), "{out}");
+}

@@ -382,7 +382,10 @@ pub(crate) fn emit(
         // Names were checked before the run (`execute`).
         .filter_map(|o| Format::parse(&o.format))
         .next_back()
-        .unwrap_or(Format::Text);
+        .unwrap_or(match output.json {
+            true => Format::Json,
+            false => Format::Text,
+        });
     if let Err(e) = out
         .write_all(stdout_format.render(report).as_bytes())
         .and_then(|_| out.flush())

@@ -105,6 +105,9 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
         ("-d/--body", a.body.is_some()),
         ("-D/--body-file", a.body_file.is_some()),
         ("-T/--content-type", a.content_type.is_some()),
+        ("--host", a.host.is_some()),
+        ("-A/--accept", a.accept.is_some()),
+        ("-a/--basic-auth", a.basic_auth.is_some()),
         ("--timeout", a.timeout.is_some()),
         ("--no-keepalive", a.no_keepalive),
         ("--rate", a.rate.is_some()),
@@ -183,9 +186,31 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map(|h| plan::parse_header(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)?;
-    if let Some(ct) = &a.content_type {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
-        headers.push(("Content-Type".into(), ct.clone()));
+    let basic = a.basic_auth.as_ref().map(|up| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(up)
+        )
+    });
+    // Shorthands for one header each; the shorthand wins over a -H of the same name.
+    for (name, value) in [
+        ("Content-Type", &a.content_type),
+        ("Host", &a.host),
+        ("Accept", &a.accept),
+        ("Authorization", &basic),
+    ] {
+        if let Some(v) = value {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.into(), v.clone()));
+        }
+    }
+    if a.body.is_some() && matches!(method.as_str(), "GET" | "HEAD") {
+        // k6's -d is a duration; here it is the body.
+        eprintln!(
+            "regbench: warning: sending a body with {method} (-d is the request body; the run's \
+             duration is -z)"
+        );
     }
     let body = match (&a.body, &a.body_file) {
         (Some(b), _) => Bytes::from(b.clone()),
