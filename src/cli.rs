@@ -38,6 +38,7 @@ Examples:
     version,
     about = "Load generator and benchmark for API registries: truthful latency, exact percentiles.",
     long_about = None,
+    after_help = "Examples:\n  regbench demo\n  regbench run http://127.0.0.1:5000/v2/ --rate 200 -z 1m\n  regbench run plan.toml -o json=result.json"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -76,11 +77,11 @@ Examples:
 pub struct DoctorArgs {
     /// The target (decides whether its listen queue is this host's); optional.
     pub url: Option<String>,
-    /// Connections the load will hold.
-    #[arg(short = 'c', long = "connections", default_value_t = 50)]
+    /// Connections the load will hold. Suffixes: 10k.
+    #[arg(short = 'c', long = "connections", default_value = "50", value_parser = crate::util::parse_count)]
     pub connections: u64,
     /// Open model: requests per second.
-    #[arg(short = 'q', long = "rate", value_name = "R")]
+    #[arg(short = 'q', long = "rate", value_name = "R", value_parser = crate::util::parse_rate)]
     pub rate: Option<f64>,
     /// A new connection for every request (each closed one holds a local port in TIME_WAIT).
     #[arg(long)]
@@ -286,11 +287,13 @@ pub struct RunArgs {
     /// Target URL (http://host[:port]/path?query), or a scenario file (plan.toml).
     #[arg(value_name = "URL|SCENARIO.toml")]
     pub url: String,
-    /// Concurrent connections (each one a virtual user in the closed model) [default: 50].
-    #[arg(short = 'c', long = "connections", value_name = "N")]
+    /// Concurrent connections (each one a virtual user in the closed model) [default: 50; regbench
+    /// oci: 8]. Suffixes: 10k.
+    #[arg(short = 'c', long = "connections", value_name = "N", value_parser = parse_usize_count)]
     pub connections: Option<usize>,
-    /// Total requests to send (default 200 when neither -n nor -z is given).
-    #[arg(short = 'n', long = "requests", value_name = "N")]
+    /// Total requests to send (default 200 when neither -n nor -z is given; regbench oci: pulls,
+    /// pushes or walks). Suffixes: 10k, 1M.
+    #[arg(short = 'n', long = "requests", value_name = "N", value_parser = crate::util::parse_count)]
     pub requests: Option<u64>,
     /// Send requests for this long (e.g. 30s, 2m); with -n, whichever comes first.
     #[arg(short = 'z', long = "duration", value_parser = parse_duration, value_name = "DURATION")]
@@ -350,13 +353,13 @@ pub struct RunArgs {
     /// Open model: requests per second in total — global across threads and segments, as oha's -q
     /// (hey's -q is per worker: multiply it by -c); requests arrive on schedule whatever the target
     /// does. Without it, the closed model. With --stages, the start rate.
-    #[arg(short = 'q', long = "rate", value_name = "R")]
+    #[arg(short = 'q', long = "rate", value_name = "R", value_parser = crate::util::parse_rate)]
     pub rate: Option<f64>,
     /// Open model arrival process: uniform or poisson [default: uniform].
     #[arg(long, value_parser = Arrival::parse)]
     pub arrival: Option<Arrival>,
     /// Open model: outstanding requests at most (default and upper bound: -c, one per connection).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_usize_count)]
     pub max_inflight: Option<usize>,
     /// Linear ramps `DURATION:TARGET,…` (e.g. 30s:100,2m:100,30s:0): of the rate with --rate (from
     /// the --rate value), else of the number of virtual users (from 0).
@@ -644,6 +647,12 @@ pub fn single_dash_long_flag<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Option<St
         }
     }
     None
+}
+
+/// A count (`parse_count`) that fits a `usize`.
+fn parse_usize_count(s: &str) -> Result<usize, String> {
+    let n = crate::util::parse_count(s)?;
+    usize::try_from(n).map_err(|_| format!("'{s}' is too large"))
 }
 
 /// `KEY=VALUE`.

@@ -33,41 +33,103 @@ pub fn sha256_is(hash: sha2::Sha256, digest: &[u8]) -> bool {
         })
 }
 
-/// Parses a duration with its unit: `500ms`, `30s`, `2m`, `1.5h`, `200us`. A bare number other than 0
-/// is an error, never guessed.
+/// Parses a duration with its unit: `500ms`, `30s`, `2m`, `1.5h`, `200us`, or several together as
+/// humantime writes them (`1m30s`, `1h5m`). A bare number other than 0 is an error, never guessed.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (expected e.g. 500ms, 30s, 2m)"))?;
-    let scale = match unit {
-        // A bare number means seconds to one tool and milliseconds to another: say which.
-        "" if value != 0.0 => {
-            return Err(format!(
-                "'{s}' has no unit: write {num}ms or {num}s (units: ns, us, ms, s, m, h)"
-            ))
-        }
-        "" | "s" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "'{s}' has unknown unit '{unit}' (expected ns, us, ms, s, m or h)"
-            ))
-        }
-    };
-    let secs = value * scale;
+    let mut rest = s;
+    let mut secs = 0.0;
+    let mut units = 0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(split);
+        let value: f64 = num.parse().map_err(|_| {
+            format!("'{s}' is not a duration (expected e.g. 500ms, 30s, 2m, 1m30s)")
+        })?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            // A bare number means seconds to one tool and milliseconds to another: say which.
+            "" if value != 0.0 || units > 0 => {
+                return Err(format!(
+                    "'{s}' has no unit: write {num}ms or {num}s (units: ns, us, ms, s, m, h)"
+                ))
+            }
+            "" | "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => {
+                return Err(format!(
+                    "'{s}' has unknown unit '{unit}' (expected ns, us, ms, s, m or h)"
+                ))
+            }
+        };
+        secs += value * scale;
+        units += 1;
+        rest = next;
+    }
+    if units == 0 {
+        return Err(format!(
+            "'{s}' is not a duration (expected e.g. 500ms, 30s, 2m, 1m30s)"
+        ));
+    }
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("'{s}' is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a count with an optional suffix, as oha takes them: `5000`, `10k`, `1.5M`, `2G`
+/// (k = 1,000). The result must be a whole number.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, scale) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&t[..i], 1e9),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count (expected e.g. 5000, 10k, 1M)"))?;
+    let n = v * scale;
+    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > u64::MAX as f64 {
+        return Err(format!("'{s}' is not a whole, non-negative count"));
+    }
+    Ok(n as u64)
+}
+
+/// Parses a rate, per second unless a unit says otherwise: `200`, `50/s`, `3000/m`, `10/h`, `5k/s`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, per) = match t.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m")) => (n, 60.0),
+        Some((n, "h")) => (n, 3600.0),
+        Some((_, u)) => {
+            return Err(format!(
+                "'{s}': unknown unit '/{u}' (expected /s, /m or /h, e.g. 50/s)"
+            ))
+        }
+        None => (t, 1.0),
+    };
+    let v = match num.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => parse_count(num).map_err(|_| {
+            format!("'{s}' is not a rate (expected requests per second, e.g. 200, 50/s, 3000/m)")
+        })? as f64,
+    };
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("'{s}' is not a non-negative rate"));
+    }
+    Ok(v / per)
 }
 
 /// Parses a byte size: `512`, `64KiB`, `1MiB`, `10MB`, `2k`.
@@ -404,6 +466,22 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h5m").unwrap(), Duration::from_secs(3900));
+        assert!(
+            parse_duration("1m30").is_err(),
+            "a bare number after a unit"
+        );
+        assert_eq!(parse_count("10k").unwrap(), 10_000);
+        assert_eq!(parse_count("1.5M").unwrap(), 1_500_000);
+        assert!(
+            parse_count("1.5").is_err() && parse_count("-3").is_err() && parse_count("x").is_err()
+        );
+        assert_eq!(parse_rate("50/s").unwrap(), 50.0);
+        assert_eq!(parse_rate("3000/m").unwrap(), 50.0);
+        assert_eq!(parse_rate("7200/h").unwrap(), 2.0);
+        assert_eq!(parse_rate("2k").unwrap(), 2000.0);
+        assert!(parse_rate("5/d").is_err() && parse_rate("fast").is_err());
         let bare = parse_duration("7").unwrap_err();
         assert!(bare.contains("7ms or 7s"), "{bare}");
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);

@@ -86,9 +86,13 @@ pub(crate) fn cmd_oci_load(
         || a.content_type.is_some()
         || !a.headers.is_empty()
         || !a.vars.is_empty()
+        || a.host.is_some()
+        || a.accept.is_some()
+        || a.basic_auth.is_some()
     {
         return Err(usage(anyhow!(
-            "regbench oci {name} sends its own requests: -m, -d, -D, -T, -H and -e do not apply"
+            "regbench oci {name} sends its own requests: -m, -d, -D, -T, -H, -e, --host, -A and -a \
+             do not apply (credentials: --user and --password-env)"
         )));
     }
     // A registry flow is heavier than one request: fewer virtual users by default than `run`.

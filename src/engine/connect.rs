@@ -10,12 +10,10 @@ use crate::plan::{Resolve, Target};
 
 #[derive(Debug, Error)]
 pub enum ResolveError {
-    #[error("could not resolve '{host}': {source}")]
-    Lookup {
-        host: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// One line: the resolver's message repeats itself through its error chain, so only its own
+    /// text is kept.
+    #[error("could not resolve '{host}': {message} (check the name, or pin it with --resolve HOST:PORT:ADDR)")]
+    Lookup { host: String, message: String },
     #[error("'{host}' resolved to no address")]
     NoAddress { host: String },
 }
@@ -48,9 +46,15 @@ pub fn resolve(target: &Target, pins: &[Resolve]) -> Result<Resolved, ResolveErr
     let t0 = Instant::now();
     let mut addrs = (target.host.as_str(), target.port)
         .to_socket_addrs()
-        .map_err(|source| ResolveError::Lookup {
+        .map_err(|e| ResolveError::Lookup {
             host: target.host.clone(),
-            source,
+            // getaddrinfo's text, without the "failed to lookup address information" wrapper.
+            message: e
+                .to_string()
+                .rsplit(": ")
+                .next()
+                .unwrap_or("lookup failed")
+                .to_string(),
         })?;
     let dns = t0.elapsed();
     let addr = addrs.next().ok_or_else(|| ResolveError::NoAddress {

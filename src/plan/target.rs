@@ -26,6 +26,12 @@ pub struct Target {
 impl Target {
     /// Parses an `http://` URL.
     pub fn parse(url: &str) -> Result<Target, PlanError> {
+        if !url.contains("://") {
+            return Err(PlanError::BadUrl(
+                url.into(),
+                "it has no scheme: add http:// or https://".into(),
+            ));
+        }
         let uri: http::Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl(url.into(), e.to_string()))?;
