@@ -185,3 +185,39 @@ fn peer_flags_map_or_fail_as_documented() {
     let (_, out) = regbench(&["run", &url, "-n", "1", "-j", "--quiet"]);
     assert!(out.trim_start().starts_with('{'), "{out}");
 }
+
+/// k6's threshold objects and metric names are understood; k6's bare-number durations get a
+/// file:line:col error that says which unit to write.
+#[test]
+fn k6_thresholds_are_understood_or_refused_clearly() {
+    let t = demo_target(ServeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = |body: &str| {
+        let p = dir.path().join("k6.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[defaults]\nbase_url = \"{}\"\n\n[[scenario]]\nname = \"s\"\nexecutor = \"shared-iterations\"\n\
+                 vus = 1\niterations = 5\n[[scenario.step]]\nname = \"v2\"\nurl = \"/v2/\"\n\n[thresholds]\n{body}\n",
+                t.url()
+            ),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let ok = file(
+        "http_req_duration = [{ threshold = \"p(95)<2s\", abortOnFail = true, delayAbortEval = \"1s\" }]\n\
+         http_req_failed = [\"rate<0.01\"]\nhttp_req_waiting = [\"p(99)<2s\"]",
+    );
+    let (code, r) = regbench_json(&["run", &ok]);
+    assert_eq!(code, 0, "{}", r["thresholds"]);
+    assert_eq!(r["thresholds"].as_array().unwrap().len(), 3);
+    let bare = file("http_req_duration = [\"p(95)<200\"]");
+    let out = Command::new(BIN).args(["run", &bare]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("k6.toml:") && err.contains("200ms or 200s"),
+        "{err}"
+    );
+}

@@ -29,6 +29,12 @@ impl Metric {
             "errors" => Metric::Errors,
             "checks" => Metric::Checks,
             "rps" => Metric::Rps,
+            // k6's names for the same things (docs/compatibility.md). k6's http_req_duration leaves
+            // out time spent waiting to be sent; regbench's latency does not, so it is stricter.
+            "http_req_duration" => Metric::Latency,
+            "http_req_waiting" => Metric::Ttfb,
+            "http_req_failed" => Metric::Errors,
+            "http_reqs" => Metric::Rps,
             _ => return None,
         })
     }
@@ -121,7 +127,7 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
         None => (key.trim(), Filter::All),
     };
     let metric = Metric::parse(name).ok_or_else(|| {
-        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps)")
+        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; or k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs)")
     })?;
     Ok((metric, filter))
 }

@@ -226,8 +226,11 @@ pub enum ThresholdEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdFull {
+    /// k6 writes it `threshold`.
+    #[serde(alias = "threshold")]
     pub expr: String,
-    #[serde(default)]
+    #[serde(default, alias = "abortOnFail")]
     pub abort_on_fail: bool,
+    #[serde(alias = "delayAbortEval")]
     pub grace: Option<String>,
 }
