@@ -35,7 +35,14 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "regbench",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("REGBENCH_COMMIT"),
+        ", built ",
+        env!("REGBENCH_BUILD_DATE"),
+        ")"
+    ),
     about = "Load generator and benchmark for API registries: truthful latency, exact percentiles.",
     long_about = None,
     after_help = "Examples:\n  regbench demo\n  regbench run http://127.0.0.1:5000/v2/ --rate 200 -z 1m\n  regbench run plan.toml -o json=result.json"

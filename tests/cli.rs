@@ -221,3 +221,25 @@ fn k6_thresholds_are_understood_or_refused_clearly() {
         "{err}"
     );
 }
+
+/// `--version` names the commit and the build date, so a report can be traced to its build.
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        v.starts_with(concat!("regbench ", env!("CARGO_PKG_VERSION"), " (commit ")),
+        "{v}"
+    );
+    let date = v
+        .split("built ")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches(')');
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+        "{v}"
+    );
+}
