@@ -423,6 +423,10 @@ pub struct HttpArgs {
     /// on N connections [default: 1] (oha's -p).
     #[arg(short = 'p', long, value_name = "N")]
     pub streams: Option<usize>,
+    /// A new connection's TCP connect and TLS handshake must be done within this, or the request
+    /// fails as a timeout (oha's --connect-timeout) [default: only --timeout bounds it].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Option<Duration>,
 }
 
 impl HttpArgs {
@@ -446,6 +450,9 @@ impl HttpArgs {
         }
         if self.http2 || self.h2c {
             o.version = HttpVersion::Http2;
+        }
+        if let Some(t) = self.connect_timeout {
+            o.connect_timeout = Some(t);
         }
         if let Some(n) = self.streams {
             if n == 0 {

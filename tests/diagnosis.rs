@@ -142,12 +142,11 @@ fn too_few_file_descriptors_warn_before_and_are_diagnosed_after() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A listener with a backlog of 1 that never accepts: a burst of connects overflows its queue, and
-/// the report shows the host's ListenOverflows rising with the somaxconn/backlog advice.
-#[test]
-fn listen_queue_overflows_are_evidence() {
+/// A listener on 127.0.0.1 with a backlog of 1 that never accepts: connects beyond the first pile up
+/// and then hang. Returns its descriptor (close it) and port.
+fn backlog_one_listener() -> (i32, u16) {
     // SAFETY: plain socket calls on a descriptor we own; closed at the end of the test.
-    let (fd, port) = unsafe {
+    unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
         let mut addr: libc::sockaddr_in = std::mem::zeroed();
@@ -163,7 +162,14 @@ fn listen_queue_overflows_are_evidence() {
         let mut l = len;
         libc::getsockname(fd, &mut got as *mut _ as *mut libc::sockaddr, &mut l);
         (fd, u16::from_be(got.sin_port))
-    };
+    }
+}
+
+/// A listener with a backlog of 1 that never accepts: a burst of connects overflows its queue, and
+/// the report shows the host's ListenOverflows rising with the somaxconn/backlog advice.
+#[test]
+fn listen_queue_overflows_are_evidence() {
+    let (fd, port) = backlog_one_listener();
     let (_, r) = regbench_json(&[
         "run",
         &format!("http://127.0.0.1:{port}/"),
@@ -233,4 +239,33 @@ fn rate_limits_and_certificates_are_explained() {
         "the reason: {ev}"
     );
     assert!(d["remedy"].as_str().unwrap().contains("--cacert"));
+}
+
+/// `--connect-timeout` bounds a connect that hangs (its SYN dropped by a full queue) well before the
+/// request's own --timeout.
+#[test]
+fn connect_timeout_bounds_hanging_connects() {
+    let (fd, port) = backlog_one_listener();
+    let t0 = std::time::Instant::now();
+    let (_, r) = regbench_json(&[
+        "run",
+        &format!("http://127.0.0.1:{port}/"),
+        "-c",
+        "8",
+        "-n",
+        "8",
+        "--timeout",
+        "3s",
+        "--connect-timeout",
+        "300ms",
+    ]);
+    let took = t0.elapsed();
+    // SAFETY: closing the listener opened above.
+    unsafe { libc::close(fd) };
+    assert!(
+        r["overall"]["errors"]["timeout"].as_u64().unwrap() >= 5,
+        "{}",
+        r["overall"]
+    );
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
 }

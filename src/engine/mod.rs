@@ -237,6 +237,19 @@ struct Worker {
     examples: Examples,
 }
 
+/// `fut`, or a timeout once `deadline` (if any) passes.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, ErrorKind> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut)
+            .await
+            .map_err(|_| ErrorKind::Timeout),
+        None => Ok(fut.await),
+    }
+}
+
 /// Per tag, whether this worker has kept its first failing request (slot.rs): none yet, wanted (a
 /// failure was seen before its response could be kept), or done. Only failures cost anything.
 struct Examples {
@@ -463,8 +476,10 @@ impl Worker {
     /// speaks HTTP/2: h2 by ALPN, or prior knowledge on cleartext.
     async fn open(&self, s: &mut Sample) -> Result<(http1::Stream, bool), ErrorKind> {
         let t0 = Instant::now();
-        let tcp = connect::connect(self.addr)
-            .await
+        let bound = self.plan.http.connect_timeout;
+        let deadline = bound.map(|b| tokio::time::Instant::from_std(t0 + b));
+        let tcp = within(deadline, connect::connect(self.addr))
+            .await?
             .map_err(|e| ErrorKind::from_io(&e))?;
         s.connect = Some(t0.elapsed());
         let Some(tls) = &self.tls else {
@@ -473,19 +488,20 @@ impl Worker {
                 self.plan.http.version == HttpVersion::Http2,
             ));
         };
-        let (stream, took, resumed, n) = tls.handshake(tcp).await.map_err(|e| {
-            // Kept for the diagnosis' example (only failures pay for the string).
-            self.examples.tls_detail.replace(Some(e.to_string()));
-            if tls::is_no_application_protocol(&e) {
-                // We offered only what the flags allow (h2 for --http2) and the server has none.
-                return ErrorKind::NoH2;
-            }
-            match http1::classify(&e) {
-                // A peer that hangs up mid-handshake failed TLS, not HTTP.
-                ErrorKind::Closed | ErrorKind::Other | ErrorKind::Protocol => ErrorKind::Tls,
-                kind => kind,
-            }
-        })?;
+        let (stream, took, resumed, n) =
+            within(deadline, tls.handshake(tcp)).await?.map_err(|e| {
+                // Kept for the diagnosis' example (only failures pay for the string).
+                self.examples.tls_detail.replace(Some(e.to_string()));
+                if tls::is_no_application_protocol(&e) {
+                    // We offered only what the flags allow (h2 for --http2) and the server has none.
+                    return ErrorKind::NoH2;
+                }
+                match http1::classify(&e) {
+                    // A peer that hangs up mid-handshake failed TLS, not HTTP.
+                    ErrorKind::Closed | ErrorKind::Other | ErrorKind::Protocol => ErrorKind::Tls,
+                    kind => kind,
+                }
+            })?;
         s.tls = Some(TlsHandshake {
             took,
             resumed,

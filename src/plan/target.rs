@@ -211,6 +211,9 @@ pub struct HttpOptions {
     /// Concurrent streams per HTTP/2 connection: a scenario's slots (virtual users, or in-flight
     /// requests) share `ceil(slots / streams)` connections. 1 unless HTTP/2 is required.
     pub streams: usize,
+    /// A TCP connect (and TLS handshake) not done within this fails as a timeout; `None`: only
+    /// the request's own timeout bounds it.
+    pub connect_timeout: Option<std::time::Duration>,
 }
 
 impl Default for HttpOptions {
@@ -218,6 +221,7 @@ impl Default for HttpOptions {
         HttpOptions {
             version: HttpVersion::Auto,
             streams: 1,
+            connect_timeout: None,
         }
     }
 }
