@@ -327,6 +327,12 @@ pub struct RunArgs {
     /// Open a new connection for every request.
     #[arg(long, visible_alias = "disable-keepalive")]
     pub no_keepalive: bool,
+    /// Connect over IPv4 only (the first IPv4 address the name resolves to).
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Connect over IPv6 only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// The Host header (hey's -host, oha's --host): the authority sent, whatever the URL's host.
     #[arg(long = "host", value_name = "HOST")]
     pub host: Option<String>,

@@ -243,3 +243,32 @@ fn version_names_the_commit_and_build_date() {
         "{v}"
     );
 }
+
+/// `--ipv4`/`--ipv6` choose the address family; a literal of the other family is a clear error.
+#[test]
+fn address_family_flags() {
+    let t = demo_target(ServeConfig::default());
+    let port = t.addr().port();
+    let (code, r) = regbench_json(&[
+        "run",
+        &format!("http://localhost:{port}/v2/"),
+        "-n",
+        "2",
+        "-4",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(r["run"]["address"], format!("127.0.0.1:{port}"));
+    let (code, _) = regbench(&[
+        "run",
+        &format!("http://127.0.0.1:{port}/v2/"),
+        "-n",
+        "1",
+        "--ipv6",
+    ]);
+    assert_eq!(code, 1, "127.0.0.1 has no IPv6 address");
+    let out = Command::new(BIN)
+        .args(["run", &format!("http://127.0.0.1:{port}/"), "-n", "1", "-6"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resolved to no IPv6 address"));
+}

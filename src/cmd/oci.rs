@@ -132,7 +132,7 @@ pub(crate) fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Res
     let target = Target::parse(&a.registry).map_err(usage)?;
     let pins = parse_pins(&a.resolve)?;
     let user = credentials(&a.user, &a.password_env)?;
-    let resolved = connect::resolve(&target, &pins).map_err(run_failed)?;
+    let resolved = connect::resolve(&target, &pins, connect::Family::Any).map_err(run_failed)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -47,7 +47,7 @@ pub(crate) fn run_plan(
     opts: Options,
 ) -> Result<u8, Failure> {
     let pins = parse_pins(&a.resolve)?;
-    let resolved = connect::resolve(&plan.target, &pins).map_err(run_failed)?;
+    let resolved = connect::resolve(&plan.target, &pins, family(a)).map_err(run_failed)?;
     let mut report = execute(
         Arc::new(plan),
         resolved,
@@ -78,6 +78,15 @@ pub(crate) fn run_plan(
         return Ok(exit::INVALID);
     }
     Ok(code)
+}
+
+/// `--ipv4`/`--ipv6`.
+pub(crate) fn family(a: &RunArgs) -> connect::Family {
+    match (a.ipv4, a.ipv6) {
+        (true, _) => connect::Family::V4,
+        (_, true) => connect::Family::V6,
+        _ => connect::Family::Any,
+    }
 }
 
 /// `--resolve HOST:PORT:ADDR` pins.

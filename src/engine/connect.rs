@@ -14,8 +14,35 @@ pub enum ResolveError {
     /// text is kept.
     #[error("could not resolve '{host}': {message} (check the name, or pin it with --resolve HOST:PORT:ADDR)")]
     Lookup { host: String, message: String },
-    #[error("'{host}' resolved to no address")]
-    NoAddress { host: String },
+    #[error("'{host}' resolved to no {family}address")]
+    NoAddress { host: String, family: &'static str },
+}
+
+/// Which address family to connect with (`--ipv4`, `--ipv6`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    fn admits(self, addr: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::Any => "",
+            Family::V4 => "IPv4 ",
+            Family::V6 => "IPv6 ",
+        }
+    }
 }
 
 /// Where connections go, and what it cost to find out.
@@ -27,7 +54,11 @@ pub struct Resolved {
 }
 
 /// Resolves the target once for the whole run. A `--resolve` pin for the same host and port wins.
-pub fn resolve(target: &Target, pins: &[Resolve]) -> Result<Resolved, ResolveError> {
+pub fn resolve(
+    target: &Target,
+    pins: &[Resolve],
+    family: Family,
+) -> Result<Resolved, ResolveError> {
     if let Some(pin) = pins
         .iter()
         .find(|p| p.host.eq_ignore_ascii_case(&target.host) && p.port == target.port)
@@ -38,10 +69,14 @@ pub fn resolve(target: &Target, pins: &[Resolve]) -> Result<Resolved, ResolveErr
         });
     }
     if let Ok(ip) = target.host.parse() {
-        return Ok(Resolved {
-            addr: SocketAddr::new(ip, target.port),
-            dns: None,
-        });
+        let addr = SocketAddr::new(ip, target.port);
+        if !family.admits(&addr) {
+            return Err(ResolveError::NoAddress {
+                host: target.host.clone(),
+                family: family.name(),
+            });
+        }
+        return Ok(Resolved { addr, dns: None });
     }
     let t0 = Instant::now();
     let mut addrs = (target.host.as_str(), target.port)
@@ -57,9 +92,12 @@ pub fn resolve(target: &Target, pins: &[Resolve]) -> Result<Resolved, ResolveErr
                 .to_string(),
         })?;
     let dns = t0.elapsed();
-    let addr = addrs.next().ok_or_else(|| ResolveError::NoAddress {
-        host: target.host.clone(),
-    })?;
+    let addr = addrs
+        .find(|a| family.admits(a))
+        .ok_or_else(|| ResolveError::NoAddress {
+            host: target.host.clone(),
+            family: family.name(),
+        })?;
     Ok(Resolved {
         addr,
         dns: Some(dns),
