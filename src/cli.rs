@@ -72,6 +72,13 @@ pub enum Command {
     /// Exit 0: all good; 1: warnings; 3: the load will fail here as the host is.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// Print a shell completion script: regbench completions bash > /etc/bash_completion.d/regbench
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): regbench man > /usr/local/share/man/man1/regbench.1
+    Man,
 }
 
 const DOCTOR_EXAMPLES: &str = "\

@@ -272,3 +272,34 @@ fn address_family_flags() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("resolved to no IPv6 address"));
 }
+
+/// Completions and the manual page come from the command line's own definition.
+#[test]
+fn completions_and_man_page() {
+    let bash = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert_eq!(bash.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(script.contains("_regbench") && script.contains("--connect-timeout"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("regbench.bash");
+    std::fs::write(&file, script.as_bytes()).unwrap();
+    let syntax = Command::new("bash").arg("-n").arg(&file).status().unwrap();
+    assert!(syntax.success(), "the bash completion script parses");
+    for shell in ["zsh", "fish", "powershell"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    assert_eq!(regbench(&["completions", "tcsh"]).0, 2);
+    let man = Command::new(BIN).arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.contains(".TH regbench 1") && page.contains("doctor"),
+        "{page}"
+    );
+}

@@ -3,6 +3,7 @@
 //! `oci`; `progress` is its progress bar.
 
 pub mod demo;
+pub mod docs;
 pub mod doctor;
 pub mod execute;
 pub mod oci;
