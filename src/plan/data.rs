@@ -75,58 +75,40 @@ impl DataTable {
     }
 }
 
-/// CSV with a header line; fields may be quoted (`"a,b"`, `""` for a quote).
+/// CSV with a header line (the `csv` crate: quoted fields may hold commas, quotes and line breaks).
+/// Blank lines are skipped; every row must have the header's number of fields.
 fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or("the CSV file is empty")?;
-    let columns = split_csv(header).map_err(|e| format!("line 1: {e}"))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let line_of = |e: &csv::Error| e.position().map_or(0, |p| p.line());
+    let columns: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("line {}: {e}", line_of(&e)))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if columns.is_empty() || columns.iter().all(String::is_empty) {
+        return Err("the CSV file is empty".into());
+    }
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        let row = split_csv(line).map_err(|e| format!("line {}: {e}", i + 1))?;
-        if row.len() != columns.len() {
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("line {}: {e}", line_of(&e)))?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0) == Some("") {
+            continue;
+        }
+        if record.len() != columns.len() {
             return Err(format!(
-                "line {}: {} fields, but the header has {}",
-                i + 1,
-                row.len(),
+                "line {line}: {} fields, but the header has {}",
+                record.len(),
                 columns.len()
             ));
         }
-        rows.push(row);
+        rows.push(record.iter().map(str::to_string).collect());
     }
     Ok((columns, rows))
-}
-
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (false, '"') if at_start => quoted = true,
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (false, ',') => {
-                out.push(std::mem::take(&mut field));
-                at_start = true;
-                continue;
-            }
-            (_, c) => field.push(c),
-        }
-        at_start = false;
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    out.push(field);
-    Ok(out)
 }
 
 fn parse_jsonl(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {

@@ -37,6 +37,14 @@ mod tests {
         let t = load("u", &jl, Pick::Unique).unwrap();
         assert_eq!(t.rows[1], ["2", "b"]);
         assert_eq!(t.pick_row(99, 1, &mut rng), 1);
+        // Quoted fields may span lines; blank lines are skipped.
+        std::fs::write(
+            &csv,
+            "name,note\n\nalice,\"two\nlines, \"\"quoted\"\"\"\nbob,x\n",
+        )
+        .unwrap();
+        let t = load("u", &csv, Pick::Sequential).unwrap();
+        assert_eq!(t.rows, [["alice", "two\nlines, \"quoted\""], ["bob", "x"]]);
         std::fs::write(&csv, "a,b\n1\n").unwrap();
         assert!(load("u", &csv, Pick::Random)
             .unwrap_err()
