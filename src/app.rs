@@ -3,9 +3,7 @@
 
 use std::io::Write;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command, OciCommand};
+use crate::cli::{Command, OciCommand};
 use crate::cmd;
 
 /// Exit codes (DESIGN.md §6).
@@ -96,7 +94,7 @@ where
         eprintln!("regbench: error: {e}");
         return exit::USAGE;
     }
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match crate::cli::parse(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -190,6 +190,7 @@ pub struct OciPushArgs {
     /// Layers per image (new bytes every iteration).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub layers: usize,
+    /// Size of each layer (random bytes: they do not compress or deduplicate).
     #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "SIZE")]
     pub layer_size: u64,
     /// Upload in PATCH chunks of this size (default: monolithic POST then PUT).
@@ -613,6 +614,47 @@ pub struct ServeArgs {
     /// `bearer:USER:PASS` makes the token server want those credentials).
     #[arg(long, value_name = "MODE")]
     pub auth: Option<String>,
+}
+
+/// `run`'s flags an `oci` load command does not take (it sends its own requests): hidden from its
+/// help, and refused if given (cmd/oci.rs).
+const NOT_FOR_OCI: [&str; 9] = [
+    "method",
+    "headers",
+    "body",
+    "body_file",
+    "content_type",
+    "vars",
+    "host",
+    "accept",
+    "basic_auth",
+];
+
+/// The command line as parsed and as its help, completions and manual show it.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("oci", |oci| {
+        ["pull", "push", "catalog", "tags"]
+            .iter()
+            .fold(oci, |oci, name| {
+                oci.mut_subcommand(name, |c| {
+                    NOT_FOR_OCI
+                        .iter()
+                        .fold(c, |c, arg| c.mut_arg(arg, |a| a.hide(true)))
+                })
+            })
+    })
+}
+
+/// Parses the arguments (with `command()`'s help).
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }
 
 /// Long flags typed with one dash, as hey takes them (`-disable-keepalive`): clap would read them as a

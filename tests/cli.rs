@@ -303,3 +303,35 @@ fn completions_and_man_page() {
         "{page}"
     );
 }
+
+/// `oci` load commands send their own requests: their help lists none of `run`'s request flags, and
+/// says what the `-c` default is there.
+#[test]
+fn oci_help_lists_only_what_applies() {
+    for sub in ["pull", "push", "catalog", "tags"] {
+        let out = Command::new(BIN)
+            .args(["oci", sub, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in [
+            "--method",
+            "--header",
+            "--body",
+            "--content-type",
+            "--basic-auth",
+            "--accept",
+        ] {
+            assert!(!help.contains(flag), "oci {sub} lists {flag}");
+        }
+        assert!(
+            help.contains("regbench\n") || help.contains("oci: 8"),
+            "oci {sub}: {help}"
+        );
+    }
+    let push = Command::new(BIN)
+        .args(["oci", "push", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&push.stdout).contains("Size of each layer"));
+}

@@ -3,23 +3,20 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
-
 use crate::app::{exit, run_failed, Failure};
-use crate::cli::Cli;
 
 pub(crate) fn cmd_completions(
     shell: clap_complete::Shell,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
     let mut text = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "regbench", &mut text);
+    clap_complete::generate(shell, &mut crate::cli::command(), "regbench", &mut text);
     write(out, &text)
 }
 
 pub(crate) fn cmd_man(out: &mut dyn Write) -> Result<u8, Failure> {
     let mut text = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(crate::cli::command())
         .render(&mut text)
         .map_err(run_failed)?;
     write(out, &text)
