@@ -76,15 +76,15 @@ pub struct DataSpec {
 pub struct ScenarioSpec {
     pub name: Spanned<String>,
     pub executor: Spanned<String>,
-    pub vus: Option<Spanned<i64>>,
+    pub vus: Option<Spanned<Amount>>,
     pub duration: Option<Spanned<String>>,
     pub stages: Option<Spanned<Vec<StageSpec>>>,
-    pub start_vus: Option<Spanned<i64>>,
-    pub rate: Option<Spanned<f64>>,
-    pub start_rate: Option<Spanned<f64>>,
-    pub max_vus: Option<Spanned<i64>>,
+    pub start_vus: Option<Spanned<Amount>>,
+    pub rate: Option<Spanned<Amount>>,
+    pub start_rate: Option<Spanned<Amount>>,
+    pub max_vus: Option<Spanned<Amount>>,
     pub arrival: Option<Spanned<String>>,
-    pub iterations: Option<Spanned<i64>>,
+    pub iterations: Option<Spanned<Amount>>,
     pub max_duration: Option<Spanned<String>>,
     pub start_after: Option<Spanned<String>>,
     #[serde(default)]
@@ -98,7 +98,36 @@ pub struct ScenarioSpec {
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
     pub duration: Spanned<String>,
-    pub target: Spanned<f64>,
+    pub target: Spanned<Amount>,
+}
+
+/// A count or a rate as a number, or as text with the command line's suffixes and units
+/// (`iterations = "10k"`, `rate = "3000/m"`): one parser for flags and files (util::parse_count,
+/// util::parse_rate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    Number(f64),
+    Text(String),
+}
+
+impl Amount {
+    /// As a rate per second.
+    pub fn rate(&self) -> Result<f64, String> {
+        match self {
+            Amount::Number(n) => Ok(*n),
+            Amount::Text(t) => crate::util::parse_rate(t),
+        }
+    }
+
+    /// As a whole count (may be negative only as a number, for the caller to refuse).
+    pub fn count(&self) -> Result<f64, String> {
+        match self {
+            Amount::Number(n) if n.fract() == 0.0 => Ok(*n),
+            Amount::Number(n) => Err(format!("{n} is not a whole number")),
+            Amount::Text(t) => crate::util::parse_count(t).map(|n| n as f64),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! Executors (k6's vocabulary) → the plan's model, stop conditions and slots.
 
 use super::*;
+use crate::scenario::file::Amount;
 
 /// Default in-flight cap of arrival-rate executors without `max_vus`.
 pub(super) const DEFAULT_MAX_VUS: i64 = 100;
@@ -61,27 +62,23 @@ pub(super) fn executor(cx: &Ctx, s: &ScenarioSpec) -> Result<(Model, Stop, usize
             ),
         )
     };
-    let positive = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u64>, ScenarioError> {
-        match v {
-            Some(v) if *v.get_ref() < 1 => Err(cx.at(
-                v.span(),
-                format!("{key} must be at least 1, got {}", v.get_ref()),
-            )),
-            Some(v) => Ok(Some(*v.get_ref() as u64)),
-            None => Ok(None),
+    let positive = |v: &Option<Spanned<Amount>>, key: &str| -> Result<Option<u64>, ScenarioError> {
+        let Some(v) = v else { return Ok(None) };
+        match v.get_ref().count() {
+            Ok(n) if n >= 1.0 && n <= u64::MAX as f64 => Ok(Some(n as u64)),
+            Ok(n) => Err(cx.at(v.span(), format!("{key} must be at least 1, got {n}"))),
+            Err(e) => Err(cx.at(v.span(), format!("{key}: {e}"))),
         }
     };
-    let rate = |v: &Option<Spanned<f64>>, key: &str| -> Result<Option<f64>, ScenarioError> {
-        match v {
-            Some(v) if !v.get_ref().is_finite() || *v.get_ref() < 0.0 => Err(cx.at(
+    let rate = |v: &Option<Spanned<Amount>>, key: &str| -> Result<Option<f64>, ScenarioError> {
+        let Some(v) = v else { return Ok(None) };
+        match v.get_ref().rate() {
+            Ok(r) if r.is_finite() && r >= 0.0 => Ok(Some(r)),
+            Ok(r) => Err(cx.at(
                 v.span(),
-                format!(
-                    "{key} must be a non-negative number of iterations per second, got {}",
-                    v.get_ref()
-                ),
+                format!("{key} must be a non-negative number of iterations per second, got {r}"),
             )),
-            Some(v) => Ok(Some(*v.get_ref())),
-            None => Ok(None),
+            Err(e) => Err(cx.at(v.span(), format!("{key}: {e}"))),
         }
     };
     let stages = || -> Result<Vec<Stage>, ScenarioError> {
@@ -92,7 +89,11 @@ pub(super) fn executor(cx: &Ctx, s: &ScenarioSpec) -> Result<(Model, Stop, usize
         st.get_ref()
             .iter()
             .map(|x| {
-                let t = *x.target.get_ref();
+                let t = x
+                    .target
+                    .get_ref()
+                    .rate()
+                    .map_err(|e| cx.at(x.target.span(), format!("stage target: {e}")))?;
                 if !t.is_finite() || t < 0.0 {
                     return Err(cx.at(
                         x.target.span(),
@@ -136,13 +137,11 @@ pub(super) fn executor(cx: &Ctx, s: &ScenarioSpec) -> Result<(Model, Stop, usize
         }
         "ramping-vus" => {
             let start = match &s.start_vus {
-                Some(v) if *v.get_ref() < 0 => {
-                    return Err(cx.at(
-                        v.span(),
-                        format!("start_vus must be ≥ 0, got {}", v.get_ref()),
-                    ))
-                }
-                Some(v) => *v.get_ref() as f64,
+                Some(v) => match v.get_ref().count() {
+                    Ok(n) if n >= 0.0 => n,
+                    Ok(n) => return Err(cx.at(v.span(), format!("start_vus must be ≥ 0, got {n}"))),
+                    Err(e) => return Err(cx.at(v.span(), format!("start_vus: {e}"))),
+                },
                 None => 0.0,
             };
             let p = Profile {

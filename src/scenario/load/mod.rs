@@ -680,6 +680,21 @@ mod tests {
             let s = &l.plan.scenarios[0];
             (s.model.clone(), s.stop, s.n_connections)
         };
+        // Counts and rates as text take the command line's suffixes and units.
+        let (m, stop, c) = one("executor = \"constant-arrival-rate\"\nrate = \"3000/m\"\nduration = \"10s\"\nmax_vus = \"1k\"");
+        assert!(
+            matches!(&m, Model::Open { rate, max_inflight: 1000, .. } if rate.start == 50.0),
+            "{m:?}"
+        );
+        assert_eq!((stop.duration, c), (Some(Duration::from_secs(10)), 1000));
+        let (_, stop, _) = one("executor = \"shared-iterations\"\nvus = 2\niterations = \"10k\"");
+        assert_eq!(stop.n_requests, Some(10_000));
+        let bad = scenario("executor = \"shared-iterations\"\nvus = 2\niterations = \"lots\"\n[scenario.request]\nurl = \"/\"\n");
+        let Err(e) = load_str(&bad, &[]) else {
+            panic!("'lots' is not a count")
+        };
+        let e = e.to_string();
+        assert!(e.contains("iterations: 'lots' is not a count"), "{e}");
         let (m, stop, c) = one("executor = \"constant-arrival-rate\"\nrate = 50\nduration = \"10s\"\nmax_vus = 7\narrival = \"poisson\"");
         assert!(matches!(
             m,
