@@ -354,8 +354,8 @@ pub struct RunArgs {
     /// Accept-Encoding), so bodies always arrive uncompressed and their bytes are what was sent.
     #[arg(long)]
     pub disable_compression: bool,
-    /// Accepted for hey/oha users: regbench never follows redirects; a 3xx is a result, counted
-    /// under its status code.
+    /// Accepted for hey/oha users: redirects are not followed unless --redirect N asks; a 3xx is a
+    /// result, counted under its status code.
     #[arg(long)]
     pub disable_redirects: bool,
     /// Accepted for oha users: regbench has no TUI (progress on stderr only on a terminal).
@@ -441,6 +441,11 @@ pub struct HttpArgs {
     /// fails as a timeout (oha's --connect-timeout) [default: only --timeout bounds it].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub connect_timeout: Option<Duration>,
+    /// Follow up to N same-origin redirects per step (each hop is a request of the step, counted
+    /// as a redirect; the method and body are kept). Default 0: a 3xx is the result, as with
+    /// hey's -disable-redirects.
+    #[arg(long = "redirect", value_name = "N")]
+    pub redirect: Option<u32>,
 }
 
 impl HttpArgs {
@@ -467,6 +472,9 @@ impl HttpArgs {
         }
         if let Some(t) = self.connect_timeout {
             o.connect_timeout = Some(t);
+        }
+        if let Some(n) = self.redirect {
+            o.redirects = n;
         }
         if let Some(n) = self.streams {
             if n == 0 {

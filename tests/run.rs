@@ -393,3 +393,68 @@ fn large_bodies_are_read_whole() {
     assert_eq!(r["overall"]["body_bytes"], 8u64 << 20);
     assert_eq!(r["overall"]["connections"]["new"], 2);
 }
+
+/// `--redirect N` follows same-origin redirects (each hop a request of the step, counted); without
+/// it a 3xx is the result; another origin is never followed.
+#[test]
+fn redirects_are_followed_only_when_asked_and_only_on_the_same_origin() {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let resp = match path.as_str() {
+                        "/old" => format!("HTTP/1.1 301 Moved\r\nLocation: http://{addr}/mid\r\nContent-Length: 0\r\n\r\n"),
+                        "/mid" => "HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        "/away" => "HTTP/1.1 302 Found\r\nLocation: http://example.invalid/x\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
+                    };
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let url = format!("http://{addr}/old");
+    let (_, r) = regbench_json(&["run", &url, "-c", "1", "-n", "4", "--redirect", "5"]);
+    let all = &r["overall"];
+    assert_eq!(all["status_codes"]["301"], 4, "{all}");
+    assert_eq!(all["status_codes"]["302"], 4, "{all}");
+    assert_eq!(all["status_codes"]["200"], 4, "{all}");
+    assert_eq!(all["redirects"], 8);
+    // One hop allowed: the 302 is the result.
+    let (_, r) = regbench_json(&["run", &url, "-c", "1", "-n", "4", "--redirect", "1"]);
+    assert_eq!(r["overall"]["status_codes"]["302"], 4);
+    assert!(r["overall"]["status_codes"]["200"].is_null());
+    // Not asked: the 301 is the result.
+    let (_, r) = regbench_json(&["run", &url, "-c", "1", "-n", "4"]);
+    assert_eq!(r["overall"]["status_codes"]["301"], 4);
+    assert_eq!(r["overall"]["redirects"], 0);
+    // Another origin is never followed.
+    let (_, r) = regbench_json(&[
+        "run",
+        &format!("http://{addr}/away"),
+        "-n",
+        "3",
+        "--redirect",
+        "5",
+    ]);
+    assert_eq!(r["overall"]["status_codes"]["302"], 3);
+    assert_eq!(r["overall"]["redirects"], 0);
+}

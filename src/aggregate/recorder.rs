@@ -142,6 +142,11 @@ impl Recorder {
         self.current.tags[s.tag as usize].n_challenges += 1;
     }
 
+    /// A step followed a redirect.
+    pub fn record_redirect(&mut self, tag: usize) {
+        self.current.tags[tag].n_redirects += 1;
+    }
+
     /// Keeps `example` as the tag's first failing request, unless it has one.
     pub fn record_example(&mut self, tag: usize, example: super::FailureExample) {
         let t = &mut self.current.tags[tag];

@@ -66,6 +66,9 @@ pub struct TagStats {
     /// Requests sent on a connection that was already open (a failed connect is neither).
     #[serde(default)]
     pub n_reused: u64,
+    /// Same-origin redirects followed (`--redirect`): each hop's 3xx is also a request here.
+    #[serde(default)]
+    pub n_redirects: u64,
     /// Open model: ticks dropped unsent because they were later than `--max-lag` (not in `n_requests`).
     #[serde(default)]
     pub n_dropped: u64,
@@ -218,6 +221,7 @@ impl TagStats {
             bytes_out: 0,
             n_new_connections: 0,
             n_reused: 0,
+            n_redirects: 0,
             n_dropped: 0,
             n_ticks: 0,
             n_queued: 0,
@@ -334,6 +338,7 @@ impl AddAssign<&TagStats> for TagStats {
         self.bytes_out += o.bytes_out;
         self.n_new_connections += o.n_new_connections;
         self.n_reused += o.n_reused;
+        self.n_redirects += o.n_redirects;
         self.n_dropped += o.n_dropped;
         self.n_ticks += o.n_ticks;
         self.n_queued += o.n_queued;

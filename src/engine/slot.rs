@@ -157,6 +157,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
     // Closed model: a user whose requests get no connection waits before its next iteration,
     // doubling up to MAX_CONNECT_BACKOFF, so failing users do not hot-loop and starve working ones.
     let backs_off = !spec.model.is_open();
+    let follows = plan.http.redirects > 0;
     let mut backoff = Duration::ZERO;
     while let Some(Tick {
         intended,
@@ -220,8 +221,10 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 intended = sample.done + step.think;
                 continue;
             }
-            // A paginated step repeats with the next page's path until the target offers none.
+            // A paginated step repeats with the next page's path until the target offers none;
+            // a redirected one with the redirect's, up to --redirect hops.
             let mut page = 0u32;
+            let mut hops = 0u32;
             loop {
                 let Vu {
                     vars,
@@ -264,9 +267,24 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                         );
                         request
                     }
-                    // invariant: a step without an encoded request has a template, and so does
-                    // every paginated step (see Worker::new and the scenario loader).
-                    (_, None, _) => &[],
+                    // A static step sent again to another path: a redirect's target.
+                    (Some(_), None, _) => {
+                        request.clear();
+                        http1::encode_into(
+                            request,
+                            &step.request.method,
+                            path,
+                            &plan.target,
+                            &step.request.headers,
+                            |v: &String, out| out.extend_from_slice(v.as_bytes()),
+                            &step.request.body,
+                            plan.keepalive,
+                        );
+                        request
+                    }
+                    // invariant: a step without an encoded request has a template (see
+                    // Worker::new and the scenario loader).
+                    (None, None, _) => &[],
                 };
                 let tag = scenario.step_tags[i];
                 // After a step's first failure, its next responses are kept until one fails too:
@@ -274,7 +292,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 let wants_example = worker.examples.wants(tag);
                 let (want_body, want_head) = scenario.captures[i];
                 capture.want_body = want_body || wants_example;
-                capture.want_head = want_head || wants_example;
+                capture.want_head = want_head || wants_example || follows;
                 let verify = step.verify_digest.is_some();
                 capture.hasher = verify.then(<sha2::Sha256 as sha2::Digest>::new);
                 let captured = capture.want_body || capture.want_head || verify;
@@ -364,6 +382,18 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     }
                     _ => None,
                 };
+                let next = match (next, status) {
+                    (None, Some(301 | 302 | 303 | 307 | 308)) if hops < plan.http.redirects => {
+                        let to = crate::headers::header_value(&vu.capture.head, "location")
+                            .and_then(|l| same_origin_path(l, &plan.target));
+                        if to.is_some() {
+                            hops += 1;
+                            worker.recorder.borrow_mut().record_redirect(tag);
+                        }
+                        to
+                    }
+                    (next, _) => next,
+                };
                 match next {
                     Some(next) => {
                         vu.path.clear();
@@ -399,4 +429,23 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         // included), plus any back-off.
         slot.prev_done = Some(intended + backoff);
     }
+}
+
+/// The path of a redirect's `Location` when it stays on the target's origin (a path, or an absolute
+/// URL with the target's scheme and authority); `None` for another origin, which is not followed.
+fn same_origin_path(location: &str, target: &crate::plan::Target) -> Option<String> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some(location.to_string());
+    }
+    let scheme = if target.tls { "https://" } else { "http://" };
+    let rest = location.strip_prefix(scheme)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let default_port = if target.tls { 443 } else { 80 };
+    let same = authority.eq_ignore_ascii_case(&target.authority)
+        || authority.eq_ignore_ascii_case(&format!("{}:{}", target.host, target.port))
+        || (target.port == default_port && authority.eq_ignore_ascii_case(&target.host));
+    same.then(|| path.to_string())
 }

@@ -214,6 +214,9 @@ pub struct HttpOptions {
     /// A TCP connect (and TLS handshake) not done within this fails as a timeout; `None`: only
     /// the request's own timeout bounds it.
     pub connect_timeout: Option<std::time::Duration>,
+    /// Same-origin redirects (301, 302, 303, 307, 308) a step follows, at most; 0: none, a 3xx is
+    /// the result.
+    pub redirects: u32,
 }
 
 impl Default for HttpOptions {
@@ -222,6 +225,7 @@ impl Default for HttpOptions {
             version: HttpVersion::Auto,
             streams: 1,
             connect_timeout: None,
+            redirects: 0,
         }
     }
 }

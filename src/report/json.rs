@@ -63,6 +63,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "name": t.name,
         "requests": t.n_requests,
         "dropped": t.n_dropped,
+        "redirects": t.n_redirects,
         "success": t.n_success(),
         "auth_challenges": t.n_challenges,
         "errors_total": t.n_errors(),
