@@ -335,6 +335,10 @@ pub struct RunArgs {
     /// Open a new connection for every request.
     #[arg(long, visible_alias = "disable-keepalive")]
     pub no_keepalive: bool,
+    /// Connect to this Unix socket instead of the URL's host and port (the URL still gives the Host
+    /// header and the path), as oha's and curl's --unix-socket.
+    #[arg(long, value_name = "PATH")]
+    pub unix_socket: Option<PathBuf>,
     /// Connect over IPv4 only (the first IPv4 address the name resolves to).
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub ipv4: bool,

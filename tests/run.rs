@@ -458,3 +458,76 @@ fn redirects_are_followed_only_when_asked_and_only_on_the_same_origin() {
     assert_eq!(r["overall"]["status_codes"]["302"], 3);
     assert_eq!(r["overall"]["redirects"], 0);
 }
+
+/// `--unix-socket` sends plain HTTP over a Unix socket; the URL gives the Host header and the path.
+#[test]
+fn unix_socket_target() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let hosts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hosts.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("Host: ") {
+                            seen.lock()
+                                .unwrap()
+                                .push(format!("{} {}", line.trim(), v.trim()));
+                        }
+                    }
+                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let sock = path.to_str().unwrap();
+    let (code, r) = regbench_json(&[
+        "run",
+        "http://registry.local/v2/",
+        "--unix-socket",
+        sock,
+        "-n",
+        "10",
+        "-c",
+        "2",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(r["overall"]["status_codes"]["200"], 10, "{}", r["overall"]);
+    assert_eq!(r["run"]["address"], format!("unix:{sock}"));
+    let hosts = hosts.lock().unwrap();
+    assert_eq!(hosts.len(), 10);
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h == "GET /v2/ HTTP/1.1 registry.local"),
+        "{hosts:?}"
+    );
+    let (code, _) = regbench(&[
+        "run",
+        "https://registry.local/",
+        "--unix-socket",
+        sock,
+        "-n",
+        "1",
+    ]);
+    assert_eq!(code, 2, "TLS over a Unix socket is refused");
+}

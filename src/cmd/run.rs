@@ -117,6 +117,7 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
         ("--host", a.host.is_some()),
         ("-A/--accept", a.accept.is_some()),
         ("-a/--basic-auth", a.basic_auth.is_some()),
+        ("--unix-socket", a.unix_socket.is_some()),
         ("--timeout", a.timeout.is_some()),
         ("--no-keepalive", a.no_keepalive),
         ("--rate", a.rate.is_some()),
@@ -187,7 +188,15 @@ pub(crate) fn start_time(at: Option<SystemTime>) -> Result<(SystemTime, Instant)
 
 /// `regbench run` flags → a validated plan.
 pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
-    let target = Target::parse(&a.url).map_err(usage)?;
+    let mut target = Target::parse(&a.url).map_err(usage)?;
+    if let Some(path) = &a.unix_socket {
+        if target.tls {
+            return Err(usage(anyhow!(
+                "--unix-socket speaks plain HTTP: use an http:// URL (it gives the Host and the path)"
+            )));
+        }
+        target.unix_socket = Some(path.clone());
+    }
     let method = plan::parse_method(a.method.as_deref().unwrap_or("GET")).map_err(usage)?;
     let mut headers = a
         .headers

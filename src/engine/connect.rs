@@ -59,6 +59,13 @@ pub fn resolve(
     pins: &[Resolve],
     family: Family,
 ) -> Result<Resolved, ResolveError> {
+    if target.unix_socket.is_some() {
+        // Connections go to the socket; the address only stands in for reports.
+        return Ok(Resolved {
+            addr: SocketAddr::from(([127, 0, 0, 1], target.port)),
+            dns: None,
+        });
+    }
     if let Some(pin) = pins
         .iter()
         .find(|p| p.host.eq_ignore_ascii_case(&target.host) && p.port == target.port)

@@ -478,6 +478,16 @@ impl Worker {
         let t0 = Instant::now();
         let bound = self.plan.http.connect_timeout;
         let deadline = bound.map(|b| tokio::time::Instant::from_std(t0 + b));
+        if let Some(path) = &self.plan.target.unix_socket {
+            let unix = within(deadline, tokio::net::UnixStream::connect(path))
+                .await?
+                .map_err(|e| ErrorKind::from_io(&e))?;
+            s.connect = Some(t0.elapsed());
+            return Ok((
+                http1::Stream::Unix(unix),
+                self.plan.http.version == HttpVersion::Http2,
+            ));
+        }
         let tcp = within(deadline, connect::connect(self.addr))
             .await?
             .map_err(|e| ErrorKind::from_io(&e))?;

@@ -21,6 +21,9 @@ pub struct Target {
     /// `Basic …` from credentials in the URL (`http://user:pass@host/`), sent as the Authorization
     /// header of requests that set none. `url` shows them as `user:***@`.
     pub basic_auth: Option<String>,
+    /// Connect to this Unix socket instead of host:port (`--unix-socket`); the URL still gives the
+    /// Host header and the path.
+    pub unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -105,6 +108,7 @@ impl Target {
             path,
             tls,
             basic_auth,
+            unix_socket: None,
         })
     }
 }

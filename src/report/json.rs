@@ -220,7 +220,10 @@ pub fn render(r: &RunReport) -> String {
         "tool": { "name": "regbench", "version": env!("CARGO_PKG_VERSION") },
         "run": {
             "target": info.target,
-            "address": info.addr.to_string(),
+            "address": match &info.plan.target.unix_socket {
+                Some(path) => format!("unix:{}", path.display()),
+                None => info.addr.to_string(),
+            },
             "dns_ns": info.dns.map(ns),
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },

@@ -30,7 +30,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         Some(t) => format!("DNS {}", d(t)),
         None => "no DNS lookup".to_string(),
     };
-    writeln!(o, "  address      {} ({dns})", info.addr)?;
+    match &info.plan.target.unix_socket {
+        Some(path) => writeln!(o, "  address      unix socket {}", path.display())?,
+        None => writeln!(o, "  address      {} ({dns})", info.addr)?,
+    }
     writeln!(
         o,
         "  engine       {} thread{}, {}, timeout {}",
