@@ -335,6 +335,15 @@ pub struct RunArgs {
     /// Open a new connection for every request.
     #[arg(long, visible_alias = "disable-keepalive")]
     pub no_keepalive: bool,
+    /// Connect through this HTTP proxy (http://HOST:PORT), one CONNECT tunnel per connection, as
+    /// hey's and curl's -x (never per request).
+    #[arg(
+        short = 'x',
+        long = "proxy",
+        value_name = "URL",
+        conflicts_with = "unix_socket"
+    )]
+    pub proxy: Option<String>,
     /// Connect to this Unix socket instead of the URL's host and port (the URL still gives the Host
     /// header and the path), as oha's and curl's --unix-socket.
     #[arg(long, value_name = "PATH")]

@@ -531,3 +531,87 @@ fn unix_socket_target() {
     ]);
     assert_eq!(code, 2, "TLS over a Unix socket is refused");
 }
+
+/// `-x/--proxy` tunnels each connection through an HTTP proxy with CONNECT (once per connection, not
+/// per request); a proxy that refuses is `refused`.
+#[test]
+fn requests_go_through_a_connect_proxy() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    fn proxy(
+        refuse: bool,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in l.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(client.try_clone().unwrap());
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    log.lock().unwrap().push(line.trim().to_string());
+                    let mut c = client;
+                    if refuse {
+                        let _ = c.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    }
+                    let target = line.split_whitespace().nth(1).unwrap().to_string();
+                    let upstream = TcpStream::connect(target).unwrap();
+                    c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    let (mut a, mut b) = (c.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    let (mut c2, mut u2) = (c, upstream);
+                    std::thread::spawn(move || std::io::copy(&mut u2, &mut a));
+                    let _ = std::io::copy(&mut c2, &mut b);
+                });
+            }
+        });
+        (addr, seen)
+    }
+    let t = demo_target(ServeConfig::default());
+    let (paddr, seen) = proxy(false);
+    let url = format!("{}/v2/", t.url());
+    let (code, r) = regbench_json(&[
+        "run",
+        &url,
+        "-n",
+        "20",
+        "-c",
+        "2",
+        "-x",
+        &format!("http://{paddr}"),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(r["overall"]["status_codes"]["200"], 20, "{}", r["overall"]);
+    assert_eq!(r["run"]["proxy"], paddr.to_string());
+    let tunnels = seen.lock().unwrap().clone();
+    assert_eq!(
+        tunnels,
+        vec![format!("CONNECT {} HTTP/1.1", t.addr()); 2],
+        "one tunnel per connection"
+    );
+    let (paddr, _) = proxy(true);
+    let (_, r) = regbench_json(&[
+        "run",
+        &url,
+        "-n",
+        "3",
+        "-c",
+        "1",
+        "--proxy",
+        &format!("http://{paddr}"),
+    ]);
+    assert_eq!(r["overall"]["errors"]["refused"], 3, "{}", r["overall"]);
+}

@@ -54,6 +54,7 @@ pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Resul
     let resolved = connect::Resolved {
         addr: server.addr(),
         dns: None,
+        proxy: None,
     };
     let report = execute(
         plan,

@@ -139,6 +139,7 @@ pub(crate) fn execute(
         tls,
         // Registry flows are the plan's flow steps; the engine runs them without knowing OCI.
         flows: Some(Arc::new(crate::registry::flow::Runner)),
+        proxy: resolved.proxy,
     })
     .context("cannot start worker threads")
     .map_err(run_failed)?;
@@ -281,6 +282,7 @@ pub(crate) fn execute(
     let info = RunInfo {
         target: plan.target.url.clone(),
         addr: resolved.addr,
+        proxy: resolved.proxy,
         dns: resolved.dns,
         started_at,
         duration,

@@ -47,7 +47,20 @@ pub(crate) fn run_plan(
     opts: Options,
 ) -> Result<u8, Failure> {
     let pins = parse_pins(&a.resolve)?;
-    let resolved = connect::resolve(&plan.target, &pins, family(a)).map_err(run_failed)?;
+    let mut resolved = connect::resolve(&plan.target, &pins, family(a)).map_err(run_failed)?;
+    if let Some(url) = &a.proxy {
+        let proxy = Target::parse(url).map_err(usage)?;
+        if proxy.tls {
+            return Err(usage(anyhow!(
+                "--proxy '{url}': an http:// proxy is supported (a CONNECT tunnel); not https://"
+            )));
+        }
+        resolved.proxy = Some(
+            connect::resolve(&proxy, &pins, family(a))
+                .map_err(run_failed)?
+                .addr,
+        );
+    }
     let mut report = execute(
         Arc::new(plan),
         resolved,
@@ -118,6 +131,7 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
         ("-A/--accept", a.accept.is_some()),
         ("-a/--basic-auth", a.basic_auth.is_some()),
         ("--unix-socket", a.unix_socket.is_some()),
+        ("-x/--proxy", a.proxy.is_some()),
         ("--timeout", a.timeout.is_some()),
         ("--no-keepalive", a.no_keepalive),
         ("--rate", a.rate.is_some()),

@@ -51,6 +51,8 @@ pub struct Resolved {
     pub addr: SocketAddr,
     /// Time the DNS lookup took; `None` when the host was an IP literal or pinned with `--resolve`.
     pub dns: Option<Duration>,
+    /// `--proxy`: connections go to this HTTP proxy and tunnel to the target with CONNECT.
+    pub proxy: Option<SocketAddr>,
 }
 
 /// Resolves the target once for the whole run. A `--resolve` pin for the same host and port wins.
@@ -64,6 +66,7 @@ pub fn resolve(
         return Ok(Resolved {
             addr: SocketAddr::from(([127, 0, 0, 1], target.port)),
             dns: None,
+            proxy: None,
         });
     }
     if let Some(pin) = pins
@@ -73,6 +76,7 @@ pub fn resolve(
         return Ok(Resolved {
             addr: SocketAddr::new(pin.addr, target.port),
             dns: None,
+            proxy: None,
         });
     }
     if let Ok(ip) = target.host.parse() {
@@ -83,7 +87,11 @@ pub fn resolve(
                 family: family.name(),
             });
         }
-        return Ok(Resolved { addr, dns: None });
+        return Ok(Resolved {
+            addr,
+            dns: None,
+            proxy: None,
+        });
     }
     let t0 = Instant::now();
     let mut addrs = (target.host.as_str(), target.port)
@@ -108,7 +116,47 @@ pub fn resolve(
     Ok(Resolved {
         addr,
         dns: Some(dns),
+        proxy: None,
     })
+}
+
+/// Opens a tunnel to `authority` (`host:port`) through the HTTP proxy at `proxy` (CONNECT, RFC 9110
+/// §9.3.6): once per connection, never per request. A proxy that does not answer 2xx fails the
+/// connection (`refused` for 403/407, as the proxy refused it; `protocol` for anything else).
+pub async fn connect_via(
+    proxy: SocketAddr,
+    authority: &str,
+) -> Result<TcpStream, crate::sample::ErrorKind> {
+    use crate::sample::ErrorKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect(proxy).await.map_err(|e| ErrorKind::from_io(&e))?;
+    let req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| ErrorKind::from_io(&e))?;
+    // Read the proxy's answer head byte by byte: nothing of the tunnel may be read past it.
+    let mut head = Vec::with_capacity(128);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 {
+            return Err(ErrorKind::Protocol);
+        }
+        match s.read(&mut byte).await {
+            Ok(0) => return Err(ErrorKind::Closed),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(ErrorKind::from_io(&e)),
+        }
+    }
+    let status = head
+        .split(|b| *b == b' ')
+        .nth(1)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse::<u16>().ok());
+    match status {
+        Some(200..=299) => Ok(s),
+        Some(403 | 407) => Err(ErrorKind::Refused),
+        _ => Err(ErrorKind::Protocol),
+    }
 }
 
 /// Opens a TCP connection with Nagle off (requests are written whole; waiting would only add latency).

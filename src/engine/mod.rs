@@ -47,6 +47,8 @@ pub struct Run {
     pub tls: Option<tls::TlsClient>,
     /// Runs the plan's flow steps (registry flows); `None` when it has none.
     pub flows: Option<Arc<dyn step::FlowRunner>>,
+    /// `--proxy`: connect through this HTTP proxy (a CONNECT tunnel per connection).
+    pub proxy: Option<SocketAddr>,
 }
 
 /// Starts one thread per worker. Each sends its intervals and a final `Msg::Done` to `run.sink`.
@@ -217,6 +219,7 @@ impl Drop for ConnectingGuard<'_> {
 struct Worker {
     plan: Arc<Plan>,
     addr: SocketAddr,
+    proxy: Option<SocketAddr>,
     tls: Option<tls::TlsClient>,
     scenarios: Vec<ScenarioRun>,
     /// Wakes slots when their ticks are due (precisely: see `schedule::Waiter`).
@@ -406,6 +409,7 @@ impl Worker {
             h2: RefCell::new((0..n_h2).map(|_| Entry::Empty).collect()),
             h2_gen: Cell::new(0),
             addr: run.addr,
+            proxy: run.proxy,
             tls: run.tls.clone(),
             flows: run.flows.clone(),
             examples: Examples::new(plan.tag_specs().len()),
@@ -488,9 +492,19 @@ impl Worker {
                 self.plan.http.version == HttpVersion::Http2,
             ));
         }
-        let tcp = within(deadline, connect::connect(self.addr))
-            .await?
-            .map_err(|e| ErrorKind::from_io(&e))?;
+        let tcp = match self.proxy {
+            Some(proxy) => {
+                let host = &self.plan.target.host;
+                let authority = match host.contains(':') {
+                    true => format!("[{host}]:{}", self.plan.target.port),
+                    false => format!("{host}:{}", self.plan.target.port),
+                };
+                within(deadline, connect::connect_via(proxy, &authority)).await??
+            }
+            None => within(deadline, connect::connect(self.addr))
+                .await?
+                .map_err(|e| ErrorKind::from_io(&e))?,
+        };
         s.connect = Some(t0.elapsed());
         let Some(tls) = &self.tls else {
             return Ok((

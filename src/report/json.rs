@@ -225,6 +225,7 @@ pub fn render(r: &RunReport) -> String {
                 None => info.addr.to_string(),
             },
             "dns_ns": info.dns.map(ns),
+            "proxy": info.proxy.map(|p| p.to_string()),
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
             "seed": info.seed,

@@ -15,6 +15,8 @@ use crate::plan::{Model, Segment, Stop};
 pub struct RunInfo {
     pub target: String,
     pub addr: SocketAddr,
+    /// `--proxy`: the HTTP proxy connections tunnel through.
+    pub proxy: Option<SocketAddr>,
     /// DNS lookup time; `None` when the address was an IP literal or pinned with `--resolve`.
     pub dns: Option<Duration>,
     pub started_at: SystemTime,

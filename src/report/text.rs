@@ -34,6 +34,12 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         Some(path) => writeln!(o, "  address      unix socket {}", path.display())?,
         None => writeln!(o, "  address      {} ({dns})", info.addr)?,
     }
+    if let Some(proxy) = info.proxy {
+        writeln!(
+            o,
+            "  proxy        {proxy} (a CONNECT tunnel per connection)"
+        )?;
+    }
     writeln!(
         o,
         "  engine       {} thread{}, {}, timeout {}",
