@@ -288,12 +288,14 @@ fn rusage(who: libc::c_int) -> Usage {
 }
 
 /// How long the calling thread has waited on a run queue — ready to run, but another task had its
-/// CPU — from /proc/thread-self/schedstat (its second field, in ns). `None` where the kernel does
-/// not report it (no CONFIG_SCHEDSTATS / not Linux).
-pub fn thread_run_queue_wait() -> Option<Duration> {
+/// CPU — and how many times it got to run, from /proc/thread-self/schedstat (its second and third
+/// fields). `None` where the kernel does not report it (no CONFIG_SCHEDSTATS / not Linux).
+pub fn thread_run_queue_wait() -> Option<(Duration, u64)> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
+    let mut f = s.split_whitespace().skip(1);
+    let ns: u64 = f.next()?.parse().ok()?;
+    let runs: u64 = f.next()?.parse().ok()?;
+    Some((Duration::from_nanos(ns), runs))
 }
 
 /// CPU used so far by the calling thread (Linux RUSAGE_THREAD).

@@ -421,7 +421,8 @@ fn issue_13_output_paths_are_checked_before_the_load() {
     assert_eq!(left.len(), 1, "{left:?}");
 }
 
-/// The truth case in small: a 2 ms target that stalls 200 ms every second, 200/s, `--max-lag 5ms`.
+/// The truth case in small: a 2 ms target that stalls 200 ms every second, 200/s, `max_lag = 20ms`
+/// (well above the timed latencies even on a loaded test machine, so the median stays known).
 /// The requests due during a stall are dropped; leaving them out reported p95 ≈ 3 ms against a true
 /// ~150 ms. They now count at their lag when dropped: p95 and above are lower bounds ("≥"), and a
 /// threshold on them fails instead of passing.
@@ -440,7 +441,7 @@ fn issue_13_dropped_requests_censor_the_percentiles_they_hide() {
     std::fs::write(
         &path,
         format!(
-            "[defaults]\nbase_url = \"{}\"\nmax_lag = \"5ms\"\n\n[[scenario]]\nname = \"s\"\n\
+            "[defaults]\nbase_url = \"{}\"\nmax_lag = \"20ms\"\n\n[[scenario]]\nname = \"s\"\n\
              executor = \"constant-arrival-rate\"\nrate = 200\nduration = \"2s\"\nmax_vus = 20\n\
              [[scenario.step]]\nname = \"v2\"\nurl = \"/v2/\"\n\n\
              [thresholds]\n\"latency\" = [\"p(95)<50ms\", \"p(50)<50ms\"]\n",
@@ -452,7 +453,7 @@ fn issue_13_dropped_requests_censor_the_percentiles_they_hide() {
     assert_valid(&r);
     let lat = &r["overall"]["latency"];
     let dropped = r["overall"]["dropped"].as_u64().unwrap();
-    assert!(dropped > 30, "the stalls dropped requests: {dropped}");
+    assert!(dropped > 15, "the stalls dropped requests: {dropped}");
     assert_eq!(lat["lower_bounds"], dropped);
     let censored = lat["censored"].to_string();
     assert!(
@@ -461,7 +462,7 @@ fn issue_13_dropped_requests_censor_the_percentiles_they_hide() {
     );
     assert!(!censored.contains("\"p50\""), "the median is known: {lat}");
     assert!(
-        ns(&lat["p95_ns"]) >= Duration::from_millis(5),
+        ns(&lat["p95_ns"]) >= Duration::from_millis(20),
         "at least the lag limit: {lat}"
     );
     assert_eq!(code, 3, "{}", r["thresholds"]);

@@ -51,6 +51,8 @@ pub struct WorkerStats {
     /// Time the worker thread was ready to run but waited for a CPU (another process or thread had
     /// it); `None` where the kernel does not report it.
     pub run_queue_wait: Option<Duration>,
+    /// Times the worker thread got a CPU (its waits are spread over these).
+    pub n_runs: u64,
     /// Times the worker thread was preempted while it could still run.
     pub n_involuntary_switches: u64,
 }

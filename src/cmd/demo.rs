@@ -23,6 +23,9 @@ pub(crate) const DEMO_USER: &str = "demo";
 
 pub(crate) const DEMO_PASSWORD: &str = "demo";
 
+/// Think time of the demo's virtual users.
+const DEMO_THINK: Duration = Duration::from_millis(20);
+
 pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
     if a.connections == 0 || a.threads == 0 {
         return Err(usage(anyhow!(
@@ -132,8 +135,11 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
     let readers = a.connections.saturating_sub(pullers + 1).max(1);
     let scenario = |name: &str, vus: usize, steps: Vec<Step>| ScenarioPlan {
         name: name.into(),
+        // Users pause between iterations, as registry clients do: the target and the generator share
+        // this machine's cores, and at full blast each would starve the other (the run would say so:
+        // INVALID, the generator waited for a CPU).
         model: Model::Closed {
-            think: Duration::ZERO,
+            think: DEMO_THINK,
             vus: None,
         },
         stop: Stop {

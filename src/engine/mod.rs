@@ -89,10 +89,12 @@ fn worker_main(k: usize, run: &Run) {
     local.block_on(&rt, drive(Rc::clone(&worker), run));
     let mut recorder = worker.recorder.borrow_mut();
     let usage = crate::util::thread_usage();
+    let queue = crate::util::thread_run_queue_wait();
     let stats = WorkerStats {
         cpu: usage.cpu,
         n_cancelled: recorder.inflight(),
-        run_queue_wait: crate::util::thread_run_queue_wait(),
+        run_queue_wait: queue.map(|q| q.0),
+        n_runs: queue.map_or(0, |q| q.1),
         n_involuntary_switches: usage.n_involuntary_switches,
     };
     for s in &worker.scenarios {

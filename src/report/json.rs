@@ -284,6 +284,7 @@ pub fn render(r: &RunReport) -> String {
             "workers": r.agg.workers.iter().map(|w| json!({
                 "cpu_ns": ns(w.cpu),
                 "run_queue_wait_ns": w.run_queue_wait.map(ns),
+                "runs": w.n_runs,
                 "involuntary_switches": w.n_involuntary_switches,
             })).collect::<Vec<_>>(),
         },
