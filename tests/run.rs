@@ -398,36 +398,20 @@ fn large_bodies_are_read_whole() {
 /// it a 3xx is the result; another origin is never followed.
 #[test]
 fn redirects_are_followed_only_when_asked_and_only_on_the_same_origin() {
-    use std::io::{BufRead, BufReader, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in l.incoming().flatten() {
             std::thread::spawn(move || {
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                            break;
-                        }
-                    }
-                    let resp = match path.as_str() {
+                answer_requests(s, |line, _| {
+                    let resp = match line.split_whitespace().nth(1).unwrap_or("") {
                         "/old" => format!("HTTP/1.1 301 Moved\r\nLocation: http://{addr}/mid\r\nContent-Length: 0\r\n\r\n"),
                         "/mid" => "HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n".to_string(),
                         "/away" => "HTTP/1.1 302 Found\r\nLocation: http://example.invalid/x\r\nContent-Length: 0\r\n\r\n".to_string(),
                         _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
                     };
-                    if w.write_all(resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
+                    resp.into_bytes()
+                })
             });
         }
     });
@@ -462,7 +446,6 @@ fn redirects_are_followed_only_when_asked_and_only_on_the_same_origin() {
 /// `--unix-socket` sends plain HTTP over a Unix socket; the URL gives the Host header and the path.
 #[test]
 fn unix_socket_target() {
-    use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.sock");
     let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
@@ -472,30 +455,14 @@ fn unix_socket_target() {
         for s in l.incoming().flatten() {
             let seen = seen.clone();
             std::thread::spawn(move || {
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                            break;
-                        }
+                answer_requests(s, |line, headers| {
+                    for h in headers {
                         if let Some(v) = h.strip_prefix("Host: ") {
-                            seen.lock()
-                                .unwrap()
-                                .push(format!("{} {}", line.trim(), v.trim()));
+                            seen.lock().unwrap().push(format!("{line} {}", v.trim()));
                         }
                     }
-                    if w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+                })
             });
         }
     });

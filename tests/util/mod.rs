@@ -291,3 +291,28 @@ fn serve_counted(s: TcpStream, seen: &Seen) {
         }
     }
 }
+
+/// Answers HTTP/1.1 keep-alive requests (without bodies) on one connection until it closes:
+/// `respond(request_line, headers)` gives each whole response. For tests' own small servers.
+pub fn answer_requests<S: Read + Write>(s: S, mut respond: impl FnMut(&str, &[String]) -> Vec<u8>) {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(s);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            headers.push(h.trim_end().to_string());
+        }
+        let resp = respond(line.trim_end(), &headers);
+        if r.get_mut().write_all(&resp).is_err() {
+            return;
+        }
+    }
+}
