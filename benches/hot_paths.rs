@@ -25,6 +25,8 @@ fn samples(n: usize) -> Vec<Sample> {
                 outcome: Outcome::Status(200),
                 bytes_in: 120,
                 body_bytes: 13,
+                coding: regbench::sample::Coding::Identity,
+                decoded_bytes: 13,
                 bytes_out: 80,
                 connect: None,
                 tls: None,

@@ -252,6 +252,9 @@ pub struct SeedArgs {
     /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
+    /// Send connections for HOST:PORT to HOST2:PORT2 instead (oha's and curl's --connect-to).
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
     /// No progress bar.
@@ -363,8 +366,9 @@ pub struct RunArgs {
     /// Basic authentication USER:PASS (hey's and oha's -a); never printed.
     #[arg(short = 'a', long = "basic-auth", value_name = "USER:PASS")]
     pub basic_auth: Option<String>,
-    /// Accepted for hey/oha users: regbench never asks for compression (it sends no
-    /// Accept-Encoding), so bodies always arrive uncompressed and their bytes are what was sent.
+    /// Send no Accept-Encoding (as wrk). By default regbench asks for gzip, as hey, oha and k6 do,
+    /// and reports bodies as received and decoded (their size from gzip's trailer: no inflating
+    /// unless a check reads the body).
     #[arg(long)]
     pub disable_compression: bool,
     /// Accepted for hey/oha users: redirects are not followed unless --redirect N asks; a 3xx is a
@@ -374,16 +378,24 @@ pub struct RunArgs {
     /// Accepted for oha users: regbench has no TUI (progress on stderr only on a terminal).
     #[arg(long)]
     pub no_tui: bool,
+    /// Accepted for oha and k6 users: regbench's output has no colours.
+    #[arg(long)]
+    pub no_color: bool,
     /// Accepted for oha users: in the open model (--rate) latency is always measured from the
     /// intended send time, i.e. always corrected for coordinated omission.
     #[arg(long)]
     pub latency_correction: bool,
-    /// Worker threads (default: the number of cores, at most one per connection).
-    #[arg(long, value_name = "N")]
+    /// Worker threads (default: the number of cores, at most one per connection); oha's
+    /// --worker-threads.
+    #[arg(long, visible_alias = "worker-threads", value_name = "N")]
     pub threads: Option<usize>,
     /// Pin a host to an address, as curl does: HOST:PORT:ADDRESS (repeatable). No DNS lookup then.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
+    /// Send connections for HOST:PORT to HOST2:PORT2 instead, as oha's and curl's --connect-to
+    /// (repeatable); the Host header and the TLS name stay the URL's.
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<String>,
     /// Open model: requests per second in total — global across threads and segments, as oha's -q
     /// (hey's -q is per worker: multiply it by -c); requests arrive on schedule whatever the target
     /// does. Without it, the closed model. With --stages, the start rate.
@@ -457,7 +469,7 @@ pub struct HttpArgs {
     /// Follow up to N same-origin redirects per step (each hop is a request of the step, counted
     /// as a redirect; the method and body are kept). Default 0: a 3xx is the result, as with
     /// hey's -disable-redirects.
-    #[arg(long = "redirect", value_name = "N")]
+    #[arg(short = 'r', long = "redirect", value_name = "N")]
     pub redirect: Option<u32>,
 }
 

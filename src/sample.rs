@@ -173,6 +173,34 @@ impl Outcome {
     }
 }
 
+/// The response body's content coding, as far as the report needs it: whether its decoded size is
+/// its size on the wire, is known from the body itself (gzip's trailer), or cannot be known without
+/// a decoder regbench does not carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Coding {
+    /// No `Content-Encoding` (or `identity`): the body is what was sent.
+    #[default]
+    Identity,
+    /// `gzip` (or `x-gzip`): the decoded size is the trailer's ISIZE.
+    Gzip,
+    /// Any other coding (`br`, `zstd`, `deflate`, several): decoded size unknown.
+    Other,
+}
+
+impl Coding {
+    /// From a `Content-Encoding` value.
+    pub fn from_header(value: &[u8]) -> Coding {
+        let v = value.trim_ascii();
+        if v.is_empty() || v.eq_ignore_ascii_case(b"identity") {
+            Coding::Identity
+        } else if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
+            Coding::Gzip
+        } else {
+            Coding::Other
+        }
+    }
+}
+
 /// One request's measurements. All instants come from the one monotonic clock (DESIGN.md §3).
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
@@ -189,8 +217,13 @@ pub struct Sample {
     pub outcome: Outcome,
     /// Response bytes read off the socket, head and body.
     pub bytes_in: u64,
-    /// Response body bytes (after de-chunking).
+    /// Response body bytes (after de-chunking), as the server encoded them.
     pub body_bytes: u64,
+    /// The body's content coding.
+    pub coding: Coding,
+    /// The body's size once decoded: `body_bytes` for identity, the gzip trailer's size, 0 when
+    /// unknown (`Coding::Other`).
+    pub decoded_bytes: u64,
     /// Request bytes written.
     pub bytes_out: u64,
     /// TCP connect duration when this request opened a new connection; `None` when it reused one
@@ -226,6 +259,8 @@ impl Sample {
             outcome: Outcome::Dropped,
             bytes_in: 0,
             body_bytes: 0,
+            coding: Coding::Identity,
+            decoded_bytes: 0,
             bytes_out: 0,
             connect: None,
             tls: None,

@@ -5,6 +5,8 @@ mod util;
 
 /// The binary as a user runs it: exit codes, Ctrl-C writes a partial report.
 mod cli;
+/// Compressed responses against nginx's gzip, and --connect-to.
+mod compression;
 /// `regbench demo` end to end.
 mod demo;
 /// Issue 20: doctor, pre-flight and the diagnosis of failures.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::sample::{ErrorKind, Outcome, Sample};
+use crate::sample::{Coding, ErrorKind, Outcome, Sample};
 
 /// All histograms record nanoseconds, 3 significant digits, from 1 ns to one hour. Values above the range
 /// are clamped to it (saturating), which only a run with a timeout above an hour could see.
@@ -59,7 +59,19 @@ pub struct TagStats {
     #[serde(with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
     pub bytes_in: u64,
+    /// Response body bytes as they came (compressed when the server compressed them).
     pub body_bytes: u64,
+    /// Response body bytes once decoded, of the responses whose decoded size is known (identity
+    /// bodies, and gzip ones by their trailer): `body_bytes` when nothing was compressed.
+    #[serde(default)]
+    pub decoded_bytes: u64,
+    /// Responses with a content coding (`Content-Encoding` other than identity).
+    #[serde(default)]
+    pub n_compressed: u64,
+    /// Of those, responses in a coding whose decoded size regbench cannot know (`br`, `zstd`,
+    /// `deflate`): not in `decoded_bytes`.
+    #[serde(default)]
+    pub n_undecoded: u64,
     pub bytes_out: u64,
     /// Requests that had to open a new connection.
     pub n_new_connections: u64,
@@ -218,6 +230,9 @@ impl TagStats {
             errors: [0; ErrorKind::COUNT],
             bytes_in: 0,
             body_bytes: 0,
+            decoded_bytes: 0,
+            n_compressed: 0,
+            n_undecoded: 0,
             bytes_out: 0,
             n_new_connections: 0,
             n_reused: 0,
@@ -254,6 +269,9 @@ impl TagStats {
         self.n_requests += 1;
         self.bytes_in += s.bytes_in;
         self.body_bytes += s.body_bytes;
+        self.decoded_bytes += s.decoded_bytes;
+        self.n_compressed += u64::from(s.coding != Coding::Identity);
+        self.n_undecoded += u64::from(s.coding == Coding::Other);
         self.bytes_out += s.bytes_out;
         if let Some(c) = s.connect {
             self.n_new_connections += 1;
@@ -335,6 +353,9 @@ impl AddAssign<&TagStats> for TagStats {
         }
         self.bytes_in += o.bytes_in;
         self.body_bytes += o.body_bytes;
+        self.decoded_bytes += o.decoded_bytes;
+        self.n_compressed += o.n_compressed;
+        self.n_undecoded += o.n_undecoded;
         self.bytes_out += o.bytes_out;
         self.n_new_connections += o.n_new_connections;
         self.n_reused += o.n_reused;
@@ -647,6 +668,8 @@ mod tests {
             outcome,
             bytes_in: 100,
             body_bytes: 13,
+            coding: crate::sample::Coding::Identity,
+            decoded_bytes: 13,
             bytes_out: 40,
             connect: rng
                 .next_u64()
@@ -735,6 +758,8 @@ mod tests {
             outcome: Outcome::Status(200),
             bytes_in: 10,
             body_bytes: 2,
+            coding: crate::sample::Coding::Identity,
+            decoded_bytes: 2,
             bytes_out: 20,
             connect: Some(Duration::from_micros(50)),
             tls: None,

@@ -158,6 +158,8 @@ mod tests {
                     outcome: Outcome::Status(status),
                     bytes_in: 1,
                     body_bytes: 1,
+                    coding: crate::sample::Coding::Identity,
+                    decoded_bytes: 1,
                     bytes_out: 1,
                     connect: None,
                     tls: None,

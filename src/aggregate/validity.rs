@@ -153,6 +153,8 @@ mod tests {
                 },
                 bytes_in: 1,
                 body_bytes: 0,
+                coding: crate::sample::Coding::Identity,
+                decoded_bytes: 0,
                 bytes_out: 1,
                 connect: None,
                 tls: None,

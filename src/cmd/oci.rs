@@ -130,7 +130,7 @@ pub(crate) fn credentials(
 /// `regbench oci seed`: push what is missing, report what was pushed and what was already there.
 pub(crate) fn cmd_oci_seed(a: &crate::cli::SeedArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let target = Target::parse(&a.registry).map_err(usage)?;
-    let pins = parse_pins(&a.resolve)?;
+    let pins = parse_pins(&a.resolve, &a.connect_to)?;
     let user = credentials(&a.user, &a.password_env)?;
     let resolved = connect::resolve(&target, &pins, connect::Family::Any).map_err(run_failed)?;
     let rt = tokio::runtime::Builder::new_current_thread()

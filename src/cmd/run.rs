@@ -46,7 +46,7 @@ pub(crate) fn run_plan(
     out: &mut dyn Write,
     opts: Options,
 ) -> Result<u8, Failure> {
-    let pins = parse_pins(&a.resolve)?;
+    let pins = parse_pins(&a.resolve, &a.connect_to)?;
     let mut resolved = connect::resolve(&plan.target, &pins, family(a)).map_err(run_failed)?;
     if let Some(url) = &a.proxy {
         let proxy = Target::parse(url).map_err(usage)?;
@@ -102,11 +102,14 @@ pub(crate) fn family(a: &RunArgs) -> connect::Family {
     }
 }
 
-/// `--resolve HOST:PORT:ADDR` pins.
-pub(crate) fn parse_pins(resolve: &[String]) -> Result<Vec<plan::Resolve>, Failure> {
-    resolve
-        .iter()
-        .map(|r| plan::parse_resolve(r))
+/// `--resolve HOST:PORT:ADDR` pins and `--connect-to HOST:PORT:HOST2:PORT2` redirections.
+pub(crate) fn parse_pins(
+    resolve: &[String],
+    connect_to: &[String],
+) -> Result<Vec<plan::Resolve>, Failure> {
+    let pins = resolve.iter().map(|r| plan::parse_resolve(r));
+    let moves = connect_to.iter().map(|c| plan::parse_connect_to(c));
+    pins.chain(moves)
         .collect::<Result<Vec<_>, _>>()
         .map_err(usage)
 }
@@ -134,6 +137,7 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
         ("-x/--proxy", a.proxy.is_some()),
         ("--timeout", a.timeout.is_some()),
         ("--no-keepalive", a.no_keepalive),
+        ("--disable-compression", a.disable_compression),
         ("--rate", a.rate.is_some()),
         ("--arrival", a.arrival.is_some()),
         ("--max-inflight", a.max_inflight.is_some()),
@@ -344,6 +348,10 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         headers,
         body,
     };
+    let mut step = Step::new(request);
+    if !a.disable_compression {
+        step.ask_compressed();
+    }
     let mut plan = Plan {
         target,
         scenarios: vec![ScenarioPlan {
@@ -352,7 +360,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             stop,
             start_after: Duration::ZERO,
             n_connections,
-            steps: vec![Step::new(request)],
+            steps: vec![step],
             vars: Vec::new(),
             tags: Vec::new(),
         }],

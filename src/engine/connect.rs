@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::net::TcpStream;
 
-use crate::plan::{Resolve, Target};
+use crate::plan::{Pin, Resolve, Target};
 
 #[derive(Debug, Error)]
 pub enum ResolveError {
@@ -55,7 +55,8 @@ pub struct Resolved {
     pub proxy: Option<SocketAddr>,
 }
 
-/// Resolves the target once for the whole run. A `--resolve` pin for the same host and port wins.
+/// Resolves the target once for the whole run. A `--resolve` or `--connect-to` entry for the same
+/// host and port wins.
 pub fn resolve(
     target: &Target,
     pins: &[Resolve],
@@ -69,35 +70,44 @@ pub fn resolve(
             proxy: None,
         });
     }
-    if let Some(pin) = pins
+    let pin = pins
         .iter()
-        .find(|p| p.host.eq_ignore_ascii_case(&target.host) && p.port == target.port)
-    {
-        return Ok(Resolved {
-            addr: SocketAddr::new(pin.addr, target.port),
-            dns: None,
-            proxy: None,
-        });
-    }
-    if let Ok(ip) = target.host.parse() {
-        let addr = SocketAddr::new(ip, target.port);
-        if !family.admits(&addr) {
-            return Err(ResolveError::NoAddress {
-                host: target.host.clone(),
-                family: family.name(),
-            });
-        }
-        return Ok(Resolved {
-            addr,
-            dns: None,
-            proxy: None,
-        });
+        .find(|p| p.host.eq_ignore_ascii_case(&target.host) && p.port == target.port);
+    let (addr, dns) = match pin.map(|p| &p.to) {
+        Some(Pin::Addr(ip)) => (SocketAddr::new(*ip, target.port), None),
+        Some(Pin::Host(host, port)) => lookup(host, *port, family)?,
+        None => lookup(&target.host, target.port, family)?,
+    };
+    Ok(Resolved {
+        addr,
+        dns,
+        proxy: None,
+    })
+}
+
+/// One host and port to an address of `family`: an IP literal as it is, a name through the
+/// system resolver (timed).
+fn lookup(
+    host: &str,
+    port: u16,
+    family: Family,
+) -> Result<(SocketAddr, Option<Duration>), ResolveError> {
+    let no_address = || ResolveError::NoAddress {
+        host: host.to_string(),
+        family: family.name(),
+    };
+    if let Ok(ip) = host.parse() {
+        let addr = SocketAddr::new(ip, port);
+        return match family.admits(&addr) {
+            true => Ok((addr, None)),
+            false => Err(no_address()),
+        };
     }
     let t0 = Instant::now();
-    let mut addrs = (target.host.as_str(), target.port)
+    let mut addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| ResolveError::Lookup {
-            host: target.host.clone(),
+            host: host.to_string(),
             // getaddrinfo's text, without the "failed to lookup address information" wrapper.
             message: e
                 .to_string()
@@ -107,17 +117,8 @@ pub fn resolve(
                 .to_string(),
         })?;
     let dns = t0.elapsed();
-    let addr = addrs
-        .find(|a| family.admits(a))
-        .ok_or_else(|| ResolveError::NoAddress {
-            host: target.host.clone(),
-            family: family.name(),
-        })?;
-    Ok(Resolved {
-        addr,
-        dns: Some(dns),
-        proxy: None,
-    })
+    let addr = addrs.find(|a| family.admits(a)).ok_or_else(no_address)?;
+    Ok((addr, Some(dns)))
 }
 
 /// Opens a tunnel to `authority` (`host:port`) through the HTTP proxy at `proxy` (CONNECT, RFC 9110

@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::coding::Decoded;
 use crate::plan::{RequestSpec, Target};
-use crate::sample::ErrorKind;
+use crate::sample::{Coding, ErrorKind};
 
 /// Initial read buffer per connection. Small, because 10,000 idle keep-alive connections must stay
 /// cheap (docs/performance.md); a connection whose reads fill it doubles it up to [`MAX_BODY_READ`],
@@ -146,6 +147,8 @@ pub struct Response {
     pub first_byte: Instant,
     pub bytes_in: u64,
     pub body_bytes: u64,
+    pub coding: Coding,
+    pub decoded_bytes: u64,
     /// The connection can carry another request (keep-alive, body framing known and fully read).
     pub reusable: bool,
 }
@@ -273,7 +276,7 @@ impl Conn {
 
         // Read until a complete, final (non-1xx) response head is buffered.
         let mut filled = 0usize;
-        let (status, head_len, framing, keep) = loop {
+        let (status, head_len, framing, keep, coding) = loop {
             if filled > 0 {
                 // Uninitialised header slots: zeroing 96 of them per response was 4% of the
                 // generator's instructions (callgrind, docs/performance.md).
@@ -298,10 +301,10 @@ impl Conn {
                             filled -= len;
                             continue;
                         }
-                        let Some((framing, keep)) = framing(&resp, head_only) else {
+                        let Some((framing, keep, coding)) = framing(&resp, head_only) else {
                             return Err(fail(ErrorKind::Protocol, first_byte, bytes_in));
                         };
-                        break (status, len, framing, keep);
+                        break (status, len, framing, keep, coding);
                     }
                     Ok(httparse::Status::Partial) => {}
                     Err(_) => return Err(fail(ErrorKind::Protocol, first_byte, bytes_in)),
@@ -331,6 +334,7 @@ impl Conn {
 
         // Body: first what came with the head, then further reads into the same buffer.
         let mut body_bytes = 0u64;
+        let mut decoded = Decoded::new(coding);
         let mut reusable = keep;
         let mut pending = head_len..filled;
         match framing {
@@ -340,8 +344,10 @@ impl Conn {
                 loop {
                     let got = (pending.end - pending.start) as u64;
                     let take = got.min(left);
+                    let data = &self.buf[pending.start..pending.start + take as usize];
+                    decoded.feed(data);
                     if let Some(c) = capture.as_deref_mut() {
-                        c.body(&self.buf[pending.start..pending.start + take as usize]);
+                        c.body(data);
                     }
                     body_bytes += take;
                     left -= take;
@@ -368,6 +374,7 @@ impl Conn {
                 loop {
                     let fed = dec
                         .feed(&self.buf[pending.clone()], |data| {
+                            decoded.feed(data);
                             if let Some(c) = capture.as_deref_mut() {
                                 c.body(data);
                             }
@@ -392,6 +399,7 @@ impl Conn {
             Framing::UntilClose => {
                 reusable = false;
                 body_bytes += (pending.end - pending.start) as u64;
+                decoded.feed(&self.buf[pending.clone()]);
                 if let Some(c) = capture.as_deref_mut() {
                     c.body(&self.buf[pending.clone()]);
                 }
@@ -401,6 +409,7 @@ impl Conn {
                         Ok(n) => {
                             bytes_in += n as u64;
                             body_bytes += n as u64;
+                            decoded.feed(&self.buf[..n]);
                             if let Some(c) = capture.as_deref_mut() {
                                 c.body(&self.buf[..n]);
                             }
@@ -416,19 +425,23 @@ impl Conn {
             first_byte: first,
             bytes_in,
             body_bytes,
+            coding,
+            decoded_bytes: decoded.size(body_bytes),
             reusable,
         })
     }
 }
 
-/// Body framing and keep-alive from a parsed head (RFC 9112 §6.3). `None`: contradictory framing.
-fn framing(resp: &httparse::Response, head_only: bool) -> Option<(Framing, bool)> {
+/// Body framing, keep-alive and content coding from a parsed head (RFC 9112 §6.3). `None`:
+/// contradictory framing.
+fn framing(resp: &httparse::Response, head_only: bool) -> Option<(Framing, bool, Coding)> {
     let status = resp.code.unwrap_or(0);
     let http10 = resp.version == Some(0);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut close = false;
     let mut keep_alive = false;
+    let mut coding = Coding::Identity;
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = parse_length(h.value)?;
@@ -443,6 +456,8 @@ fn framing(resp: &httparse::Response, head_only: bool) -> Option<(Framing, bool)
                 .rsplit(',')
                 .next()
                 .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            coding = Coding::from_header(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
             let v = std::str::from_utf8(h.value).ok()?;
             for token in v.split(',') {
@@ -466,7 +481,7 @@ fn framing(resp: &httparse::Response, head_only: bool) -> Option<(Framing, bool)
     } else {
         Framing::UntilClose
     };
-    Some((framing, keep))
+    Some((framing, keep, coding))
 }
 
 /// A Content-Length value: ASCII digits, optionally surrounded by spaces; `None` if malformed or
@@ -703,7 +718,7 @@ mod tests {
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let mut r = httparse::Response::new(&mut headers);
         r.parse(head.as_bytes()).unwrap();
-        framing(&r, head_only)
+        framing(&r, head_only).map(|(f, keep, _)| (f, keep))
     }
 
     #[test]

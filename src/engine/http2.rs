@@ -28,10 +28,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::coding::Decoded;
 use super::hpack;
 use super::http1::{Capture, Response, Stream};
 use crate::plan::Target;
-use crate::sample::ErrorKind;
+use crate::sample::{Coding, ErrorKind};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -216,6 +217,8 @@ struct Entry {
     status: u16,
     first_byte: Option<Instant>,
     bytes_in: u64,
+    /// The body's coding and decoded size.
+    decoded: Decoded,
     wants_head: bool,
     /// The capture's body hasher while the stream is open: the connection task hashes DATA straight
     /// from its read buffer, so a verified blob is never copied.
@@ -340,6 +343,7 @@ impl State {
         e.status = 0;
         e.first_byte = None;
         e.bytes_in = 0;
+        e.decoded = Decoded::default();
         e.head.clear();
         e.body_kept.clear();
         (e.wants_head, e.keep) = (false, 0);
@@ -514,6 +518,8 @@ impl State {
                 // not observable: HTTP/2 counts payload (DATA) bytes.
                 bytes_in: e.bytes_in,
                 body_bytes: e.bytes_in,
+                coding: e.decoded.coding(),
+                decoded_bytes: e.decoded.size(e.bytes_in),
                 reusable: true,
             })),
         }
@@ -805,6 +811,7 @@ impl Proto {
             return Ok(());
         }
         e.bytes_in += data.len() as u64;
+        e.decoded.feed(data);
         if let Some(h) = e.hasher.as_mut() {
             sha2::Digest::update(h, data);
         }
@@ -843,6 +850,7 @@ impl Proto {
         let trailers = e.status != 0;
         let mut status = 0u16;
         let mut bad_status = false;
+        let mut coding = Coding::Identity;
         let record = e.wants_head && !trailers;
         let head = &mut e.head;
         self.decoder
@@ -864,7 +872,10 @@ impl Proto {
                         head.extend_from_slice(value);
                         head.extend_from_slice(b" \r\n");
                     }
-                } else if record && name.first() != Some(&b':') {
+                } else if name.eq_ignore_ascii_case(b"content-encoding") {
+                    coding = Coding::from_header(value);
+                }
+                if record && name.first() != Some(&b':') {
                     head.extend_from_slice(name);
                     head.extend_from_slice(b": ");
                     head.extend_from_slice(value);
@@ -885,6 +896,7 @@ impl Proto {
             // The final head (1xx heads are informational: the real one follows).
             e.status = status;
             e.first_byte = Some(now);
+            e.decoded = Decoded::new(coding);
             if record {
                 e.head.extend_from_slice(b"\r\n");
             }

@@ -5,6 +5,7 @@
 //! Must not aggregate or print: it turns scheduled ticks into [`Sample`]s and hands them to its worker's
 //! recorder.
 
+pub mod coding;
 pub mod connect;
 mod hpack;
 pub mod http1;
@@ -25,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
-use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
+use crate::sample::{Coding, ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::schedule::{Schedule, Slot, Waiter};
 use http1::{Capture, Conn};
 use http2::H2Request;
@@ -446,6 +447,8 @@ impl Worker {
             outcome: Outcome::Error(ErrorKind::Other),
             bytes_in: 0,
             body_bytes: 0,
+            coding: Coding::Identity,
+            decoded_bytes: 0,
             bytes_out: 0,
             connect: None,
             tls: None,
@@ -639,6 +642,8 @@ impl Worker {
                     s.first_byte = Some(resp.first_byte);
                     s.bytes_in = resp.bytes_in;
                     s.body_bytes = resp.body_bytes;
+                    s.coding = resp.coding;
+                    s.decoded_bytes = resp.decoded_bytes;
                     if !self.plan.keepalive {
                         self.drop_h2(idx, gen);
                     }
@@ -688,6 +693,8 @@ impl Worker {
                     s.first_byte = Some(r.first_byte);
                     s.bytes_in = r.bytes_in;
                     s.body_bytes = r.body_bytes;
+                    s.coding = r.coding;
+                    s.decoded_bytes = r.decoded_bytes;
                     if !r.reusable || !self.plan.keepalive {
                         *conn = None;
                     }

@@ -10,7 +10,7 @@ use super::http1::{self, Capture};
 use super::{step, Io, Worker};
 use crate::plan::check::{CheckKind, Response};
 use crate::plan::template::Ctx;
-use crate::sample::{ErrorKind, Outcome, Sample};
+use crate::sample::{Coding, ErrorKind, Outcome, Sample};
 use crate::schedule::{Slot, Tick};
 use crate::util::Rng;
 
@@ -32,6 +32,8 @@ struct Vu {
     path: Vec<u8>,
     body: Vec<u8>,
     capture: Capture,
+    /// A gzip body inflated for checks (swapped with the capture's body).
+    inflated: Vec<u8>,
     /// Per step, a flow step's state (auth, tokens, buffers), and its templates rendered for the
     /// current iteration.
     flows: Vec<Option<FlowStep>>,
@@ -137,6 +139,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
             max_body: MAX_CAPTURED_BODY,
             ..Capture::default()
         },
+        inflated: Vec::new(),
         flows: steps
             .iter()
             .map(|st| {
@@ -195,7 +198,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         let mut intended = intended;
         let mut whole: Option<Outcome> = None;
         let mut unconnected = false;
-        let (mut bytes_in, mut body_bytes, mut bytes_out) = (0, 0, 0);
+        let (mut bytes_in, mut body_bytes, mut decoded_bytes, mut bytes_out) = (0, 0, 0, 0);
         for (i, step) in steps.iter().enumerate() {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
@@ -214,6 +217,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 .await;
                 bytes_in += sample.bytes_in;
                 body_bytes += sample.body_bytes;
+                decoded_bytes += sample.decoded_bytes;
                 bytes_out += sample.bytes_out;
                 if whole.is_none() && !matches!(sample.outcome, Outcome::Status(100..=399)) {
                     whole = Some(sample.outcome);
@@ -312,6 +316,12 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                         sample.outcome = Outcome::Error(ErrorKind::DigestMismatch);
                     }
                 }
+                if sample.coding == Coding::Gzip && !vu.capture.body.is_empty() {
+                    // Checks, extractions, pages and the failure example read the body as the
+                    // server meant it, not as it was compressed.
+                    super::coding::gunzip(&vu.capture.body, &mut vu.inflated, MAX_CAPTURED_BODY);
+                    std::mem::swap(&mut vu.capture.body, &mut vu.inflated);
+                }
                 unconnected |= sample.got_no_connection();
                 let mut recorder = worker.recorder.borrow_mut();
                 recorder.record(&sample);
@@ -363,6 +373,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 drop(recorder);
                 bytes_in += sample.bytes_in;
                 body_bytes += sample.body_bytes;
+                decoded_bytes += sample.decoded_bytes;
                 bytes_out += sample.bytes_out;
                 // The iteration fails with its first failing step.
                 if !ok && whole.is_none() {
@@ -415,6 +426,8 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 outcome: whole.unwrap_or(Outcome::Status(200)),
                 bytes_in,
                 body_bytes,
+                coding: Coding::Identity,
+                decoded_bytes,
                 bytes_out,
                 connect: None,
                 tls: None,

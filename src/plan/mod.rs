@@ -40,10 +40,16 @@ pub enum PlanError {
     NoRequests,
     #[error("'{0}' is not a valid HTTP method")]
     BadMethod(String),
+    #[error("-m '{0}': -m is the HTTP method (GET, POST, …); k6's -m/--max is not supported (-c sets the connections)")]
+    NumericMethod(String),
     #[error("header '{0}' is not 'Name: value'")]
     BadHeader(String),
     #[error("--resolve '{0}' is not HOST:PORT:ADDRESS")]
     BadResolve(String),
+    #[error(
+        "--connect-to '{0}' is not HOST:PORT:HOST2:PORT2 (e.g. example.com:443:127.0.0.1:8443)"
+    )]
+    BadConnectTo(String),
     #[error("the plan has no requests")]
     NoRequestSpecs,
     #[error("at most {max} distinct request tags are supported, got {got}")]
@@ -839,12 +845,31 @@ mod tests {
         assert!(parse_header("Bad Name: x").is_err());
         assert_eq!(parse_method("get").unwrap(), "GET");
         assert!(parse_method("GE T").is_err());
+        assert!(parse_method("").is_err());
+        assert!(matches!(
+            parse_method("10"),
+            Err(PlanError::NumericMethod(_))
+        ));
         let r = parse_resolve("registry.test:5000:127.0.0.1").unwrap();
         assert_eq!((r.host.as_str(), r.port), ("registry.test", 5000));
         let r = parse_resolve("h:80:[::1]").unwrap();
-        assert_eq!(r.addr, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(r.to, Pin::Addr("::1".parse().unwrap()));
         assert!(parse_resolve("h:80").is_err());
         assert!(parse_resolve("h:x:127.0.0.1").is_err());
+        let c = parse_connect_to("registry.test:443:127.0.0.1:8443").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("registry.test", 443));
+        assert_eq!(c.to, Pin::Host("127.0.0.1".into(), 8443));
+        let c = parse_connect_to("h:80:[::1]:8080").unwrap();
+        assert_eq!(c.to, Pin::Host("::1".into(), 8080));
+        for bad in [
+            "h:80",
+            "h:80:127.0.0.1",
+            "h:80::8080",
+            "h:x:a:1",
+            "h:80:a:99999",
+        ] {
+            assert!(parse_connect_to(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ impl RequestSpec {
 
 /// Validates an HTTP method token (RFC 9110 `token`).
 pub fn parse_method(m: &str) -> Result<String, PlanError> {
+    if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) {
+        // A valid token, but no method: k6's `-m 10` (--max VUs) would otherwise run as method "10".
+        return Err(PlanError::NumericMethod(m.into()));
+    }
     if !m.is_empty() && m.bytes().all(is_tchar) {
         Ok(m.to_ascii_uppercase())
     } else {
@@ -162,6 +166,10 @@ impl NextPage {
     }
 }
 
+/// The header a step sends unless told not to (`--disable-compression`, `[defaults] compression =
+/// false`): gzip only, because its decoded size is in its trailer, so counting it costs nothing.
+pub const ACCEPT_ENCODING: (&str, &str) = ("Accept-Encoding", "gzip");
+
 /// A request whose path, header values or body have placeholders.
 #[derive(Clone, Debug)]
 pub struct RequestTemplate {
@@ -183,6 +191,30 @@ impl Step {
             paginate: None,
             verify_digest: None,
             flow: None,
+        }
+    }
+
+    /// Asks for a gzip-compressed response (`Accept-Encoding: gzip`), as hey, oha and k6 do by
+    /// default — unless the step sets its own Accept-Encoding, or verifies a digest (which is over
+    /// the body as stored, not as compressed), or is a registry flow (flows verify digests too).
+    pub fn ask_compressed(&mut self) {
+        let named = |n: &str| n.eq_ignore_ascii_case("accept-encoding");
+        let own = self.request.headers.iter().any(|(n, _)| named(n))
+            || self
+                .template
+                .as_ref()
+                .is_some_and(|t| t.headers.iter().any(|(n, _)| named(n)));
+        if own || self.verify_digest.is_some() || self.flow.is_some() {
+            return;
+        }
+        self.request
+            .headers
+            .push((ACCEPT_ENCODING.0.into(), ACCEPT_ENCODING.1.into()));
+        if let Some(t) = self.template.as_mut() {
+            Arc::make_mut(t).headers.push((
+                ACCEPT_ENCODING.0.into(),
+                Template::literal(ACCEPT_ENCODING.1),
+            ));
         }
     }
 

@@ -261,12 +261,22 @@ impl HttpOptions {
     }
 }
 
-/// A `--resolve HOST:PORT:ADDRESS` pin, as curl takes it.
+/// Where connections for a host and port go instead of where DNS says: `--resolve
+/// HOST:PORT:ADDRESS` (curl) pins an address; `--connect-to HOST:PORT:HOST2:PORT2` (oha, curl)
+/// sends them to another host and port. Either way the Host header and TLS name stay the URL's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolve {
     pub host: String,
     pub port: u16,
-    pub addr: std::net::IpAddr,
+    pub to: Pin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// This address, at the URL's port; no lookup.
+    Addr(std::net::IpAddr),
+    /// This host (resolved once, as the target would be) and port.
+    Host(String, u16),
 }
 
 /// Parses `host:port:addr`; the address may be IPv6, bracketed or not.
@@ -281,6 +291,28 @@ pub fn parse_resolve(s: &str) -> Result<Resolve, PlanError> {
     Ok(Resolve {
         host: host.into(),
         port,
-        addr,
+        to: Pin::Addr(addr),
+    })
+}
+
+/// Parses `host:port:host2:port2`; `host2` may be a bracketed IPv6 literal.
+pub fn parse_connect_to(s: &str) -> Result<Resolve, PlanError> {
+    let bad = || PlanError::BadConnectTo(s.into());
+    let mut parts = s.splitn(3, ':');
+    let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    let port = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let (to_host, to_port) = parts
+        .next()
+        .and_then(|r| r.rsplit_once(':'))
+        .ok_or_else(bad)?;
+    let to_port = to_port.parse().map_err(|_| bad())?;
+    let to_host = to_host.trim_start_matches('[').trim_end_matches(']');
+    if to_host.is_empty() {
+        return Err(bad());
+    }
+    Ok(Resolve {
+        host: host.into(),
+        port,
+        to: Pin::Host(to_host.into(), to_port),
     })
 }

@@ -192,6 +192,8 @@ pub async fn run(
         },
         bytes_in: sum.bytes_in,
         body_bytes: sum.body_bytes,
+        coding: crate::sample::Coding::Identity,
+        decoded_bytes: sum.decoded_bytes,
         bytes_out: sum.bytes_out,
         connect: None,
         tls: None,
@@ -206,6 +208,7 @@ struct Sum {
     sent: Option<Instant>,
     bytes_in: u64,
     body_bytes: u64,
+    decoded_bytes: u64,
     bytes_out: u64,
 }
 
@@ -281,6 +284,7 @@ impl Cx<'_, '_> {
         sum.sent.get_or_insert(s.sent);
         sum.bytes_in += s.bytes_in;
         sum.body_bytes += s.body_bytes;
+        sum.decoded_bytes += s.decoded_bytes;
         sum.bytes_out += s.bytes_out;
     }
 

@@ -254,9 +254,24 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             r.n_unsent()
         )?;
     }
+    // Compressed bodies: as received, and decoded (gzip's trailer says how large).
+    let decoded = match (all.n_compressed, all.n_undecoded) {
+        (0, _) => String::new(),
+        (n, 0) => format!(
+            ", {} decoded: {n} of {} responses compressed",
+            fmt_bytes(all.decoded_bytes as f64),
+            all.n_requests
+        ),
+        (n, u) => format!(
+            ", ≥ {} decoded: {n} of {} responses compressed, {u} in a coding whose decoded size \
+             regbench cannot know (br, zstd, deflate)",
+            fmt_bytes(all.decoded_bytes as f64),
+            all.n_requests
+        ),
+    };
     writeln!(
         o,
-        "  received     {}  ({}/s; bodies {})",
+        "  received     {}  ({}/s; bodies {}{decoded})",
         fmt_bytes(all.bytes_in as f64),
         fmt_bytes(all.bytes_in as f64 / secs),
         fmt_bytes(all.body_bytes as f64)

@@ -28,6 +28,9 @@ pub struct Defaults {
     pub headers: BTreeMap<String, Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub keepalive: Option<bool>,
+    /// Ask for gzip-compressed responses (`Accept-Encoding: gzip`) [default: true], as hey, oha and
+    /// k6 do; false sends no Accept-Encoding, as wrk and `--disable-compression`.
+    pub compression: Option<bool>,
     pub max_lag: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod h2c;
+pub mod nginx;
 pub mod registry;
 
 use std::io::{Read, Write};

@@ -351,6 +351,12 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         None => Duration::from_secs(30),
     };
     let http = http_options(&cx, &f.defaults, target.tls, ov)?;
+    let mut scenarios = scenarios;
+    if f.defaults.compression.unwrap_or(true) {
+        for step in scenarios.iter_mut().flat_map(|s| s.steps.iter_mut()) {
+            step.ask_compressed();
+        }
+    }
     let mut plan = Plan {
         target,
         scenarios,
