@@ -418,6 +418,10 @@ pub struct RunArgs {
     /// the lag limit of the validity verdict (default 10ms).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub max_lag: Option<Duration>,
+    /// Open model: ticks due within this grid share one wake-up [default: 50us]. Larger costs less
+    /// CPU per request and adds up to this much schedule lag (docs/performance.md, "Timer slack").
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timer_slack: Option<Duration>,
     /// Exit 4 when the run is invalid (the generator was the bottleneck or fell behind its schedule).
     #[arg(long)]
     pub strict: bool,

@@ -350,3 +350,49 @@ fn open_model_usage_errors() {
         assert_eq!(regbench(&all).0, code, "{args:?}");
     }
 }
+
+/// `--timer-slack` trades schedule lag for CPU: a coarser grid still sends every tick, never early,
+/// and the run records the grid it used; past 10 ms it is a usage error.
+#[test]
+fn timer_slack_is_recorded_and_bounded() {
+    let t = demo_target(ServeConfig::default());
+    let url = format!("{}/v2/", t.url());
+    for (slack, ns_) in [("200us", 200_000u64), ("2ms", 2_000_000)] {
+        let (code, r) = regbench_json(&[
+            "run",
+            &url,
+            "--rate",
+            "500",
+            "-z",
+            "2s",
+            "-c",
+            "10",
+            "--timer-slack",
+            slack,
+        ]);
+        assert_eq!(code, 0, "{}", r["validity"]);
+        assert_eq!(r["run"]["plan"]["timer_slack_ns"], ns_);
+        assert_eq!(r["overall"]["requests"], 1000, "every tick is sent");
+        // A tick waits at most one grid step (plus scheduling) for its wake-up, and is never sent
+        // before it is due (lag is never negative; its minimum is a real wait).
+        let lag_p50 = p(&r, "lag", "p50");
+        assert!(
+            lag_p50 < Duration::from_nanos(ns_) + Duration::from_millis(5),
+            "{slack}: lag p50 {lag_p50:?}"
+        );
+    }
+    let (code, out) = regbench(&[
+        "run",
+        &url,
+        "--rate",
+        "100",
+        "-n",
+        "20",
+        "--timer-slack",
+        "300us",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("timer slack 300µs"), "{out}");
+    let (code, out) = regbench(&["run", &url, "--timer-slack", "11ms"]);
+    assert_eq!(code, 2, "{out}");
+}

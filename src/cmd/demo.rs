@@ -169,6 +169,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         data: Vec::new(),
         tls: TlsOptions::default(),
         http: crate::plan::HttpOptions::default(),
+        timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
     };
     plan.validate()?;
     plan.clamp_workers();

@@ -93,6 +93,18 @@ pub(crate) fn run_plan(
     Ok(code)
 }
 
+/// `--timer-slack`, bounded: past 10 ms the open model's schedule itself would be coarse.
+fn timer_slack(a: &RunArgs) -> Result<Duration, Failure> {
+    match a.timer_slack {
+        None => Ok(plan::DEFAULT_TIMER_SLACK),
+        Some(s) if s <= plan::MAX_TIMER_SLACK => Ok(s),
+        Some(s) => Err(usage(anyhow!(
+            "--timer-slack {s:?} is more than {:?}: the schedule would be that coarse (try 50us–1ms)",
+            plan::MAX_TIMER_SLACK
+        ))),
+    }
+}
+
 /// `--ipv4`/`--ipv6`.
 pub(crate) fn family(a: &RunArgs) -> connect::Family {
     match (a.ipv4, a.ipv6) {
@@ -175,6 +187,7 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
     .map_err(usage)?;
     let mut plan = loaded.plan;
     plan.tls = a.tls.apply(&plan.tls);
+    plan.timer_slack = timer_slack(a)?;
     Ok((
         plan,
         Thresholds {
@@ -373,6 +386,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         data: Vec::new(),
         tls: a.tls.apply(&TlsOptions::default()),
         http,
+        timer_slack: timer_slack(a)?,
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();

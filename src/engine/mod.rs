@@ -417,7 +417,7 @@ impl Worker {
             flows: run.flows.clone(),
             examples: Examples::new(plan.tag_specs().len()),
             scenarios,
-            waiter: Waiter::for_worker(n_slots),
+            waiter: Waiter::for_worker(n_slots, plan.timer_slack),
             recorder: RefCell::new(recorder),
             pool: RefCell::new(Vec::with_capacity(n_connections)),
             plan,

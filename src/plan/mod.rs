@@ -82,6 +82,12 @@ pub enum PlanError {
 /// beyond what the server allows, requests only queue in the generator, each holding memory.
 pub const MAX_STREAMS: usize = 1000;
 
+/// The open model's default timer grid: ticks due within 50 µs of each other share one wake-up.
+/// Measured trade-offs in docs/performance.md ("Timer slack").
+pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_micros(50);
+/// `--timer-slack` at most: beyond 10 ms the schedule itself would be coarse.
+pub const MAX_TIMER_SLACK: Duration = Duration::from_millis(10);
+
 /// The most connections, virtual users or in-flight requests one scenario may have. Each holds a
 /// socket and buffers; the open-file limit usually bounds a process lower (checked at the start).
 pub const MAX_CONNECTIONS: usize = 1_000_000;
@@ -115,6 +121,9 @@ pub struct Plan {
     pub tls: TlsOptions,
     /// Which HTTP version to speak, and HTTP/2's streams per connection.
     pub http: HttpOptions,
+    /// Open model: ticks due within this grid share one wake-up of the precise timer (`--timer-slack`;
+    /// a trade of schedule lag for CPU, docs/performance.md).
+    pub timer_slack: Duration,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -614,6 +623,7 @@ mod tests {
             data: Vec::new(),
             tls: TlsOptions::default(),
             http: HttpOptions::default(),
+            timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
         }
     }
 

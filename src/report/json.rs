@@ -145,6 +145,7 @@ fn plan(p: &Plan) -> Value {
         "keepalive": p.keepalive,
         "timeout_ns": ns(p.timeout),
         "max_lag_ns": p.max_lag.map(ns),
+        "timer_slack_ns": ns(p.timer_slack),
         "seed": p.seed,
         "segments": p.segment.count,
         "http": { "version": http_version(p.http.version), "streams": p.http.streams },

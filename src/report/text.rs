@@ -42,7 +42,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
     }
     writeln!(
         o,
-        "  engine       {} thread{}, {}, timeout {}",
+        "  engine       {} thread{}, {}, timeout {}{}",
         info.n_workers,
         plural(info.n_workers as u64),
         if info.keepalive {
@@ -50,7 +50,12 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         } else {
             "no keep-alive"
         },
-        d(info.timeout)
+        d(info.timeout),
+        // The open model's wake-up grid bounds the schedule lag the timer adds (--timer-slack).
+        match info.plan.scenarios.iter().any(|s| s.model.is_open()) {
+            true => format!(", timer slack {}", d(info.plan.timer_slack)),
+            false => String::new(),
+        }
     )?;
     writeln!(o, "  http         {}", info.http_described)?;
     for sc in &info.scenarios {

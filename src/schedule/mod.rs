@@ -310,6 +310,7 @@ mod tests {
             data: Vec::new(),
             tls: crate::plan::TlsOptions::default(),
             http: crate::plan::HttpOptions::default(),
+            timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
         }
     }
 

@@ -4,7 +4,10 @@
 //! through the runtime's epoll) at the earliest sleeping slot's deadline instead.
 //!
 //! One per worker thread. Per sleep: a heap push/pop into preallocated capacity and a waker clone (a
-//! reference count), no allocation; one `timerfd_settime` when the earliest deadline changes.
+//! reference count), no allocation; one `timerfd_settime` when the earliest deadline changes. Per
+//! wake-up: one `epoll_wait` return and one `timerfd_settime` for the next deadline — the timerfd is
+//! never read: re-arming it resets its expiration count, and tokio's edge-triggered registration
+//! reports each new expiration.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -24,14 +27,14 @@ pub enum Waiter {
 }
 
 impl Waiter {
-    /// The precise timer for `n_slots` sleepers, or tokio's timer if a timerfd cannot be had (or
-    /// `REGBENCH_TIMER=tokio` asks for it, so benchmarks can compare the two on one build).
-    /// Must be called inside the worker's runtime.
-    pub fn for_worker(n_slots: usize) -> Waiter {
+    /// The precise timer for `n_slots` sleepers with wake-ups on a `slack` grid, or tokio's timer if
+    /// a timerfd cannot be had (or `REGBENCH_TIMER=tokio` asks for it, so benchmarks can compare the
+    /// two on one build). Must be called inside the worker's runtime.
+    pub fn for_worker(n_slots: usize, slack: Duration) -> Waiter {
         if std::env::var_os("REGBENCH_TIMER").is_some_and(|v| v == "tokio") {
             return Waiter::Tokio;
         }
-        match PreciseTimer::new(n_slots) {
+        match PreciseTimer::new(n_slots, slack) {
             Ok(t) => Waiter::Precise(t),
             Err(e) => {
                 eprintln!(
@@ -72,12 +75,6 @@ impl Waiter {
     }
 }
 
-/// Deadlines are rounded up to this grid: ticks closer together than this share one wake-up, which
-/// bounds the lag the timer adds and divides its cost at high rates. Measured at 20k req/s on one core
-/// (docs/performance.md): 0 µs → lag p99 75–90 µs at 71% CPU; 50 µs → 85 µs at ~50%; 400 µs → 420 µs
-/// at 24%. `REGBENCH_TIMER_SLACK_US` overrides it for such measurements.
-pub const TIMER_SLACK: Duration = Duration::from_micros(50);
-
 pub struct PreciseTimer {
     fd: AsyncFd<OwnedFd>,
     sleepers: RefCell<BinaryHeap<Reverse<(Instant, usize)>>>,
@@ -87,7 +84,8 @@ pub struct PreciseTimer {
     /// An instant and the CLOCK_MONOTONIC reading taken with it, to convert deadlines (std's Instant
     /// is CLOCK_MONOTONIC on Linux, but opaque).
     base: (Instant, Duration),
-    /// Wake-ups are rounded up to multiples of this (see [`TIMER_SLACK`]).
+    /// Deadlines are rounded up to this grid: ticks closer together than this share one wake-up,
+    /// which bounds the lag the timer adds and divides its cost at high rates (`--timer-slack`).
     slack: Duration,
 }
 
@@ -99,7 +97,7 @@ fn monotonic_now() -> Duration {
 }
 
 impl PreciseTimer {
-    fn new(n_slots: usize) -> std::io::Result<PreciseTimer> {
+    fn new(n_slots: usize, slack: Duration) -> std::io::Result<PreciseTimer> {
         // SAFETY: plain syscall; the fd is checked and then owned.
         let raw = unsafe {
             libc::timerfd_create(
@@ -121,10 +119,7 @@ impl PreciseTimer {
             wakers: RefCell::new(vec![None; n_slots]),
             armed: Cell::new(None),
             base: (Instant::now(), monotonic_now()),
-            slack: std::env::var("REGBENCH_TIMER_SLACK_US")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map_or(TIMER_SLACK, Duration::from_micros),
+            slack,
         })
     }
 
@@ -195,16 +190,8 @@ impl PreciseTimer {
                 eprintln!("regbench: timerfd failed; stopping the precise timer");
                 return;
             };
-            let mut expirations = [0u8; 8];
-            // SAFETY: reading 8 bytes into an 8-byte buffer from a valid timerfd. EAGAIN (a spurious
-            // readiness) is fine: nothing is due then, and the loop below finds that out.
-            unsafe {
-                libc::read(
-                    self.fd.get_ref().as_raw_fd(),
-                    expirations.as_mut_ptr().cast(),
-                    expirations.len(),
-                )
-            };
+            // No read of the expiration count: the re-arm below resets it, and until then the
+            // readiness is cleared, so the next expiration's edge is the next wake-up.
             guard.clear_ready();
             self.armed.set(None);
             let now = Instant::now();
@@ -242,7 +229,7 @@ mod tests {
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            let waiter = std::rc::Rc::new(Waiter::for_worker(4));
+            let waiter = std::rc::Rc::new(Waiter::for_worker(4, Duration::from_micros(50)));
             assert!(matches!(*waiter, Waiter::Precise(_)));
             let driver = {
                 let w = waiter.clone();
@@ -268,6 +255,41 @@ mod tests {
                 t.await.unwrap();
             }
             assert_eq!(*order.borrow(), vec![3, 1, 2, 0]);
+            driver.abort();
+        });
+    }
+
+    /// The timerfd is never read: a sleep after the timer fired with nobody waiting (a sleeper that
+    /// gave up, as a timed-out request does) must still wake, on time, because re-arming resets the
+    /// expiration count and the next expiration is a new edge. Bounded: a lost wake-up fails the
+    /// test after 2 s instead of hanging it.
+    #[test]
+    fn a_sleep_after_an_unread_expiration_still_wakes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let waiter = std::rc::Rc::new(Waiter::for_worker(2, Duration::from_micros(50)));
+            let driver = {
+                let w = waiter.clone();
+                tokio::task::spawn_local(async move { w.drive().await })
+            };
+            for round in 0..20 {
+                // A sleeper that gives up before its deadline: the timer later fires for nobody.
+                let gave_up = Instant::now() + Duration::from_millis(3);
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(1), waiter.sleep_until(0, gave_up))
+                        .await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Then a real sleep on the other slot.
+                let deadline = Instant::now() + Duration::from_millis(2);
+                tokio::time::timeout(Duration::from_secs(2), waiter.sleep_until(1, deadline))
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: the sleep never woke"));
+                assert!(Instant::now() >= deadline, "woke early");
+            }
             driver.abort();
         });
     }
