@@ -112,6 +112,7 @@ where
         Command::Oci(OciCommand::Seed(a)) => cmd::oci::cmd_oci_seed(&a, out),
         Command::Oci(c) => cmd::oci::cmd_oci_load(c, out, opts),
         Command::Doctor(a) => cmd::doctor::cmd_doctor(&a, out),
+        Command::Stress(a) => cmd::stress::cmd_stress(*a, out, opts),
         Command::Completions { shell } => cmd::docs::cmd_completions(shell, out),
         Command::Man => cmd::docs::cmd_man(out),
     };

@@ -67,6 +67,12 @@ pub enum Command {
     /// OCI registry tools.
     #[command(subcommand)]
     Oci(OciCommand),
+    /// Find the highest rate the target sustains within its SLO (open model: geometric steps up, then
+    /// bisection), the knee and the breaking point, and how fast it recovers from an overload burst;
+    /// or, with --vus, sweep concurrency and fit the Universal Scalability Law. Exit 0: a limit was
+    /// found; 3: the SLO fails even at the lowest load; 4: the generator saturated first.
+    #[command(after_help = STRESS_EXAMPLES)]
+    Stress(Box<StressArgs>),
     /// Check this host for a planned load: open files, local ports and TIME_WAIT, listen queues,
     /// conntrack, CPU and memory; each finding with the command that fixes it. Changes nothing.
     /// Exit 0: all good; 1: warnings; 3: the load will fail here as the host is.
@@ -81,11 +87,67 @@ pub enum Command {
     Man,
 }
 
+const STRESS_EXAMPLES: &str = "\
+Examples:
+  regbench stress http://127.0.0.1:5000/v2/ --slo 'p(99)<100ms' --slo 'errors<1%'
+  regbench stress plan.toml --step 20s --settle 5s --precision 2%     # SLOs from the file's thresholds
+  regbench stress http://127.0.0.1:5000/v2/ --vus 1,2,4,8,16,32 --slo 'p(99)<200ms'";
+
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
   regbench doctor http://127.0.0.1:5000/v2/ -c 500
   regbench doctor http://10.0.0.5:8080/ --rate 20000 --no-keepalive
   regbench doctor --rate 20000 --no-keepalive --format sysctl > /etc/sysctl.d/90-regbench.conf";
+
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    /// The load each step sends: a URL with the request flags of `run`, or a scenario file. The
+    /// stress search sets the rate (or the virtual users) and the duration itself.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A service-level objective, repeatable: `p(99)<100ms` (latency; also avg, med, max), `errors<1%`
+    /// (failed share), or any threshold as `KEY:EXPR` (`ttfb:p(95)<50ms`, `latency{step:get}:p(99)<1s`).
+    /// Without it, the scenario file's thresholds.
+    #[arg(long, value_name = "EXPR")]
+    pub slo: Vec<String>,
+    /// How long each step is judged (after --settle).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub step: Duration,
+    /// The start of each step that is not judged (connections opening, queues filling).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub settle: Duration,
+    /// The bisection stops when the last passing and first failing rates are this close.
+    #[arg(long, default_value = "5%", value_parser = crate::util::parse_ratio, value_name = "PERCENT")]
+    pub precision: f64,
+    /// The first step's rate.
+    #[arg(long, default_value = "100/s", value_parser = crate::util::parse_rate, value_name = "R")]
+    pub start_rate: f64,
+    /// Each step up multiplies the rate by this.
+    #[arg(long, default_value_t = 2.0, value_name = "F")]
+    pub factor: f64,
+    /// Never offer more than this.
+    #[arg(long, default_value = "1M/s", value_parser = crate::util::parse_rate, value_name = "R")]
+    pub max_rate: f64,
+    /// The whole search (and the recovery test) ends by then; what was measured is reported.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_duration: Duration,
+    /// The knee: the lowest load from which on the p99 stays above this multiple of the p99 at the
+    /// lowest load.
+    #[arg(long, default_value_t = 3.0, value_name = "F")]
+    pub knee_factor: f64,
+    /// Recovery test after the search: this multiple of the found limit for --burst-for, then half
+    /// the limit for up to --recover-for. 0 skips it.
+    #[arg(long, default_value_t = 2.0, value_name = "F")]
+    pub burst: f64,
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub burst_for: Duration,
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub recover_for: Duration,
+    /// Closed model instead: sweep these virtual-user counts (`1,2,4,8,16` or `1..64` for powers of
+    /// two), report throughput and latency per level, and fit the Universal Scalability Law.
+    #[arg(long, value_name = "LIST")]
+    pub vus: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -629,6 +691,13 @@ pub struct ServeArgs {
     /// Periodic stall `S/P`: every P, hold every response for S (like a stop-the-world pause).
     #[arg(long, value_name = "S/P")]
     pub stall: Option<String>,
+    /// Serve at most this many requests per second (`2000/s`), one at a time in FIFO order: past it,
+    /// requests queue (latency rises), and past --queue they get 503 — a known breaking point.
+    #[arg(long, value_name = "RATE")]
+    pub capacity: Option<String>,
+    /// With --capacity: requests waiting at most; more are refused with 503.
+    #[arg(long, default_value = "10k", value_parser = crate::util::parse_count, value_name = "N")]
+    pub queue: u64,
     /// Time a registry sync takes per server (POST /registry/sync).
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub sync_per_server: Duration,

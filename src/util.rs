@@ -132,6 +132,22 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(v / per)
 }
 
+/// Parses a share: `5%` or `0.05`, above 0 and below 1.
+pub fn parse_ratio(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| {
+        format!("'{s}' is not a share (expected a percentage such as 5% or a number such as 0.05)")
+    })?;
+    if !(v > 0.0 && v < 1.0) {
+        return Err(format!("'{s}' must be above 0% and below 100%"));
+    }
+    Ok(v)
+}
+
 /// Parses a byte size: `512`, `64KiB`, `1MiB`, `10MB`, `2k`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();

@@ -29,6 +29,8 @@ mod run;
 mod scenario;
 /// The demo registry target's API: OCI reads, service registry, metrics, knobs, shutdown.
 mod serve;
+/// `regbench stress`: the search, knee, breaking point, recovery, USL sweep, saturation, signals.
+mod stress;
 /// TLS: versions, trust, SNI, mutual TLS, resumption, scenario-file settings.
 mod tls;
 /// Issue 13: every run shape sends exactly its plan and reports the truth (deadlines, drops, signals).

@@ -42,6 +42,9 @@ pub struct SecondTag {
 #[derive(Clone, Debug)]
 pub struct Aggregate {
     pub total: Summary,
+    /// With a warm-up (`Collector::judging_from`): the seconds from its end on, which thresholds
+    /// and SLOs are judged on. `None`: judge `total`.
+    pub judged: Option<Summary>,
     pub series: Vec<SecondStats>,
     pub workers: Vec<WorkerStats>,
 }
@@ -55,6 +58,8 @@ pub struct Collector {
     workers: Vec<Option<WorkerStats>>,
     series: Vec<SecondStats>,
     n_requests: u64,
+    /// Seconds from this one on also go into `judged`.
+    judged: Option<(u64, Summary)>,
 }
 
 impl Collector {
@@ -66,7 +71,18 @@ impl Collector {
             workers: vec![None; n_workers],
             series: Vec::new(),
             n_requests: 0,
+            judged: None,
         }
+    }
+
+    /// Also keeps the seconds from `sec` on apart: what is judged when the first seconds are a
+    /// warm-up (a stress step's settle period).
+    pub fn judging_from(mut self, sec: u64) -> Collector {
+        if sec > 0 {
+            // Called on a new collector: its total is still the empty summary of the plan's tags.
+            self.judged = Some((sec, self.total.clone()));
+        }
+        self
     }
 
     pub fn handle(&mut self, msg: Msg) {
@@ -124,6 +140,11 @@ impl Collector {
             }
             let sec = *entry.key();
             let (summary, inflight) = entry.remove();
+            if let Some((from, judged)) = self.judged.as_mut() {
+                if sec >= *from {
+                    *judged += &summary;
+                }
+            }
             self.push_second(sec, &summary, inflight);
         }
     }
@@ -178,6 +199,7 @@ impl Collector {
         self.finalize_ready();
         Aggregate {
             total: self.total,
+            judged: self.judged.map(|(_, s)| s),
             series: self.series,
             workers: self
                 .workers

@@ -575,6 +575,11 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
     hist_b64::encode(h).unwrap_or_default()
 }
 
+/// A histogram from [`encode_histogram`]'s form, in the standard configuration.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    hist_b64::decode(text)
+}
+
 mod hist_b64 {
     use base64::Engine;
     use hdrhistogram::serialization::{
@@ -598,17 +603,21 @@ mod hist_b64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
         let text = String::deserialize(d)?;
+        decode(&text).map_err(de::Error::custom)
+    }
+
+    pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.as_bytes())
-            .map_err(|e| de::Error::custom(format!("histogram is not base64: {e}")))?;
+            .map_err(|e| format!("histogram is not base64: {e}"))?;
         let decoded: Histogram<u64> = HistDe::new()
             .deserialize(&mut bytes.as_slice())
-            .map_err(|e| de::Error::custom(format!("histogram is not HdrHistogram V2: {e:?}")))?;
+            .map_err(|e| format!("histogram is not HdrHistogram V2: {e:?}"))?;
         // Re-home the counts in the standard configuration so a deserialised histogram merges and
         // compares exactly like a recorded one.
         let mut h = super::new_histogram();
         h.add(&decoded)
-            .map_err(|e| de::Error::custom(format!("histogram out of range: {e:?}")))?;
+            .map_err(|e| format!("histogram out of range: {e:?}"))?;
         Ok(h)
     }
 }

@@ -30,6 +30,11 @@ pub struct Validity {
     pub lag_limit: Option<Duration>,
     /// Why the run is invalid; empty when valid.
     pub reasons: Vec<String>,
+    /// Some reason puts the limit in the generator (its CPU, its file descriptors or ports, a
+    /// core it shared) rather than in the target: a stress search stops there instead of reporting
+    /// the generator's limit as the target's. Schedule lag alone does not: a target slow to accept
+    /// connections, or a VM's late wake-ups, cause it too.
+    pub generator_bound: bool,
 }
 
 /// Judges a run from its workers' CPU use over `wall` and, for the open model (`lag_limit` given), from
@@ -37,6 +42,7 @@ pub struct Validity {
 pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Validity {
     let wall_s = wall.as_secs_f64().max(1e-9);
     let mut reasons = Vec::new();
+    let mut generator_bound = false;
     let mut max_share = 0.0f64;
     for (k, w) in agg.workers.iter().enumerate() {
         let share = w.cpu.as_secs_f64() / wall_s;
@@ -45,6 +51,7 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
             let waited = wait.as_secs_f64() / wall_s;
             let mean = wait / u32::try_from(w.n_runs.max(1)).unwrap_or(u32::MAX);
             if waited > MAX_RUN_QUEUE_SHARE {
+                generator_bound = true;
                 reasons.push(format!(
                     "worker {k} was starved of CPU: it waited {} ({:.0}% of the run; {} on \
                      average each time it was ready, {} preemptions) for a core another thread or \
@@ -59,6 +66,7 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
             }
         }
         if share >= MAX_WORKER_CPU_SHARE {
+            generator_bound = true;
             reasons.push(format!(
                 "worker {k} used {:.0}% of a core (limit {:.0}%): the generator may be the bottleneck; \
                  add --threads (cores permitting) or lower the load",
@@ -67,9 +75,16 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
             ));
         }
     }
+    // The schedule rules look at the judged seconds when a warm-up is set aside (connections opening
+    // at a stress step's start are not the generator falling behind); resource errors at any time.
     let all = agg.total.total();
+    let judged = agg
+        .judged
+        .as_ref()
+        .map_or_else(|| all.clone(), |j| j.total());
     let out_of = |kind: ErrorKind| all.errors[kind.index()];
     if out_of(ErrorKind::TooManyOpenFiles) > 0 {
+        generator_bound = true;
         reasons.push(format!(
             "{} requests failed because the generator ran out of file descriptors (EMFILE/ENFILE): \
              the generator limited this run, not the target; raise ulimit -n or lower -c",
@@ -77,6 +92,7 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
         ));
     }
     if out_of(ErrorKind::AddrNotAvailable) > 0 {
+        generator_bound = true;
         reasons.push(format!(
             "{} requests failed because the generator ran out of local ports (EADDRNOTAVAIL): \
              closed connections wait in TIME_WAIT; keep connections alive, or widen \
@@ -85,16 +101,31 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
         ));
     }
     if let Some(limit) = lag_limit {
-        let lag_p99 = Dist::of(&all.lag).quantile("p99").unwrap_or_default();
+        let lag_p99 = Dist::of(&judged.lag).quantile("p99").unwrap_or_default();
         if lag_p99 > limit {
-            let queued = all.n_queued;
+            let queued = judged.n_queued;
             let why = if queued > 0 {
                 format!(
                     "{queued} requests waited for a free in-flight slot: the target could not keep up \
                      at this --max-inflight/-c (their wait is in their latency)"
                 )
+            } else if judged.n_new_connections * 10 > judged.n_requests {
+                // Lag runs to the first byte written, so a connect is in it: with many new
+                // connections, a target slow to accept them looks like a late generator.
+                format!(
+                    "the generator sent late: it was overloaded, or opening connections was slow \
+                     ({} new connections, connect p99 {}; connect time is in the lag)",
+                    judged.n_new_connections,
+                    fmt_duration(
+                        Dist::of(&judged.connect)
+                            .quantile("p99")
+                            .unwrap_or_default()
+                    )
+                )
             } else {
-                "the generator woke up late: it is overloaded".to_string()
+                // Not proof that the generator is the bottleneck (its CPU says that): a VM's
+                // late wake-ups look the same.
+                "the generator woke up late: it is overloaded, or its host delayed it".to_string()
             };
             reasons.push(format!(
                 "schedule lag p99 {} exceeds its limit {}: {why}",
@@ -126,6 +157,7 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
         max_worker_cpu_share: max_share,
         lag_limit,
         reasons,
+        generator_bound,
     }
 }
 
@@ -164,6 +196,7 @@ mod tests {
         }
         Aggregate {
             total,
+            judged: None,
             series: Vec::new(),
             workers: cpu_ms
                 .iter()

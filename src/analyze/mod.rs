@@ -5,3 +5,4 @@
 
 pub mod diagnosis;
 pub mod doctor;
+pub mod stress;

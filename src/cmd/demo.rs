@@ -170,6 +170,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         tls: TlsOptions::default(),
         http: crate::plan::HttpOptions::default(),
         timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
+        warmup: Duration::ZERO,
     };
     plan.validate()?;
     plan.clamp_workers();

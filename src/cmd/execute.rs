@@ -144,7 +144,9 @@ pub(crate) fn execute(
     .context("cannot start worker threads")
     .map_err(run_failed)?;
 
-    let mut collector = Collector::new(&tags, plan.n_workers);
+    // Whole seconds: a warm-up ends at the first second boundary after it.
+    let warmup_secs = plan.warmup.as_nanos().div_ceil(1_000_000_000) as u64;
+    let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
     let progress = Progress::new(&plan, output.quiet);
     let cut_off_at = plan
         .scheduled_end()
@@ -309,10 +311,14 @@ pub(crate) fn execute(
         aborted_by,
         tags: Vec::new(),
     };
+    let (judged, judged_for) = match &agg.judged {
+        Some(j) => (j, duration.saturating_sub(Duration::from_secs(warmup_secs))),
+        None => (&agg.total, duration),
+    };
     let thresholds = judge_by
         .list
         .iter()
-        .map(|t| crate::aggregate::evaluate(t, &agg.total, duration, &scenario_tags))
+        .map(|t| crate::aggregate::evaluate(t, judged, judged_for, &scenario_tags))
         .collect();
     let host_after = HostFacts::read();
     let diagnosis = diagnosis::diagnose(

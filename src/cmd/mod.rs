@@ -10,3 +10,4 @@ pub mod oci;
 pub mod progress;
 pub mod run;
 pub mod serve;
+pub mod stress;

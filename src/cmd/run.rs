@@ -387,6 +387,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         tls: a.tls.apply(&TlsOptions::default()),
         http,
         timer_slack: timer_slack(a)?,
+        warmup: Duration::ZERO,
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();

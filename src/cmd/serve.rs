@@ -66,6 +66,12 @@ fn config(a: &ServeArgs) -> Result<serve::ServeConfig, String> {
             .map(serve::Stall::parse)
             .transpose()
             .map_err(|e| format!("--stall: {e}"))?,
+        capacity: a
+            .capacity
+            .as_deref()
+            .map(|c| serve::Capacity::parse(c, a.queue).map(std::sync::Arc::new))
+            .transpose()
+            .map_err(|e| format!("--capacity: {e}"))?,
         sync_per_server: a.sync_per_server,
         threads: a.threads.max(1),
         tls,

@@ -124,6 +124,9 @@ pub struct Plan {
     /// Open model: ticks due within this grid share one wake-up of the precise timer (`--timer-slack`;
     /// a trade of schedule lag for CPU, docs/performance.md).
     pub timer_slack: Duration,
+    /// Thresholds (and a stress step's SLOs) are judged on the seconds after this warm-up; the
+    /// report's totals still cover the whole run. Zero: judge everything.
+    pub warmup: Duration,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -624,6 +627,7 @@ mod tests {
             tls: TlsOptions::default(),
             http: HttpOptions::default(),
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
+            warmup: Duration::ZERO,
         }
     }
 

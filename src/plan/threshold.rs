@@ -188,10 +188,18 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
         let d = parse_duration(value_s).map_err(|e| format!("'{expr}': {e}"))?;
         d.as_nanos() as f64
     } else {
-        value_s
+        // A share may be written as a percentage: `errors` `rate<1%` is `rate<0.01`.
+        let (digits, scale) = match value_s.strip_suffix('%') {
+            Some(d) if matches!(metric, Metric::Errors | Metric::Checks) && stat == Stat::Rate => {
+                (d.trim(), 0.01)
+            }
+            _ => (value_s, 1.0),
+        };
+        digits
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
+            .map(|v| v * scale)
             .ok_or_else(|| format!("'{expr}': '{value_s}' is not a number"))?
     };
     Ok((stat, op, bound))

@@ -2,6 +2,7 @@
 //! versioned, checked-in schema). Reporters only format: every number comes from `aggregate`.
 
 pub mod json;
+pub mod stress;
 pub mod text;
 
 use std::net::SocketAddr;

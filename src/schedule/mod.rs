@@ -311,6 +311,7 @@ mod tests {
             tls: crate::plan::TlsOptions::default(),
             http: crate::plan::HttpOptions::default(),
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
+            warmup: Duration::ZERO,
         }
     }
 

@@ -137,3 +137,50 @@ mod tests {
         assert!(Stall::parse("1s").is_err());
     }
 }
+
+/// A bounded capacity (`--capacity 2000/s --queue 5000`): one FIFO server that takes 1/N s per
+/// request, so past N/s requests wait in a queue (latency rises) and past the queue limit they are
+/// refused with 503 at once (errors appear) — a target whose breaking point is known exactly. The
+/// queue is virtual: a request's finish time is computed on arrival, and its response is held until
+/// then, so the model costs one lock per request whatever the load.
+#[derive(Debug)]
+pub struct Capacity {
+    per_request: Duration,
+    limit: u64,
+    /// When the server is next free, as time since `origin`.
+    next_free: std::sync::Mutex<Duration>,
+    origin: std::time::Instant,
+}
+
+impl Capacity {
+    /// `N/s` (or `/m`, `/h`, as `--rate` takes) and the queue limit in requests.
+    pub fn parse(rate: &str, limit: u64) -> Result<Capacity, String> {
+        let r = crate::util::parse_rate(rate)?;
+        if !(r > 0.0 && r <= 1e9) {
+            return Err(format!(
+                "'{rate}': the capacity must be above 0 and at most 1e9/s"
+            ));
+        }
+        Ok(Capacity {
+            per_request: Duration::from_secs_f64(1.0 / r),
+            limit,
+            next_free: std::sync::Mutex::new(Duration::ZERO),
+            origin: std::time::Instant::now(),
+        })
+    }
+
+    /// Admits a request arriving now: `Some(when its response is ready)`, or `None` when the queue
+    /// is full (the request is refused, and takes no capacity).
+    pub fn admit(&self) -> Option<std::time::Instant> {
+        let now = self.origin.elapsed();
+        // invariant: the lock is never held across a panic point (arithmetic only).
+        let mut free = self.next_free.lock().unwrap_or_else(|e| e.into_inner());
+        let start = (*free).max(now);
+        let waiting = (start - now).as_nanos() / self.per_request.as_nanos().max(1);
+        if waiting as u64 >= self.limit {
+            return None;
+        }
+        *free = start + self.per_request;
+        Some(self.origin + *free)
+    }
+}

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 pub use content::{
     digest, Content, Manifest, Repo, DOCKER_MANIFEST, MULTI_PLATFORM_EVERY, OCI_MANIFEST,
 };
-pub use knobs::{LatencyModel, Stall};
+pub use knobs::{Capacity, LatencyModel, Stall};
 pub use metrics::{Metrics, Route};
 pub use service::{server_id, ServiceRegistry};
 
@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub latency: LatencyModel,
     pub error_rate: f64,
     pub stall: Option<Stall>,
+    /// A bounded capacity with a queue (`--capacity`, `--queue`).
+    pub capacity: Option<Arc<knobs::Capacity>>,
     pub sync_per_server: Duration,
     pub threads: usize,
     /// Serve HTTPS with this configuration instead of plain HTTP.
@@ -72,6 +74,7 @@ impl Default for ServeConfig {
             latency: LatencyModel::Fixed(Duration::ZERO),
             error_rate: 0.0,
             stall: None,
+            capacity: None,
             sync_per_server: Duration::from_millis(1),
             threads: 1,
             tls: None,
@@ -358,6 +361,21 @@ async fn route(state: &State, req: &Request<()>, body: Bytes) -> (Route, Resp) {
             );
             set(&mut resp, header::WWW_AUTHENTICATE, &challenge);
             return (classify(method, path), resp);
+        }
+    }
+    if let Some(cap) = &cfg.capacity {
+        match cap.admit() {
+            Some(ready) => tokio::time::sleep_until(ready.into()).await,
+            None => {
+                let mut resp = oci_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "over capacity: the queue is full (--capacity, --queue)",
+                    json!({}),
+                );
+                set(&mut resp, header::RETRY_AFTER, "1");
+                return (classify(method, path), resp);
+            }
         }
     }
     let inject_error = cfg.error_rate > 0.0 && with_rng(|r| r.next_f64()) < cfg.error_rate;

@@ -370,6 +370,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         tls: tls_options(&cx, f.defaults.tls.as_ref(), dir)?,
         http,
         timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
+        warmup: Duration::ZERO,
     };
     plan.validate().map_err(|e| ScenarioError::File {
         file: cx.file.clone(),

@@ -1,0 +1,309 @@
+//! `regbench stress` against targets whose limits are known: the demo target with a bounded
+//! capacity and queue (`regbench serve --capacity`, its own process), and nginx with a generator
+//! held to one thread.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::nginx::Nginx;
+use crate::util::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_regbench");
+
+/// `regbench serve` with these knobs in its own process (its own file descriptors: the stress
+/// runs hold thousands of connections), stopped on drop.
+struct Served {
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Served {
+    fn start(knobs: &[&str]) -> Served {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--addr", &addr.to_string()])
+            .args(knobs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "regbench serve did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served { addr, child }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v2/", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stress_json(args: &[&str]) -> (u8, Value) {
+    let mut all = vec!["stress"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "json", "--quiet"]);
+    let (code, out) = regbench(&all);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    (code, v)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The done-when of the stress issue: capacity 2000/s, a 6000-request queue. The search finds
+/// 2000/s within 10%, the knee at or below it, the breaking point (503s past the queue) above it,
+/// and the recovery after a 2× burst matches the queue's own draining within 20%.
+#[test]
+fn finds_a_bounded_targets_capacity_knee_breaking_point_and_recovery() {
+    let t = Served::start(&["--capacity", "2000/s", "--queue", "6000"]);
+    let url = t.url();
+    let search = || {
+        stress_json(&[
+            &url,
+            "--slo",
+            "p(99)<50ms",
+            "--slo",
+            "errors<1%",
+            "--step",
+            "1s",
+            "--settle",
+            "1s",
+            "--start-rate",
+            "500",
+            "-c",
+            "8000",
+            "--burst-for",
+            "4s",
+            "--recover-for",
+            "10s",
+        ])
+    };
+    // The tests share 2 cores: a search the machine starved is reported as such (exit 4, "starved
+    // of CPU") — true, but not this test's subject, so it is run again (at most twice more).
+    let (mut code, mut r) = search();
+    for _ in 0..2 {
+        let starved = r["result"]["generator_saturated_because"]
+            .as_str()
+            .is_some_and(|w| w.contains("starved of CPU"));
+        if code != 4 || !starved {
+            break;
+        }
+        (code, r) = search();
+    }
+    let res = &r["result"];
+    assert_eq!(code, 0, "{res:#}\n{:#}", r["steps"]);
+    assert_eq!(res["verdict"], "limit-found");
+    let max = f(&res["max_sustainable"]);
+    assert!(
+        (1800.0..=2200.0).contains(&max),
+        "maximum sustainable {max}/s for a 2000/s target"
+    );
+    assert!(f(&res["first_failing"]) > max);
+    assert!(
+        f(&res["first_failing"]) / max - 1.0 <= 0.05 + 1e-9,
+        "{res:#}"
+    );
+    let knee = f(&res["knee"]["offered"]);
+    assert!(knee <= max * 1.05, "knee {knee} above the limit {max}");
+    let broke = f(&res["breaking_point"]["offered"]);
+    assert!(broke > max, "{res:#}");
+    // 503s once the queue is full (or, on a loaded test machine, a throughput collapse first).
+    assert!(
+        ["errors above 5%", "throughput fell while offered load rose"]
+            .contains(&res["breaking_point"]["why"].as_str().unwrap_or_default()),
+        "{res:#}"
+    );
+    // A step within the SLO achieved what it offered. (An
+    // overloaded step can complete more per second than it offers: its settle period's backlog
+    // and fast 503s finish in the judged seconds.)
+    for s in r["steps"].as_array().unwrap() {
+        if s["slo_pass"] == true {
+            let (offered, achieved) = (f(&s["offered"]), f(&s["achieved_rps"]));
+            assert!((achieved - offered).abs() <= offered * 0.02 + 5.0, "{s}");
+        }
+        // Past the first failure (looking for the breaking point) a loaded test machine may
+        // starve the generator; below it, never.
+        if f(&s["offered"]) <= f(&res["first_failing"]) {
+            assert_eq!(s["generator_bound"], false, "{s}");
+        }
+    }
+    // Recovery: the burst fills the queue to min((burst − 2000/s)·4 s, 6000); at the safe rate it
+    // drains at 2000/s − safe.
+    let rec = &res["recovery"];
+    let (burst, safe) = (f(&rec["burst_rps"]), f(&rec["safe_rps"]));
+    let backlog = ((burst - 2000.0) * 4.0).min(6000.0);
+    let drain = backlog / (2000.0 - safe);
+    let took = f(&rec["recovered_after_ns"]) / 1e9;
+    assert!(
+        (took - drain).abs() <= 0.2 * drain,
+        "recovered after {took:.1}s; the queue drains in {drain:.1}s ({rec:#})"
+    );
+}
+
+/// nginx answers faster than one debug-build generator thread can send: the search must stop on
+/// the generator, exit 4, and say so — never call the generator's limit the target's.
+#[test]
+fn a_generator_slower_than_the_target_stops_the_search_with_exit_4() {
+    let n = Nginx::start(&[("ok.txt", b"ok, fine, good\n")]);
+    let url = format!("http://{}/ok.txt", n.addr);
+    let (code, out) = regbench(&[
+        "stress",
+        &url,
+        "--slo",
+        "p(99)<200ms",
+        "--threads",
+        "1",
+        "-c",
+        "200",
+        "--step",
+        "1s",
+        "--settle",
+        "1s",
+        "--start-rate",
+        "8000",
+        "--max-duration",
+        "60s",
+        "--quiet",
+    ]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("generator saturated at"), "{out}");
+    assert!(out.contains("GENERATOR-BOUND"), "{out}");
+}
+
+/// A closed-model sweep against a target of known capacity (1000/s after 5 ms of its own
+/// latency): throughput per level, and the USL's predicted peak near the capacity.
+#[test]
+fn a_concurrency_sweep_fits_the_universal_scalability_law() {
+    let t = Served::start(&["--capacity", "1000/s", "--latency", "5ms"]);
+    let (code, r) = stress_json(&[
+        &t.url(),
+        "--slo",
+        "p(99)<500ms",
+        "--vus",
+        "1..32",
+        "--step",
+        "1s",
+        "--settle",
+        "1s",
+    ]);
+    assert_eq!(code, 0, "{:#}", r["result"]);
+    assert_eq!(r["model"], "closed");
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(
+        steps.iter().map(|s| f(&s["offered"])).collect::<Vec<_>>(),
+        [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    );
+    let usl = &r["result"]["usl"];
+    let peak = match usl["peak_rps"].as_f64() {
+        Some(p) => p,
+        None => panic!("no predicted peak: {usl}"),
+    };
+    assert!(
+        (700.0..=1300.0).contains(&peak),
+        "USL peak {peak}/s for a 1000/s target: {usl}"
+    );
+    assert!(f(&usl["r2"]) > 0.8, "{usl}");
+}
+
+/// --max-duration bounds the search; flags whose job the search does are refused.
+#[test]
+fn max_duration_bounds_the_search_and_run_flags_are_refused() {
+    let t = Served::start(&[]);
+    let started = Instant::now();
+    let (code, r) = stress_json(&[
+        &t.url(),
+        "--slo",
+        "p(99)<1s",
+        "--step",
+        "1s",
+        "--settle",
+        "1s",
+        "--max-duration",
+        "5s",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{:#}", r["result"]);
+    assert_eq!(r["result"]["verdict"], "out-of-time");
+    assert!(!r["steps"].as_array().unwrap().is_empty());
+    for args in [
+        vec!["--slo", "p(99)<1s", "--rate", "100"],
+        vec!["--slo", "p(99)<1s", "-z", "10s"],
+        vec!["--slo", "p(99)<1s", "--factor", "1"],
+        vec!["--slo", "p(99) < banana"],
+        // No SLO and no file with thresholds: nothing to search against.
+        vec![],
+    ] {
+        let mut all = vec!["stress", "http://127.0.0.1:9/"];
+        all.extend(args.iter().copied());
+        let (code, _) = regbench(&all);
+        assert_eq!(code, 2, "{args:?}");
+    }
+}
+
+/// SIGTERM during a step prints the curve so far and exits 143.
+#[test]
+fn sigterm_prints_the_curve_so_far() {
+    use std::io::BufRead;
+    let t = Served::start(&[]);
+    let mut child = Command::new(BIN)
+        .args([
+            "stress",
+            &t.url(),
+            "--slo",
+            "p(99)<1s",
+            "--step",
+            "2s",
+            "--settle",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two steps done (their progress lines on stderr), then the signal during the third.
+    let stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done = 0;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        done += usize::from(line.starts_with("regbench: stress ramp"));
+        if done == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {line}");
+    }
+    assert_eq!(done, 2);
+    // Keep reading, so what it writes later does not meet a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{text}");
+    assert!(text.contains("interrupted: the SLO held up to"), "{text}");
+    assert!(
+        text.lines().filter(|l| l.contains("  ok  ")).count() >= 2,
+        "{text}"
+    );
+}
