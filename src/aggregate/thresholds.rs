@@ -122,24 +122,11 @@ fn observe_count(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::threshold::{parse_expr, parse_key};
     use crate::sample::{Outcome, Sample};
     use std::time::Instant;
 
     fn threshold(key: &str, expr: &str) -> Threshold {
-        let (metric, filter) = parse_key(key).unwrap();
-        let (stat, op, bound) = parse_expr(metric, expr).unwrap();
-        Threshold {
-            key: key.into(),
-            expr: expr.into(),
-            metric,
-            filter,
-            stat,
-            op,
-            bound,
-            abort_on_fail: false,
-            grace: Duration::ZERO,
-        }
+        Threshold::parse(key, expr).unwrap()
     }
 
     /// Two steps: "fast" answers in 1 ms, "slow" in 100 ms, one of its 10 requests a 500.

@@ -17,7 +17,7 @@ use crate::analyze::stress::{self as analysis, Level, SecondVerdict};
 use crate::app::{exit, run_failed, usage, Failure, Options};
 use crate::cli::{OutputArgs, StressArgs};
 use crate::engine::connect;
-use crate::plan::threshold::{self, Filter, Metric, Stat, Threshold};
+use crate::plan::threshold::{Filter, Metric, Stat, Threshold};
 use crate::plan::{Arrival, Model, Plan, Profile, Stage, Stop};
 use crate::report::stress::{Recovery, StepRow, StressReport, Verdict};
 use crate::report::RunReport;
@@ -146,20 +146,7 @@ fn parse_slo(s: &str) -> Result<Threshold, Failure> {
             None => ("latency".to_string(), text.to_string()),
         },
     };
-    let bad = |e: String| usage(anyhow!("--slo '{s}': {e}"));
-    let (metric, filter) = threshold::parse_key(&key).map_err(bad)?;
-    let (stat, op, bound) = threshold::parse_expr(metric, &expr).map_err(bad)?;
-    Ok(Threshold {
-        key,
-        expr,
-        metric,
-        filter,
-        stat,
-        op,
-        bound,
-        abort_on_fail: false,
-        grace: Duration::ZERO,
-    })
+    Threshold::parse(&key, &expr).map_err(|e| usage(anyhow!("--slo '{s}': {e}")))
 }
 
 /// `1,2,4,8` or `1..64` (the powers of two from 1 to 64).

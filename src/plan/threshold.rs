@@ -102,6 +102,25 @@ pub struct Threshold {
     pub grace: Duration,
 }
 
+impl Threshold {
+    /// `key` and `expr` as written (`latency{step:get}`, `p(99)<1s`), judged at the end only.
+    pub fn parse(key: &str, expr: &str) -> Result<Threshold, String> {
+        let (metric, filter) = parse_key(key)?;
+        let (stat, op, bound) = parse_expr(metric, expr)?;
+        Ok(Threshold {
+            key: key.into(),
+            expr: expr.into(),
+            metric,
+            filter,
+            stat,
+            op,
+            bound,
+            abort_on_fail: false,
+            grace: Duration::ZERO,
+        })
+    }
+}
+
 /// Parses a key: `metric` or `metric{step:NAME}` / `metric{scenario:NAME}`.
 pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
     let (name, filter) = match key.split_once('{') {

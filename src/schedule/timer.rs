@@ -218,23 +218,35 @@ impl PreciseTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
 
-    /// Correctness, not speed: sleepers wake in deadline order, never early. How late they wake is
-    /// measured by the benchmarks (schedule lag), not asserted here.
-    #[test]
-    fn precise_sleepers_wake_in_order_and_never_early() {
+    /// Runs `test` with a precise waiter for `slots` sleepers and its driver, as a worker has them.
+    fn on_a_worker<F: std::future::Future<Output = ()>>(
+        slots: usize,
+        test: impl FnOnce(Rc<Waiter>) -> F,
+    ) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            let waiter = std::rc::Rc::new(Waiter::for_worker(4, Duration::from_micros(50)));
+            let waiter = Rc::new(Waiter::for_worker(slots, Duration::from_micros(50)));
             assert!(matches!(*waiter, Waiter::Precise(_)));
             let driver = {
                 let w = waiter.clone();
                 tokio::task::spawn_local(async move { w.drive().await })
             };
+            test(waiter).await;
+            driver.abort();
+        });
+    }
+
+    /// Correctness, not speed: sleepers wake in deadline order, never early. How late they wake is
+    /// measured by the benchmarks (schedule lag), not asserted here.
+    #[test]
+    fn precise_sleepers_wake_in_order_and_never_early() {
+        on_a_worker(4, |waiter| async move {
             let start = Instant::now();
             let order = std::rc::Rc::new(RefCell::new(Vec::new()));
             let mut tasks = Vec::new();
@@ -255,7 +267,6 @@ mod tests {
                 t.await.unwrap();
             }
             assert_eq!(*order.borrow(), vec![3, 1, 2, 0]);
-            driver.abort();
         });
     }
 
@@ -265,17 +276,7 @@ mod tests {
     /// test after 2 s instead of hanging it.
     #[test]
     fn a_sleep_after_an_unread_expiration_still_wakes() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async {
-            let waiter = std::rc::Rc::new(Waiter::for_worker(2, Duration::from_micros(50)));
-            let driver = {
-                let w = waiter.clone();
-                tokio::task::spawn_local(async move { w.drive().await })
-            };
+        on_a_worker(2, |waiter| async move {
             for round in 0..20 {
                 // A sleeper that gives up before its deadline: the timer later fires for nobody.
                 let gave_up = Instant::now() + Duration::from_millis(3);
@@ -290,7 +291,6 @@ mod tests {
                     .unwrap_or_else(|_| panic!("round {round}: the sleep never woke"));
                 assert!(Instant::now() >= deadline, "woke early");
             }
-            driver.abort();
         });
     }
 }
