@@ -549,21 +549,45 @@ pub fn is_censored(t: &TagStats, both: &Histogram<u64>, q: f64) -> bool {
     t.latency.count_between(0, v) < rank
 }
 
-/// Linear bins between the smallest and largest recorded value, for the text report's bar chart:
-/// `(upper bound, count)` per bin.
-pub fn linear_bins(h: &Histogram<u64>, n_bins: usize) -> Vec<(Duration, u64)> {
-    if h.is_empty() || n_bins == 0 {
+/// The histogram in bins whose upper bounds run 1, 2, 5 × 10ᵏ ns (… 100µs, 200µs, 500µs, 1ms …)
+/// from the bin of the smallest value to the bin of the largest: log-spaced, so a tail two orders
+/// of magnitude out gets bins of its own instead of sharing one with the whole body. Each bin
+/// counts the values in (previous bound, its bound], by the values' lowest equivalents (so a 1 ms
+/// response is in "≤ 1ms"; the histogram's 0.1% resolution is the only blur).
+pub fn log_bins(h: &Histogram<u64>) -> Vec<(Duration, u64)> {
+    if h.is_empty() {
         return Vec::new();
     }
-    let lo = h.min();
-    let hi = h.max().max(lo + 1);
-    let width = (hi - lo).div_ceil(n_bins as u64).max(1);
-    let mut bins: Vec<(Duration, u64)> = (1..=n_bins as u64)
-        .map(|i| (Duration::from_nanos(lo + i * width), 0))
+    let bound_at_or_above = |v: u64| {
+        let mut b = 1u64;
+        let mut step = 0;
+        while b < v {
+            // 1 → 2 → 5 → 10 → 20 …
+            b = match step % 3 {
+                0 => b * 2,
+                1 => b / 2 * 5,
+                _ => b * 2,
+            };
+            step += 1;
+        }
+        b
+    };
+    let (lo, hi) = (
+        bound_at_or_above(h.lowest_equivalent(h.min()).max(1)),
+        bound_at_or_above(h.lowest_equivalent(h.max()).max(1)),
+    );
+    let mut bounds = vec![lo];
+    while *bounds.last().unwrap_or(&hi) < hi {
+        let last = *bounds.last().unwrap_or(&hi);
+        bounds.push(bound_at_or_above(last + 1));
+    }
+    let mut bins: Vec<(Duration, u64)> = bounds
+        .iter()
+        .map(|&b| (Duration::from_nanos(b), 0))
         .collect();
     for v in h.iter_recorded() {
-        let value = h.highest_equivalent(v.value_iterated_to()).min(hi);
-        let i = (((value.saturating_sub(lo)) / width) as usize).min(n_bins - 1);
+        let value = h.lowest_equivalent(v.value_iterated_to());
+        let i = bounds.partition_point(|&b| b < value).min(bins.len() - 1);
         bins[i].1 += v.count_at_value();
     }
     bins
@@ -798,13 +822,29 @@ mod tests {
     }
 
     #[test]
-    fn bins_cover_every_value() {
+    fn log_bins_cover_every_value_and_give_the_tail_its_own_bins() {
         let mut h = new_histogram();
         for v in 1..=1000u64 {
             h.record(v * 1000).unwrap();
         }
-        let bins = linear_bins(&h, 10);
-        assert_eq!(bins.len(), 10);
+        let bins = log_bins(&h);
         assert_eq!(bins.iter().map(|b| b.1).sum::<u64>(), 1000);
+        let bounds: Vec<u64> = bins.iter().map(|b| b.0.as_nanos() as u64).collect();
+        assert_eq!(
+            bounds,
+            [1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000]
+        );
+        // 999 values near 1 ms and one at 1 s: the outlier is alone in the last bin, with
+        // empty bins between, instead of 99.9% in the first of 11 linear bins.
+        let mut h = new_histogram();
+        for _ in 0..999 {
+            h.record(1_000_000).unwrap();
+        }
+        h.record(1_000_000_000).unwrap();
+        let bins = log_bins(&h);
+        assert_eq!(bins.first().unwrap().1, 999);
+        assert_eq!(bins.last().unwrap(), &(Duration::from_secs(1), 1));
+        assert!(bins[1..bins.len() - 1].iter().all(|b| b.1 == 0));
+        assert!(log_bins(&new_histogram()).is_empty());
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::RunReport;
-use crate::aggregate::{linear_bins, Dist, QUANTILES};
+use crate::aggregate::{log_bins, Dist, QUANTILES};
 use crate::plan::threshold::Stat;
 use crate::plan::Model;
 use crate::sample::ErrorKind;
@@ -308,13 +308,17 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         write_latency_table(o, r, [&lat, &svc, &ttfb, &lag])?;
     }
 
-    let bins = linear_bins(&all.latency, 11);
+    let bins = log_bins(&all.latency);
     if !bins.is_empty() {
-        writeln!(o, "\nLatency histogram")?;
+        writeln!(o, "\nLatency histogram (log-spaced; cumulative share)")?;
         let peak = bins.iter().map(|b| b.1).max().unwrap_or(1).max(1);
+        let total: u64 = bins.iter().map(|b| b.1).sum();
+        let mut below = 0u64;
         for (upper, n) in &bins {
+            below += n;
             let bar = "■".repeat((n * BAR_WIDTH).div_ceil(peak) as usize);
-            writeln!(o, "  ≤ {:>9} [{n:>9}] {bar}", d(*upper))?;
+            let share = 100.0 * below as f64 / total.max(1) as f64;
+            writeln!(o, "  ≤ {:>9} [{n:>9}] {share:>8.3}% {bar}", d(*upper))?;
         }
     }
 
