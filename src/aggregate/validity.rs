@@ -78,10 +78,8 @@ pub fn judge(agg: &Aggregate, wall: Duration, lag_limit: Option<Duration>) -> Va
     // The schedule rules look at the judged seconds when a warm-up is set aside (connections opening
     // at a stress step's start are not the generator falling behind); resource errors at any time.
     let all = agg.total.total();
-    let judged = agg
-        .judged
-        .as_ref()
-        .map_or_else(|| all.clone(), |j| j.total());
+    let window = agg.judged.as_ref().map(|j| j.total());
+    let judged = window.as_ref().unwrap_or(&all);
     let out_of = |kind: ErrorKind| all.errors[kind.index()];
     if out_of(ErrorKind::TooManyOpenFiles) > 0 {
         generator_bound = true;

@@ -144,8 +144,7 @@ pub(crate) fn execute(
     .context("cannot start worker threads")
     .map_err(run_failed)?;
 
-    // Whole seconds: a warm-up ends at the first second boundary after it.
-    let warmup_secs = plan.warmup.as_nanos().div_ceil(1_000_000_000) as u64;
+    let warmup_secs = plan.warmup_secs();
     let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
     let progress = Progress::new(&plan, output.quiet);
     let cut_off_at = plan

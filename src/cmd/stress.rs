@@ -70,7 +70,6 @@ pub(crate) fn cmd_stress(a: StressArgs, out: &mut dyn Write, opts: Options) -> R
         opts,
         started: Instant::now(),
         rows: Vec::new(),
-        levels: Vec::new(),
         interrupted: None,
     };
     let mut report = match &a.vus {
@@ -194,7 +193,6 @@ struct Search<'a> {
     opts: Options,
     started: Instant,
     rows: Vec<StepRow>,
-    levels: Vec<Level>,
     /// The exit code of the signal that stopped a step.
     interrupted: Option<u8>,
 }
@@ -225,13 +223,26 @@ impl Search<'_> {
             max_sustainable: None,
             first_failing: None,
             generator_saturated: None,
-            knee: analysis::knee(&self.levels, self.a.knee_factor),
+            knee: analysis::knee(&self.levels(), self.a.knee_factor),
             knee_factor: self.a.knee_factor,
-            breaking_point: analysis::breaking_point(&self.levels),
+            breaking_point: analysis::breaking_point(&self.levels()),
             recovery: None,
             usl: None,
             wall: self.started.elapsed(),
         }
+    }
+
+    /// The steps so far as the analysis reads them.
+    fn levels(&self) -> Vec<Level> {
+        self.rows
+            .iter()
+            .map(|r| Level {
+                offered: r.offered,
+                achieved: r.achieved,
+                p99: r.latency[2],
+                error_rate: r.error_rate,
+            })
+            .collect()
     }
 
     /// Whether a step of this length still fits in `--max-duration`.
@@ -278,6 +289,7 @@ impl Search<'_> {
                 self.a.settle,
             ),
         };
+        let from = plan.warmup_secs();
         let Some(report) = self.execute(plan)? else {
             return Ok(None);
         };
@@ -285,7 +297,6 @@ impl Search<'_> {
         let all = judged.total();
         // Throughput over the judged seconds of the schedule only: responses that come in the
         // grace period after it (a backlog draining) would make it look higher than it was.
-        let from = self.a.settle.as_nanos().div_ceil(1_000_000_000) as u64;
         let to = length.as_secs().max(from + 1);
         let done: u64 = report
             .agg
@@ -371,12 +382,6 @@ impl Search<'_> {
                 }
             );
         }
-        self.levels.push(Level {
-            offered,
-            achieved: row.achieved,
-            p99: row.latency[2],
-            error_rate,
-        });
         let judged = Judged {
             pass,
             generator_bound: v.generator_bound,
@@ -477,7 +482,7 @@ impl Search<'_> {
                 (false, None) => hi = Some(rate),
                 _ => past_failure += 1,
             }
-            let broke = analysis::breaking_point(&self.levels).is_some();
+            let broke = analysis::breaking_point(&self.levels()).is_some();
             if hi.is_some() && (broke || past_failure >= STEPS_PAST_FAILURE) {
                 break Verdict::Limit;
             }
@@ -643,11 +648,7 @@ impl Search<'_> {
                 Some(_) => Verdict::Limit,
             };
         }
-        let points: Vec<(f64, f64)> = self
-            .levels
-            .iter()
-            .map(|l| (l.offered, l.achieved))
-            .collect();
+        let points: Vec<(f64, f64)> = self.rows.iter().map(|r| (r.offered, r.achieved)).collect();
         let mut report = self.report("closed", verdict);
         report.max_sustainable = lo;
         report.first_failing = hi;
@@ -669,17 +670,28 @@ fn second_within_slo(
         Filter::All | Filter::Scenario(_) => !iteration.iter().any(|i| i == name),
         Filter::Step(step) => step == name,
     };
-    let merged = |filter: &Filter| {
-        let mut h = crate::aggregate::new_histogram();
-        let (mut n, mut failed) = (0u64, 0u64);
-        for t in s.tags.iter().filter(|t| selected(&t.name, filter)) {
-            n += t.n_requests;
-            failed += t.n_failed;
+    // Each tag's histograms decoded once (latency with dropped requests' lower bounds), then
+    // merged per filter.
+    let decoded: Vec<_> = s
+        .tags
+        .iter()
+        .map(|t| {
+            let mut h = crate::aggregate::new_histogram();
             for enc in [&t.latency, &t.dropped_lag] {
                 if let Ok(d) = crate::aggregate::decode_histogram(enc) {
                     let _ = h.add(&d);
                 }
             }
+            (t, h)
+        })
+        .collect();
+    let merged = |filter: &Filter| {
+        let mut h = crate::aggregate::new_histogram();
+        let (mut n, mut failed) = (0u64, 0u64);
+        for (t, th) in decoded.iter().filter(|(t, _)| selected(&t.name, filter)) {
+            n += t.n_requests;
+            failed += t.n_failed;
+            let _ = h.add(th);
         }
         (h, n, failed)
     };

@@ -264,6 +264,12 @@ pub struct WorkerPlan {
 }
 
 impl Plan {
+    /// The seconds of the warm-up: it ends at the first whole second after `warmup`, because the
+    /// aggregation keeps whole seconds apart.
+    pub fn warmup_secs(&self) -> u64 {
+        self.warmup.as_nanos().div_ceil(1_000_000_000) as u64
+    }
+
     /// A fingerprint of what the whole run sends and when (sha256, hex): equal for every segment and
     /// thread count of one distributed run, different if any scenario, request, header, body, data
     /// table, rate or seed differs. Shards are checked against it before they are merged.
