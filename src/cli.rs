@@ -501,6 +501,17 @@ pub struct RunArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// Judge the run by this threshold, `KEY:CONDITION` (repeatable; a scenario file's are added):
+    /// `latency:p(99)<200ms`, `errors:rate<1%`, `target_rss:max<256MiB`,
+    /// `target_rss_slope:<1MiB/h`, `metric{name:go_goroutines}:last<500`. A failure exits 3.
+    #[arg(long = "threshold", value_name = "KEY:CONDITION")]
+    pub thresholds: Vec<String>,
+    /// Thresholds and the target's trends are judged on the seconds after this (the report's totals
+    /// still cover the whole run).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub warmup: Option<Duration>,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -509,6 +520,31 @@ pub struct RunArgs {
     pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The target's resources and metrics, sampled each second beside the load (docs/scenarios.md,
+/// "Watch the target").
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Watch the target")]
+pub struct WatchArgs {
+    /// Watch this process of the target: CPU cores, RSS and its peak, threads, open files, context
+    /// switches, its cgroup's memory and throttling (repeatable; NAME= names it in the report and
+    /// thresholds, default its process name).
+    #[arg(long = "watch-pid", value_name = "[NAME=]PID")]
+    pub pids: Vec<String>,
+    /// Watch the processes with this name (found at the start, summed: a server and its workers).
+    #[arg(long = "watch-cmd", value_name = "NAME")]
+    pub commands: Vec<String>,
+    /// Scrape this Prometheus/OpenMetrics endpoint each second (repeatable; http:// only). NAME=
+    /// joins a --watch-pid/--watch-cmd of that name; default name: HOST:PORT.
+    #[arg(long = "scrape", value_name = "[NAME=]URL")]
+    pub scrapes: Vec<String>,
+    /// A series to keep from every --scrape, `NAME` or `NAME{label="value"}` (repeatable):
+    /// gauges as they are, counters as rates, histograms as p50/p95/p99 per second [default:
+    /// process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds, go_goroutines,
+    /// go_memstats_heap_inuse_bytes].
+    #[arg(long = "scrape-metric", value_name = "SELECTOR")]
+    pub metrics: Vec<String>,
 }
 
 /// HTTP version settings.
@@ -695,6 +731,11 @@ pub struct ServeArgs {
     /// requests queue (latency rises), and past --queue they get 503 — a known breaking point.
     #[arg(long, value_name = "RATE")]
     pub capacity: Option<String>,
+    /// Leak memory at this rate (1MiB/s, 10MB/min; at most 1GiB/s, 4 GiB in all): allocated and
+    /// written every 100 ms and never freed, shown as regbench_demo_leaked_bytes in /metrics — a
+    /// known answer for the leak check of `regbench run --watch-pid`.
+    #[arg(long, value_name = "RATE")]
+    pub leak: Option<String>,
     /// With --capacity: requests waiting at most; more are refused with 503.
     #[arg(long, default_value = "10k", value_parser = crate::util::parse_count, value_name = "N")]
     pub queue: u64,

@@ -20,4 +20,5 @@ pub mod sample;
 pub mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod telemetry;
 pub mod util;

@@ -148,6 +148,39 @@ pub fn parse_ratio(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Parses an amount of bytes that may have a fraction: `256MiB`, `1.5GiB`, `4.8e+07`, `100MB`.
+pub fn parse_bytes(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("'{s}' is not a size (expected e.g. 256MiB, 1.5GiB, 4.8e+07)"))?;
+    let scale = byte_unit(unit).ok_or_else(|| {
+        format!("'{s}' has unknown unit '{unit}' (expected B, KiB, MiB, GiB, KB, MB, GB)")
+    })?;
+    Ok(value * scale as f64)
+}
+
+/// The multiplier of a size's unit (`MiB`, `MB`, `k`, none), case-insensitive.
+fn byte_unit(unit: &str) -> Option<u64> {
+    Some(match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1024,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    })
+}
+
 /// Parses a byte size: `512`, `64KiB`, `1MiB`, `10MB`, `2k`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -156,20 +189,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let value: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a size (expected e.g. 4096, 64KiB, 1MiB)"))?;
-    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1024,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "'{s}' has unknown unit '{unit}' (expected B, KiB, MiB, GiB)"
-            ))
-        }
-    };
+    let scale = byte_unit(unit)
+        .ok_or_else(|| format!("'{s}' has unknown unit '{unit}' (expected B, KiB, MiB, GiB)"))?;
     value
         .checked_mul(scale)
         .ok_or_else(|| format!("'{s}' is too large"))

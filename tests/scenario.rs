@@ -378,6 +378,8 @@ fn every_example_file_loads() {
                 segment: regbench::plan::Segment::WHOLE,
                 seed: 1,
                 max_lag: None,
+                warmup: None,
+                watch: &[],
                 env: &env,
                 http: &|base, _| Ok(base),
             },

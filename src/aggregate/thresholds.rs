@@ -36,6 +36,8 @@ pub fn evaluate(
             Filter::All => !tag.iteration,
             Filter::Step(name) => tag.name == *name,
             Filter::Scenario(name) => scenario_tags(name).is_some_and(|r| r.contains(&i)),
+            // The target's metrics are judged by analyze::target, not on requests.
+            Filter::Target { .. } => false,
         };
         if selected {
             merged += tag;
@@ -92,7 +94,7 @@ fn stat(stat: Stat, h: &Histogram<u64>) -> Option<f64> {
         Stat::Avg => h.mean(),
         Stat::Min => h.min() as f64,
         Stat::Max => h.max() as f64,
-        Stat::Rate | Stat::Count => return None,
+        Stat::Rate | Stat::Count | Stat::Last | Stat::Slope => return None,
     })
 }
 

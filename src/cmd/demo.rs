@@ -171,6 +171,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         http: crate::plan::HttpOptions::default(),
         timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
         warmup: Duration::ZERO,
+        watch: Vec::new(),
     };
     plan.validate()?;
     plan.clamp_workers();

@@ -118,6 +118,11 @@ pub(crate) fn execute(
     } else {
         None
     };
+    // A watched process that cannot be found is a mistake in the command: nothing runs.
+    let watching = match plan.watch.is_empty() {
+        true => None,
+        false => Some(crate::telemetry::prepare(&plan.watch).map_err(|e| usage(anyhow!(e)))?),
+    };
     // The run's time zero comes last, after every check and set-up above, so none of it counts
     // as the first requests' lag.
     let (started_at, start) = start_time(start_at)?;
@@ -130,6 +135,10 @@ pub(crate) fn execute(
         .build()
         .context("cannot start the collector's runtime")
         .map_err(run_failed)?;
+    let watcher = match watching {
+        Some(w) => Some(crate::telemetry::start(w, start).map_err(|e| run_failed(anyhow!(e)))?),
+        None => None,
+    };
     let handles = engine::spawn_workers(engine::Run {
         plan: Arc::clone(&plan),
         addr: resolved.addr,
@@ -205,7 +214,7 @@ pub(crate) fn execute(
                     if now >= next_abort_check && aborted_by.is_none() {
                         next_abort_check = now + Duration::from_secs(1);
                         let failing = judge_by.list.iter().filter(|t| t.abort_on_fail && elapsed >= t.grace).find(|t| {
-                            !crate::aggregate::evaluate(t, collector.total(), elapsed, &scenario_tags).pass
+                            !judge_one(t, collector.total(), elapsed, watcher.as_ref(), 0, &scenario_tags).pass
                         });
                         if let Some(t) = failing {
                             aborted_by = Some(format!("{} {}", t.key, t.expr));
@@ -230,6 +239,7 @@ pub(crate) fn execute(
         }
     }
     let agg = collector.finish();
+    let target = watcher.map(crate::telemetry::Watcher::finish);
     let usage = crate::util::process_usage();
     let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
     let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
@@ -317,7 +327,10 @@ pub(crate) fn execute(
     let thresholds = judge_by
         .list
         .iter()
-        .map(|t| crate::aggregate::evaluate(t, judged, judged_for, &scenario_tags))
+        .map(|t| match (&target, t.metric.is_target()) {
+            (Some(tel), true) => crate::analyze::target::evaluate(t, tel, warmup_secs),
+            _ => crate::aggregate::evaluate(t, judged, judged_for, &scenario_tags),
+        })
         .collect();
     let host_after = HostFacts::read();
     let diagnosis = diagnosis::diagnose(
@@ -336,7 +349,23 @@ pub(crate) fn execute(
         validity,
         thresholds,
         diagnosis,
+        target,
     })
+}
+
+/// A threshold's verdict on the run so far: on the requests, or on what the watcher has seen.
+fn judge_one(
+    t: &crate::plan::threshold::Threshold,
+    total: &crate::aggregate::Summary,
+    elapsed: Duration,
+    watcher: Option<&crate::telemetry::Watcher>,
+    from: u64,
+    scenario_tags: &dyn Fn(&str) -> Option<std::ops::Range<usize>>,
+) -> crate::aggregate::ThresholdResult {
+    match (watcher, t.metric.is_target()) {
+        (Some(w), true) => w.peek(|tel| crate::analyze::target::evaluate(t, tel, from)),
+        _ => crate::aggregate::evaluate(t, total, elapsed, scenario_tags),
+    }
 }
 
 /// Receives `s`, or never if it could not be installed (the signal keeps its default action).

@@ -9,8 +9,10 @@ use bytes::Bytes;
 
 use super::execute::{emit, execute, Thresholds};
 use crate::app::{exit, run_failed, usage, Failure, Options};
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, WatchArgs};
 use crate::engine::connect;
+use crate::plan::threshold::{Filter, Threshold};
+use crate::plan::watch::{Process, Scrape, Watch};
 use crate::plan::{
     self, Model, Plan, Profile, RequestSpec, ScenarioPlan, Segment, Step, Stop, Target, TlsOptions,
 };
@@ -38,6 +40,81 @@ pub(crate) fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<
     run_plan(plan, &judge_by, &a, out, opts)
 }
 
+/// `--watch-pid`, `--watch-cmd`, `--scrape`, `--scrape-metric` → watches (a scrape named like a
+/// process watch joins it).
+pub(crate) fn watches_from_args(w: &WatchArgs) -> Result<Vec<Watch>, Failure> {
+    // `NAME=VALUE`, unless the `=` is a URL's (a query string).
+    fn named(s: &str) -> (Option<&str>, &str) {
+        match s.split_once('=') {
+            Some((n, v)) if !n.contains("://") && !n.is_empty() => (Some(n.trim()), v.trim()),
+            _ => (None, s.trim()),
+        }
+    }
+    let mut out: Vec<Watch> = Vec::new();
+    for p in &w.pids {
+        let (name, pid) = named(p);
+        let pid = pid.parse::<u32>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            usage(anyhow!(
+                "--watch-pid '{p}': expected [NAME=]PID, e.g. registry=1234"
+            ))
+        })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => crate::telemetry::proc::comm(pid).unwrap_or(format!("pid{pid}")),
+        };
+        out.push(Watch {
+            name,
+            process: Some(Process::Pid(pid)),
+            scrape: None,
+        });
+    }
+    for c in &w.commands {
+        out.push(Watch {
+            name: c.clone(),
+            process: Some(Process::Command(c.clone())),
+            scrape: None,
+        });
+    }
+    if !w.metrics.is_empty() && w.scrapes.is_empty() {
+        return Err(usage(anyhow!(
+            "--scrape-metric picks series of a --scrape URL: add one"
+        )));
+    }
+    for s in &w.scrapes {
+        let (name, url) = named(s);
+        let scrape = Scrape::parse(url, &w.metrics).map_err(|e| usage(anyhow!("--scrape: {e}")))?;
+        match name.and_then(|n| out.iter_mut().find(|o| o.name == n)) {
+            Some(o) if o.scrape.is_some() => {
+                return Err(usage(anyhow!(
+                    "--scrape '{s}': watch '{}' already scrapes a URL",
+                    o.name
+                )))
+            }
+            Some(o) => o.scrape = Some(scrape),
+            None => out.push(Watch {
+                name: name.map_or(format!("{}:{}", scrape.host, scrape.port), str::to_string),
+                process: None,
+                scrape: Some(scrape),
+            }),
+        }
+    }
+    for (i, o) in out.iter().enumerate() {
+        if out[..i].iter().any(|x| x.name == o.name) {
+            return Err(usage(anyhow!(
+                "two watches are named '{}': name them, e.g. --watch-pid a=1234 --watch-pid b=5678",
+                o.name
+            )));
+        }
+        if o.name.contains([',', '{', '}']) {
+            return Err(usage(anyhow!(
+                "watch name '{}': no commas or braces",
+                o.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs a built plan and reports it; the exit code says whether thresholds and validity held.
 pub(crate) fn run_plan(
     plan: Plan,
@@ -46,6 +123,7 @@ pub(crate) fn run_plan(
     out: &mut dyn Write,
     opts: Options,
 ) -> Result<u8, Failure> {
+    let judge_by = &with_flag_thresholds(judge_by, &plan, a)?;
     let pins = parse_pins(&a.resolve, &a.connect_to)?;
     let mut resolved = connect::resolve(&plan.target, &pins, family(a)).map_err(run_failed)?;
     if let Some(url) = &a.proxy {
@@ -91,6 +169,42 @@ pub(crate) fn run_plan(
         return Ok(exit::INVALID);
     }
     Ok(code)
+}
+
+/// The thresholds to judge by: the file's (or none), then `--threshold`s, each checked against the
+/// plan's steps, scenarios and watches.
+fn with_flag_thresholds(
+    base: &Thresholds,
+    plan: &Plan,
+    a: &RunArgs,
+) -> Result<Thresholds, Failure> {
+    let mut judge_by = Thresholds {
+        list: base.list.clone(),
+        scenario_tags: base.scenario_tags.clone(),
+    };
+    for t in &a.thresholds {
+        let t = Threshold::parse_flag(t)
+            .and_then(|th| th.check_watches(&plan.watch).map(|_| th))
+            .map_err(|e| usage(anyhow!("--threshold: {e}")))?;
+        if let Filter::Step(n) = &t.filter {
+            if !plan.tag_specs().iter().any(|s| s.name == *n) {
+                return Err(usage(anyhow!(
+                    "--threshold '{}': no step named '{n}'",
+                    t.key
+                )));
+            }
+        }
+        if let Filter::Scenario(n) = &t.filter {
+            if !judge_by.scenario_tags.contains_key(n) {
+                return Err(usage(anyhow!(
+                    "--threshold '{}': no scenario named '{n}'",
+                    t.key
+                )));
+            }
+        }
+        judge_by.list.push(t);
+    }
+    Ok(judge_by)
 }
 
 /// `--timer-slack`, bounded: past 10 ms the open model's schedule itself would be coarse.
@@ -180,6 +294,8 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
             segment,
             seed: run_seed(a)?,
             max_lag: a.max_lag,
+            warmup: a.warmup,
+            watch: &watches_from_args(&a.watch)?,
             env: &env,
             http: &|base, tls| a.http.apply(base, tls),
         },
@@ -387,7 +503,8 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         tls: a.tls.apply(&TlsOptions::default()),
         http,
         timer_slack: timer_slack(a)?,
-        warmup: Duration::ZERO,
+        warmup: a.warmup.unwrap_or(Duration::ZERO),
+        watch: watches_from_args(&a.watch)?,
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();

@@ -72,6 +72,12 @@ fn config(a: &ServeArgs) -> Result<serve::ServeConfig, String> {
             .map(|c| serve::Capacity::parse(c, a.queue).map(std::sync::Arc::new))
             .transpose()
             .map_err(|e| format!("--capacity: {e}"))?,
+        leak: a
+            .leak
+            .as_deref()
+            .map(|l| serve::Leak::parse(l).map(std::sync::Arc::new))
+            .transpose()
+            .map_err(|e| format!("--leak: {e}"))?,
         sync_per_server: a.sync_per_server,
         threads: a.threads.max(1),
         tls,

@@ -38,6 +38,12 @@ pub(crate) fn cmd_stress(a: StressArgs, out: &mut dyn Write, opts: Options) -> R
         true => scenario_from_args(&a.run)?,
         false => (plan_from_args(&a.run)?, Thresholds::default()),
     };
+    if !base.watch.is_empty() {
+        return Err(usage(anyhow!(
+            "[[watch]] is not read by stress yet: watch the target in a `regbench run` at the rate \
+             stress found"
+        )));
+    }
     if !file && a.run.connections.is_none() {
         for s in &mut base.scenarios {
             s.n_connections = DEFAULT_CONNECTIONS;
@@ -99,6 +105,8 @@ fn refuse_run_flags(a: &StressArgs) -> Result<(), Failure> {
         ("--max-inflight", r.max_inflight.is_some()),
         ("--segment", r.segment.is_some()),
         ("--start-at", r.start_at.is_some()),
+        ("--threshold (stress takes --slo)", !r.thresholds.is_empty()),
+        ("--warmup (each step's is --settle)", r.warmup.is_some()),
     ] {
         if given {
             return Err(usage(anyhow!(
@@ -106,6 +114,13 @@ fn refuse_run_flags(a: &StressArgs) -> Result<(), Failure> {
                  (--start-rate, --max-rate, --factor, --step, --settle, --vus)"
             )));
         }
+    }
+    let w = &r.watch;
+    if !(w.pids.is_empty() && w.commands.is_empty() && w.scrapes.is_empty()) {
+        return Err(usage(anyhow!(
+            "--watch-pid/--watch-cmd/--scrape are not read by stress yet: watch the target in a \
+             `regbench run` at the rate stress found"
+        )));
     }
     if r.think.is_some() && a.vus.is_none() {
         return Err(usage(anyhow!(
@@ -135,17 +150,25 @@ fn refuse_run_flags(a: &StressArgs) -> Result<(), Failure> {
 /// `p(99)<100ms` (latency), `errors<1%` (failed share), or `KEY:EXPR` for any threshold.
 fn parse_slo(s: &str) -> Result<Threshold, Failure> {
     let text = s.trim();
-    let (key, expr) = match text.split_once(':') {
-        // `p(99)<1:30` never happens: a duration has no colon, so a colon separates a key.
-        Some((k, e)) if !k.contains(['<', '>', '=']) => {
-            (k.trim().to_string(), e.trim().to_string())
+    let keyed = text
+        .split_once(':')
+        .is_some_and(|(k, _)| !k.contains(['<', '>', '=']));
+    let parsed = if keyed {
+        Threshold::parse_flag(text)
+    } else {
+        match text.strip_prefix("errors") {
+            Some(rest) => Threshold::parse("errors", &format!("rate{}", rest.trim())),
+            None => Threshold::parse("latency", text),
         }
-        _ => match text.strip_prefix("errors") {
-            Some(rest) => ("errors".to_string(), format!("rate{}", rest.trim())),
-            None => ("latency".to_string(), text.to_string()),
-        },
     };
-    Threshold::parse(&key, &expr).map_err(|e| usage(anyhow!("--slo '{s}': {e}")))
+    let t = parsed.map_err(|e| usage(anyhow!("--slo '{s}': {e}")))?;
+    if t.metric.is_target() {
+        return Err(usage(anyhow!(
+            "--slo '{s}': a stress step is judged on its requests; the target's resources are \
+             watched by `regbench run` (--watch-pid, --scrape)"
+        )));
+    }
+    Ok(t)
 }
 
 /// `1,2,4,8` or `1..64` (the powers of two from 1 to 64).
@@ -669,6 +692,7 @@ fn second_within_slo(
     let selected = |name: &str, filter: &Filter| match filter {
         Filter::All | Filter::Scenario(_) => !iteration.iter().any(|i| i == name),
         Filter::Step(step) => step == name,
+        Filter::Target { .. } => false,
     };
     // Each tag's histograms decoded once (latency with dropped requests' lower bounds), then
     // merged per filter.

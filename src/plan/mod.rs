@@ -11,6 +11,7 @@ mod step;
 mod target;
 pub mod template;
 pub mod threshold;
+pub mod watch;
 
 pub use step::*;
 pub use target::*;
@@ -127,6 +128,8 @@ pub struct Plan {
     /// Thresholds (and a stress step's SLOs) are judged on the seconds after this warm-up; the
     /// report's totals still cover the whole run. Zero: judge everything.
     pub warmup: Duration,
+    /// The target's processes and metrics endpoints, sampled each second beside the load.
+    pub watch: Vec<watch::Watch>,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -278,6 +281,8 @@ impl Plan {
         let mut whole = self.clone();
         whole.segment = Segment::WHOLE;
         whole.n_workers = 0;
+        // What is watched is each process's own business, not what the run sends.
+        whole.watch = Vec::new();
         let digest = sha2::Sha256::digest(format!("{whole:?}").as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -634,6 +639,7 @@ mod tests {
             http: HttpOptions::default(),
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
             warmup: Duration::ZERO,
+            watch: Vec::new(),
         }
     }
 

@@ -5,9 +5,17 @@
 //! `max` with a duration (`50ms`, `1.5s`, `200us`; a bare number is refused: k6 reads it as milliseconds, a load tool's -z as seconds); `errors` takes
 //! `rate` (failed / requests: transport errors and 4xx/5xx) and `count`; `checks` takes `rate`
 //! (passed / evaluated) and `count` (failed); `rps` takes `rate` (requests per second of the run).
+//!
+//! The watched target (`plan::watch`): `target_cpu`, `target_rss`, `target_fds`, … (every process
+//! metric, `target_` + its name) and `metric{name:SELECTOR}` (a scraped series) take `min`, `max`,
+//! `avg`, `last`, `p(N)` and `med` over the per-second values, with a number, a byte size
+//! (`256MiB`) or a percentage (`150%` of a core); `{pid:NAME}` (or `{watch:NAME}`) picks a watch when
+//! there are several. `target_rss_slope`, `metric_slope{name:…}` and every `target_…_slope` are the
+//! least-squares growth per unit of time: `["<1MiB/h"]`, `["slope<10/min"]`.
 
 use std::time::Duration;
 
+use super::watch::PROCESS_METRICS;
 use crate::util::parse_duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +26,16 @@ pub enum Metric {
     Errors,
     Checks,
     Rps,
+    /// A process metric of a watched target: the index in `watch::PROCESS_METRICS`; with `slope`,
+    /// its least-squares growth per second.
+    Process {
+        index: usize,
+        slope: bool,
+    },
+    /// A scraped series (named by the filter's `name:`).
+    Scraped {
+        slope: bool,
+    },
 }
 
 impl Metric {
@@ -35,8 +53,30 @@ impl Metric {
             "http_req_waiting" => Metric::Ttfb,
             "http_req_failed" => Metric::Errors,
             "http_reqs" => Metric::Rps,
-            _ => return None,
+            "metric" => Metric::Scraped { slope: false },
+            "metric_slope" => Metric::Scraped { slope: true },
+            other => {
+                let name = other.strip_prefix("target_")?;
+                let (name, slope) = match name.strip_suffix("_slope") {
+                    Some(n) => (n, true),
+                    None => (name, false),
+                };
+                let index = PROCESS_METRICS.iter().position(|m| *m == name)?;
+                Metric::Process { index, slope }
+            }
         })
+    }
+
+    /// A metric of the watched target rather than of the requests.
+    pub fn is_target(self) -> bool {
+        matches!(self, Metric::Process { .. } | Metric::Scraped { .. })
+    }
+
+    pub fn is_slope(self) -> bool {
+        matches!(
+            self,
+            Metric::Process { slope: true, .. } | Metric::Scraped { slope: true }
+        )
     }
 
     pub fn is_duration(self) -> bool {
@@ -50,6 +90,12 @@ pub enum Filter {
     All,
     Step(String),
     Scenario(String),
+    /// A target metric: of the watch with this name (any, when there is one), and for a scraped
+    /// series its selector as written in the watch.
+    Target {
+        watch: Option<String>,
+        name: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,6 +107,10 @@ pub enum Stat {
     Max,
     Rate,
     Count,
+    /// The last per-second value.
+    Last,
+    /// The least-squares slope, per second.
+    Slope,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,18 +171,157 @@ impl Threshold {
     }
 }
 
-/// Parses a key: `metric` or `metric{step:NAME}` / `metric{scenario:NAME}`.
+impl Threshold {
+    /// A threshold on the target must read a series some watch provides, and say which watch when
+    /// several could.
+    pub fn check_watches(&self, watches: &[super::watch::Watch]) -> Result<(), String> {
+        let Filter::Target { watch, name } = &self.filter else {
+            return Ok(());
+        };
+        let key = &self.key;
+        let named: Vec<&super::watch::Watch> = watches
+            .iter()
+            .filter(|w| watch.as_ref().is_none_or(|n| *n == w.name))
+            .collect();
+        if let (Some(n), true) = (watch, named.is_empty()) {
+            let all: Vec<&str> = watches.iter().map(|w| w.name.as_str()).collect();
+            return Err(format!(
+                "'{key}': no watch is named '{n}' (watches: {})",
+                if all.is_empty() {
+                    "none".to_string()
+                } else {
+                    all.join(", ")
+                }
+            ));
+        }
+        let having: Vec<&str> = match (self.metric, name) {
+            (Metric::Scraped { .. }, Some(series)) => {
+                // `x.p99` reads the histogram `x`.
+                let base = series
+                    .rsplit_once('.')
+                    .filter(|(_, s)| *s == "rate" || s.starts_with('p'))
+                    .map_or(series.as_str(), |(b, _)| b);
+                named
+                    .iter()
+                    .filter(|w| {
+                        w.scrape.as_ref().is_some_and(|s| {
+                            s.metrics
+                                .iter()
+                                .any(|m| m.text == *series || m.text == base)
+                        })
+                    })
+                    .map(|w| w.name.as_str())
+                    .collect()
+            }
+            _ => named
+                .iter()
+                .filter(|w| w.process.is_some())
+                .map(|w| w.name.as_str())
+                .collect(),
+        };
+        match having.len() {
+            0 if matches!(self.metric, Metric::Scraped { .. }) => Err(format!(
+                "'{key}': no watch scrapes '{}' (name it in the watch's metrics, or --scrape-metric)",
+                name.as_deref().unwrap_or("")
+            )),
+            0 => Err(format!(
+                "'{key}': nothing watches a process (add --watch-pid/--watch-cmd, or pid/cmd in [[watch]])"
+            )),
+            1 => Ok(()),
+            _ => Err(format!(
+                "'{key}': several watches have it ({}): name one, e.g. {{pid:{}}}",
+                having.join(", "),
+                having[0]
+            )),
+        }
+    }
+
+    /// `KEY:EXPR` as the command line gives it (`--threshold`, `--slo`): the key may hold a tag
+    /// filter with colons of its own (`latency{step:get}:p(99)<1s`).
+    pub fn parse_flag(s: &str) -> Result<Threshold, String> {
+        let text = s.trim();
+        // A condition never holds a brace: the key ends at the last one.
+        let key_end = match text.rfind('}') {
+            Some(b) => Some(b + 1),
+            None => text.find(':'),
+        };
+        let (key, expr) = match key_end.map(|k| text.split_at(k)) {
+            Some((k, rest)) if rest.starts_with(':') => (k.trim(), rest[1..].trim()),
+            _ => {
+                return Err(format!(
+                "'{s}': expected KEY:CONDITION, e.g. latency:p(99)<200ms or target_rss:max<256MiB"
+            ))
+            }
+        };
+        Threshold::parse(key, expr)
+    }
+}
+
+/// Parses a key: `metric` or `metric{step:NAME}` / `metric{scenario:NAME}`; a target metric's
+/// `{pid:NAME}`, `{watch:NAME}`, `{name:SELECTOR}`, comma-separated.
 pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
-    let (name, filter) = match key.split_once('{') {
+    let (name, inner) = match key.split_once('{') {
         Some((name, rest)) => {
             let inner = rest
                 .strip_suffix('}')
                 .ok_or_else(|| format!("'{key}': a tag filter ends with '}}'"))?;
+            (name.trim(), Some(inner))
+        }
+        None => (key.trim(), None),
+    };
+    let metric = Metric::parse(name).ok_or_else(|| {
+        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs; a watched target's target_cpu, target_rss, target_fds, … or metric{{name:…}}, with _slope for a trend)")
+    })?;
+    if metric.is_target() {
+        let (mut watch, mut series) = (None, None);
+        // A selector's own labels hold commas and colons: `name:` takes the rest of the key.
+        let mut rest = inner.unwrap_or("").trim();
+        while !rest.is_empty() {
+            let (k, v) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("'{key}': expected {{pid:NAME}} or {{name:METRIC}}"))?;
+            let (v, next) = match k.trim() {
+                "name" => (v, ""),
+                _ => v.split_once(',').unwrap_or((v, "")),
+            };
+            let v = Some(v.trim().to_string());
+            match k.trim() {
+                "pid" | "watch" => watch = v,
+                "name" if matches!(metric, Metric::Scraped { .. }) => series = v,
+                other => {
+                    return Err(format!(
+                        "'{key}': cannot filter by '{other}' (expected pid, watch{})",
+                        if matches!(metric, Metric::Scraped { .. }) {
+                            " or name"
+                        } else {
+                            ""
+                        }
+                    ))
+                }
+            }
+            rest = next.trim();
+        }
+        if matches!(metric, Metric::Scraped { .. }) && series.is_none() {
+            return Err(format!(
+                "'{key}': a scraped metric is named: {name}{{name:go_goroutines}}"
+            ));
+        }
+        return Ok((
+            metric,
+            Filter::Target {
+                watch,
+                name: series,
+            },
+        ));
+    }
+    let filter = match inner {
+        None => Filter::All,
+        Some(inner) => {
             let (k, v) = inner
                 .split_once(':')
                 .ok_or_else(|| format!("'{key}': expected {{step:NAME}} or {{scenario:NAME}}"))?;
             let v = v.trim().to_string();
-            let filter = match k.trim() {
+            match k.trim() {
                 "step" => Filter::Step(v),
                 "scenario" => Filter::Scenario(v),
                 other => {
@@ -140,14 +329,9 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
                         "'{key}': cannot filter by '{other}' (expected step or scenario)"
                     ))
                 }
-            };
-            (name.trim(), filter)
+            }
         }
-        None => (key.trim(), Filter::All),
     };
-    let metric = Metric::parse(name).ok_or_else(|| {
-        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; or k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs)")
-    })?;
     Ok((metric, filter))
 }
 
@@ -185,18 +369,27 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
             "max" => Stat::Max,
             "rate" => Stat::Rate,
             "count" => Stat::Count,
+            "last" => Stat::Last,
+            "slope" | "" if metric.is_slope() => Stat::Slope,
             _ => return Err(format!("'{expr}': unknown statistic '{stat_s}'")),
         }
     };
     let allowed = match metric {
         m if m.is_duration() => matches!(stat, Stat::P(_) | Stat::Avg | Stat::Min | Stat::Max),
         Metric::Errors | Metric::Checks => matches!(stat, Stat::Rate | Stat::Count),
+        m if m.is_slope() => stat == Stat::Slope,
+        m if m.is_target() => matches!(
+            stat,
+            Stat::P(_) | Stat::Avg | Stat::Min | Stat::Max | Stat::Last
+        ),
         _ => matches!(stat, Stat::Rate),
     };
     if !allowed {
         let takes = match metric {
             m if m.is_duration() => "p(N), avg, med, min or max",
             Metric::Errors | Metric::Checks => "rate or count",
+            m if m.is_slope() => "a growth per unit of time, e.g. <1MiB/h or slope<10/min",
+            m if m.is_target() => "min, max, avg, last, med or p(N)",
             _ => "rate",
         };
         return Err(format!("'{expr}': this metric takes {takes}"));
@@ -206,6 +399,8 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
         // A bare number is refused here as everywhere (k6 reads it as ms, `-z` as s).
         let d = parse_duration(value_s).map_err(|e| format!("'{expr}': {e}"))?;
         d.as_nanos() as f64
+    } else if metric.is_target() {
+        target_bound(value_s, metric.is_slope()).map_err(|e| format!("'{expr}': {e}"))?
     } else {
         // A share may be written as a percentage: `errors` `rate<1%` is `rate<0.01`.
         let (digits, scale) = match value_s.strip_suffix('%') {
@@ -224,9 +419,111 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
     Ok((stat, op, bound))
 }
 
+/// A target metric's bound: a number, a byte size (`256MiB`), a percentage (`150%` = 1.5); a slope's
+/// per unit of time (`1MiB/h`, `10/min`, `0.5/s`), returned per second.
+fn target_bound(value: &str, slope: bool) -> Result<f64, String> {
+    let (amount, per) = match value.rsplit_once('/') {
+        Some((a, unit)) if slope => {
+            let per = match unit.trim() {
+                "s" => 1.0,
+                "m" | "min" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                u => return Err(format!("unknown unit '/{u}' (expected /s, /min, /h or /d)")),
+            };
+            (a.trim(), per)
+        }
+        None if slope => {
+            return Err(format!(
+                "'{value}' has no time unit: a slope is per /s, /min, /h or /d (e.g. 1MiB/h)"
+            ))
+        }
+        _ => (value, 1.0),
+    };
+    let v = match amount.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0).ok(),
+        None => amount
+            .parse::<f64>()
+            .ok()
+            .or_else(|| crate::util::parse_bytes(amount).ok()),
+    };
+    v.filter(|v| v.is_finite())
+        .map(|v| v / per)
+        .ok_or_else(|| format!("'{value}' is not a number, a size such as 256MiB, or a percentage"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_keys_and_bounds() {
+        let rss = PROCESS_METRICS.iter().position(|m| *m == "rss").unwrap();
+        assert_eq!(
+            parse_key("target_rss{pid:registry}").unwrap(),
+            (
+                Metric::Process {
+                    index: rss,
+                    slope: false
+                },
+                Filter::Target {
+                    watch: Some("registry".into()),
+                    name: None
+                }
+            )
+        );
+        assert_eq!(
+            parse_key("target_rss_slope").unwrap().0,
+            Metric::Process {
+                index: rss,
+                slope: true
+            }
+        );
+        assert_eq!(
+            parse_key(r#"metric{watch:reg, name:http_requests_total{code="200",method="get"}}"#)
+                .unwrap()
+                .1,
+            Filter::Target {
+                watch: Some("reg".into()),
+                name: Some(r#"http_requests_total{code="200",method="get"}"#.into())
+            }
+        );
+        assert!(parse_key("metric").unwrap_err().contains("is named"));
+        assert!(parse_key("target_cpu{step:x}")
+            .unwrap_err()
+            .contains("cannot filter by 'step'"));
+        assert!(parse_key("target_nope").is_err());
+        let (cpu, _) = parse_key("target_cpu").unwrap();
+        assert_eq!(
+            parse_expr(cpu, "avg<0.5").unwrap(),
+            (Stat::Avg, Op::Lt, 0.5)
+        );
+        assert_eq!(
+            parse_expr(cpu, "max<150%").unwrap(),
+            (Stat::Max, Op::Lt, 1.5)
+        );
+        let (mem, _) = parse_key("target_rss").unwrap();
+        assert_eq!(
+            parse_expr(mem, "max<256MiB").unwrap(),
+            (Stat::Max, Op::Lt, 256.0 * 1024.0 * 1024.0)
+        );
+        assert_eq!(parse_expr(mem, "last<4.8e+07").unwrap().2, 4.8e7);
+        assert!(parse_expr(mem, "rate<1")
+            .unwrap_err()
+            .contains("takes min, max"));
+        let (slope, _) = parse_key("target_rss_slope").unwrap();
+        assert_eq!(
+            parse_expr(slope, "<1MiB/h").unwrap(),
+            (Stat::Slope, Op::Lt, 1024.0 * 1024.0 / 3600.0)
+        );
+        assert_eq!(parse_expr(slope, "slope < 10/min").unwrap().2, 10.0 / 60.0);
+        assert!(parse_expr(slope, "<1MiB")
+            .unwrap_err()
+            .contains("no time unit"));
+        assert!(parse_expr(slope, "max<1MiB/h")
+            .unwrap_err()
+            .contains("growth per unit"));
+    }
 
     #[test]
     fn keys() {

@@ -7,7 +7,10 @@ use serde_json::{json, Map, Value};
 
 use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
+use crate::analyze::target;
+use crate::plan::watch::Process;
 use crate::plan::{HttpVersion, Model, Plan, Stage};
+use crate::telemetry::Telemetry;
 
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -146,6 +149,14 @@ fn plan(p: &Plan) -> Value {
         "timeout_ns": ns(p.timeout),
         "max_lag_ns": p.max_lag.map(ns),
         "timer_slack_ns": ns(p.timer_slack),
+        "warmup_ns": ns(p.warmup),
+        "watch": p.watch.iter().map(|w| json!({
+            "name": w.name,
+            "pid": match &w.process { Some(Process::Pid(p)) => Some(*p), _ => None },
+            "cmd": match &w.process { Some(Process::Command(c)) => Some(c.as_str()), _ => None },
+            "scrape": w.scrape.as_ref().map(|s| s.url.as_str()),
+            "metrics": w.scrape.as_ref().map(|s| s.metrics.iter().map(|m| m.text.as_str()).collect::<Vec<_>>()),
+        })).collect::<Vec<_>>(),
         "seed": p.seed,
         "segments": p.segment.count,
         "http": { "version": http_version(p.http.version), "streams": p.http.streams },
@@ -193,6 +204,82 @@ fn stages(s: &[Stage]) -> Vec<Value> {
     s.iter()
         .map(|st| json!({ "duration_ns": ns(st.duration), "target": st.target }))
         .collect()
+}
+
+/// The unit a threshold's observed value is in: ns for request durations, the series' own for a
+/// target metric (per second for a slope).
+fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
+    if t.metric.is_duration() {
+        return "ns".into();
+    }
+    let series = r.target.as_ref().and_then(|tel| target::series_of(t, tel));
+    match (series, t.metric.is_slope()) {
+        (Some(s), true) => format!("{}/s", s.unit.name()),
+        (Some(s), false) => s.unit.name().into(),
+        (None, _) => String::new(),
+    }
+}
+
+/// The watched target's values in second `t`, by watch and series.
+fn target_at(tel: &Telemetry, t: u64) -> Value {
+    let mut by_watch = Map::new();
+    for s in &tel.series {
+        if let Ok(i) = s.points.binary_search_by_key(&t, |p| p.0) {
+            let w = by_watch.entry(s.watch.clone()).or_insert_with(|| json!({}));
+            w[&s.name] = json!(s.points[i].1);
+        }
+    }
+    Value::Object(by_watch)
+}
+
+/// The watched target: what was watched, each series with its summary, trend and points, and what
+/// watching cost.
+fn target(tel: &Telemetry, from: u64) -> Value {
+    json!({
+        "judged_from_s": from,
+        "watches": tel.watches.iter().map(|w| json!({
+            "name": w.name,
+            "pids": w.pids,
+            "exited": w.exited.iter().map(|(pid, at)| json!({"pid": pid, "at_s": at})).collect::<Vec<_>>(),
+            "scrape": w.scrape,
+            "scrapes_ok": w.scrapes_ok,
+            "scrapes_failed": w.scrapes_failed,
+            "last_error": w.last_error,
+            "never_seen": w.never_seen,
+        })).collect::<Vec<_>>(),
+        "series": tel.series.iter().map(|s| {
+            let sum = target::summarize(&s.points, from);
+            let trend = target::trend(&s.points, from);
+            json!({
+                "watch": s.watch,
+                "name": s.name,
+                "unit": s.unit.name(),
+                "n": sum.map_or(0, |x| x.n),
+                "min": sum.map(|x| x.min),
+                "mean": sum.map(|x| x.mean),
+                "max": sum.map(|x| x.max),
+                "last": sum.map(|x| x.last),
+                "trend": trend.map(|t| json!({
+                    "slope_per_s": t.slope,
+                    "ci95_per_s": [t.lo, t.hi],
+                    "r2": t.r2,
+                    "n": t.n,
+                    "span_s": t.span,
+                    "direction": match t.direction {
+                        target::Direction::Grows => "grows",
+                        target::Direction::Shrinks => "shrinks",
+                        target::Direction::Flat => "flat",
+                    },
+                })),
+                "points": s.points.iter().map(|(t, v)| json!([t, v])).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+        "cost": {
+            "cpu_s": tel.cost_cpu.as_secs_f64(),
+            "elapsed_s": tel.elapsed.as_secs_f64(),
+            "share_of_core": tel.cost_cpu.as_secs_f64() / tel.elapsed.as_secs_f64().max(1e-9),
+        },
+    })
 }
 
 pub fn render(r: &RunReport) -> String {
@@ -260,7 +347,7 @@ pub fn render(r: &RunReport) -> String {
             v["scenario"] = json!(r.scenario_of(i).map(|s| s.name.as_str()));
             v
         }).collect::<Vec<_>>(),
-        "time_series": r.agg.series.iter().map(|s| json!({
+        "time_series": r.agg.series.iter().map(|s| { let mut row = json!({
             "t_s": s.t_s,
             "requests": s.n_requests,
             "errors": s.n_errors,
@@ -280,7 +367,12 @@ pub fn render(r: &RunReport) -> String {
             "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),
             "latency_max_ns": ns(s.latency.max),
-        })).collect::<Vec<_>>(),
+        });
+        if let Some(tel) = &r.target {
+            row["target"] = target_at(tel, s.t_s);
+        }
+        row }).collect::<Vec<_>>(),
+        "target": r.target.as_ref().map(|tel| target(tel, r.info.plan.warmup_secs())),
         "generator": {
             "workers_cpu_ns": ns(r.workers_cpu()),
             "process_cpu_ns": ns(info.process_cpu),
@@ -303,7 +395,7 @@ pub fn render(r: &RunReport) -> String {
             "expr": t.threshold.expr,
             "observed": t.observed,
             "censored": t.censored,
-            "unit": if t.threshold.metric.is_duration() { "ns" } else { "" },
+            "unit": threshold_unit(r, &t.threshold),
             "pass": t.pass,
         })).collect::<Vec<_>>(),
         "diagnosis": r.diagnosis.iter().map(|d| json!({

@@ -103,6 +103,9 @@ pub struct RunReport {
     pub thresholds: Vec<ThresholdResult>,
     /// What each kind of failure likely means, with the run's evidence (empty without failures).
     pub diagnosis: Vec<crate::analyze::diagnosis::Diagnosis>,
+    /// The watched target's series (`--watch-pid`, `--scrape`, `[[watch]]`), when anything was
+    /// watched.
+    pub target: Option<crate::telemetry::Telemetry>,
 }
 
 impl RunReport {

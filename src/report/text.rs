@@ -4,9 +4,11 @@ use std::fmt::Write;
 
 use super::RunReport;
 use crate::aggregate::{log_bins, Dist, QUANTILES};
+use crate::analyze::target::{self, Direction};
 use crate::plan::threshold::Stat;
 use crate::plan::Model;
 use crate::sample::ErrorKind;
+use crate::telemetry::{Telemetry, Unit};
 use crate::util::{fmt_bytes, fmt_duration as d};
 use std::time::Duration;
 
@@ -463,6 +465,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
 
+    if let Some(tel) = &r.target {
+        write_target(o, tel, r.info.plan.warmup_secs())?;
+    }
+
     writeln!(o, "\nGenerator")?;
     writeln!(
         o,
@@ -505,8 +511,16 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         for t in &r.thresholds {
             let th = &t.threshold;
             let at_least = if t.censored { "≥ " } else { "" };
+            let series = r.target.as_ref().and_then(|tel| target::series_of(th, tel));
             let observed = match t.observed {
                 None => "no data".to_string(),
+                Some(v) if th.metric.is_slope() => {
+                    let [shown] = per_time(series.map_or(Unit::Value, |s| s.unit), [v]);
+                    shown
+                }
+                Some(v) if th.metric.is_target() => {
+                    series.map_or(format!("{v:.4}"), |s| value(s.unit, v))
+                }
                 Some(v) if th.metric.is_duration() => {
                     format!("{at_least}{}", d(Duration::from_nanos(v.max(0.0) as u64)))
                 }
@@ -528,6 +542,158 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// The watched target: per watch, each series' min/mean/max/last over the judged seconds, the
+/// trends of its levels (the leak check), exits, scrape failures, and what watching cost.
+fn write_target(o: &mut String, tel: &Telemetry, from: u64) -> std::fmt::Result {
+    let after = match from {
+        0 => String::new(),
+        f => format!(" after a {f} s warm-up"),
+    };
+    writeln!(
+        o,
+        "\nTarget (sampled each second{after})       min        mean         max        last"
+    )?;
+    for w in &tel.watches {
+        let mut what = Vec::new();
+        if !w.pids.is_empty() {
+            let pids: Vec<String> = w.pids.iter().map(u32::to_string).collect();
+            what.push(format!("pid {}", pids.join(",")));
+        }
+        if let Some(url) = &w.scrape {
+            what.push(format!(
+                "{url}: {} scrape{} ok, {} failed",
+                w.scrapes_ok,
+                plural(w.scrapes_ok),
+                w.scrapes_failed
+            ));
+        }
+        writeln!(o, "  {} ({})", w.name, what.join("; "))?;
+        let mut trends = Vec::new();
+        for s in tel.series.iter().filter(|s| s.watch == w.name) {
+            let Some(sum) = target::summarize(&s.points, from) else {
+                continue;
+            };
+            // A long selector gets a line of its own rather than being cut.
+            let name = match s.name.chars().count() > 32 {
+                true => {
+                    writeln!(o, "    {}", s.name)?;
+                    String::new()
+                }
+                false => s.name.clone(),
+            };
+            writeln!(
+                o,
+                "    {:<32} {:>11} {:>11} {:>11} {:>11}",
+                name,
+                value(s.unit, sum.min),
+                value(s.unit, sum.mean),
+                value(s.unit, sum.max),
+                value(s.unit, sum.last)
+            )?;
+            let is_level = matches!(s.unit, Unit::Bytes | Unit::Count | Unit::Value)
+                && s.name != "rss_peak"
+                && !s.name.contains('.');
+            // RSS's trend always (the leak check); another level's when it moves.
+            if let Some(tr) = target::trend(&s.points, from).filter(|_| is_level) {
+                if s.name == "rss" || tr.direction != Direction::Flat {
+                    trends.push((s, tr));
+                }
+            }
+        }
+        for (s, tr) in trends {
+            let verdict = match tr.direction {
+                Direction::Grows => "grows",
+                Direction::Shrinks => "shrinks",
+                Direction::Flat => "flat:",
+            };
+            let [slope, lo, hi] = per_time(s.unit, [tr.slope, tr.lo, tr.hi]);
+            writeln!(
+                o,
+                "    trend {} {verdict} {slope} (95% CI {lo} to {hi}), R² {:.2} over {:.0} s",
+                s.name, tr.r2, tr.span
+            )?;
+        }
+        for (pid, at) in &w.exited {
+            writeln!(o, "    EXITED pid {pid} at {at:.1} s: its series end there")?;
+        }
+        if w.scrapes_failed > 0 {
+            writeln!(
+                o,
+                "    scrape failures: {} (last: {})",
+                w.scrapes_failed,
+                w.last_error.as_deref().unwrap_or("?")
+            )?;
+        }
+        if !w.never_seen.is_empty() {
+            writeln!(
+                o,
+                "    never in a scrape: {} (a typo, or not exported by this target)",
+                w.never_seen.join(", ")
+            )?;
+        }
+    }
+    let secs = tel.elapsed.as_secs_f64().max(1e-9);
+    writeln!(
+        o,
+        "  watching cost {} CPU over {:.0} s ({:.3}% of a core)",
+        d(tel.cost_cpu),
+        secs,
+        100.0 * tel.cost_cpu.as_secs_f64() / secs
+    )
+}
+
+/// A target value in its unit.
+fn value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Bytes => fmt_bytes(v),
+        Unit::Cores => format!("{v:.2} cores"),
+        Unit::Count => format!("{v:.0}"),
+        Unit::PerSecond => format!("{v:.1}/s"),
+        Unit::Seconds => d(Duration::from_secs_f64(v.max(0.0))),
+        Unit::Share => format!("{:.1}%", 100.0 * v),
+        Unit::Value if v.abs() >= 1e6 => format!("{v:.3e}"),
+        Unit::Value if v.fract() == 0.0 => format!("{v:.0}"),
+        Unit::Value => format!("{v:.3}"),
+    }
+}
+
+/// Slopes (units per second) in one unit, per the time unit that reads best for the first: the
+/// smallest of /s, /min, /h in which it is at least one unit (a KiB for sizes), sizes in the binary
+/// unit that suits it. The first carries the unit; the others (its interval) share it.
+fn per_time<const N: usize>(unit: Unit, per_s: [f64; N]) -> [String; N] {
+    let one = match unit {
+        Unit::Bytes => 1024.0,
+        _ => 1.0,
+    };
+    let (k, per) = [(1.0, "s"), (60.0, "min"), (3600.0, "h")]
+        .into_iter()
+        .find(|(k, _)| (per_s[0] * k).abs() >= one)
+        .unwrap_or((3600.0, "h"));
+    let (scale, name) = match unit {
+        Unit::Bytes => {
+            let v = (per_s[0] * k).abs();
+            ["B", "KiB", "MiB", "GiB", "TiB"]
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, n)| (1024f64.powi(i as i32), *n))
+                .find(|(s, _)| v >= *s)
+                .unwrap_or((1.0, "B"))
+        }
+        _ => (1.0, ""),
+    };
+    let mut i = 0;
+    per_s.map(|v| {
+        let shown = format!("{:+.2}", v * k / scale);
+        i += 1;
+        match i {
+            1 if name.is_empty() => format!("{shown}/{per}"),
+            1 => format!("{shown} {name}/{per}"),
+            _ => shown,
+        }
+    })
 }
 
 /// The latency table: latency, service time, TTFB and lag side by side. Latency values that are only

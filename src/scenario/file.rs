@@ -18,6 +18,30 @@ pub struct File {
     /// In file order, so the report's table follows the file.
     #[serde(default)]
     pub thresholds: indexmap::IndexMap<String, Spanned<Vec<Spanned<ThresholdEntry>>>>,
+    /// The target's processes and metrics endpoints, sampled each second.
+    #[serde(rename = "watch", default)]
+    pub watches: Vec<Spanned<WatchSpec>>,
+}
+
+/// `[[watch]]`: a process (`pid` or `cmd`) and/or a metrics endpoint (`scrape`, `metrics`). Strings
+/// may use constants and `{{env.NAME}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSpec {
+    pub name: Option<Spanned<String>>,
+    pub pid: Option<Spanned<PidSpec>>,
+    pub cmd: Option<Spanned<String>>,
+    pub scrape: Option<Spanned<String>>,
+    #[serde(default)]
+    pub metrics: Vec<Spanned<String>>,
+}
+
+/// A PID as a number, or as text (`"{{env.REGISTRY_PID}}"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PidSpec {
+    Number(i64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +56,8 @@ pub struct Defaults {
     /// k6 do; false sends no Accept-Encoding, as wrk and `--disable-compression`.
     pub compression: Option<bool>,
     pub max_lag: Option<Spanned<String>>,
+    /// Thresholds and the watched target's trends are judged after this.
+    pub warmup: Option<Spanned<String>>,
     #[serde(default)]
     pub vars: BTreeMap<String, Spanned<toml::Value>>,
     pub tls: Option<TlsSpec>,

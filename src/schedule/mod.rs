@@ -312,6 +312,7 @@ mod tests {
             http: crate::plan::HttpOptions::default(),
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
             warmup: Duration::ZERO,
+            watch: Vec::new(),
         }
     }
 

@@ -95,6 +95,66 @@ impl Stall {
     }
 }
 
+/// A memory leak on purpose (`--leak 1MiB/s`): the target keeps allocating, and touching, this many
+/// bytes a second, so a watcher's leak detection has a known answer.
+#[derive(Debug, Default)]
+pub struct Leak {
+    /// Bytes per second.
+    pub rate: f64,
+    held: std::sync::Mutex<Vec<Vec<u8>>>,
+    leaked: std::sync::atomic::AtomicU64,
+}
+
+impl Leak {
+    /// Past this the leak stops growing: it proves a point, it must not take the machine down.
+    pub const MAX_TOTAL: u64 = 4 << 30;
+
+    /// `1MiB/s`, `10MB/min`, `512KiB/s`; at most 1 GiB/s.
+    pub fn parse(s: &str) -> Result<Leak, String> {
+        let (amount, per) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}': expected a size per time, e.g. 1MiB/s or 10MB/min"))?;
+        let secs = match per.trim() {
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            u => {
+                return Err(format!(
+                    "'{s}': unknown unit '/{u}' (expected /s, /min or /h)"
+                ))
+            }
+        };
+        let rate = crate::util::parse_bytes(amount)? / secs;
+        if rate > (1u64 << 30) as f64 {
+            return Err(format!("'{s}' is more than 1GiB/s"));
+        }
+        Ok(Leak {
+            rate,
+            ..Leak::default()
+        })
+    }
+
+    /// Bytes leaked so far.
+    pub fn leaked(&self) -> u64 {
+        self.leaked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Leaks what is due `elapsed` after the target started (so a late tick catches up).
+    pub fn tick(&self, elapsed: Duration) {
+        let due = ((self.rate * elapsed.as_secs_f64()) as u64).min(Self::MAX_TOTAL);
+        let have = self.leaked();
+        if due <= have {
+            return;
+        }
+        // Non-zero bytes: the pages are written, so they are resident (zeroed pages may not be).
+        let block = vec![0x5a_u8; (due - have) as usize];
+        if let Ok(mut held) = self.held.lock() {
+            held.push(block);
+            self.leaked.store(due, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

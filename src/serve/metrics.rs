@@ -109,14 +109,23 @@ impl Metrics {
             .sum()
     }
 
-    pub fn render(&self) -> String {
+    /// The exposition; `leaked` is what `--leak` has allocated so far, when it is on.
+    pub fn render(&self, leaked: Option<u64>) -> String {
         let mut o = String::new();
         // invariant: writing to a String cannot fail.
-        let _ = self.write(&mut o);
+        let _ = self.write(&mut o, leaked);
         o
     }
 
-    fn write(&self, o: &mut String) -> std::fmt::Result {
+    fn write(&self, o: &mut String, leaked: Option<u64>) -> std::fmt::Result {
+        if let Some(n) = leaked {
+            writeln!(
+                o,
+                "# HELP regbench_demo_leaked_bytes Memory --leak has allocated and holds."
+            )?;
+            writeln!(o, "# TYPE regbench_demo_leaked_bytes gauge")?;
+            writeln!(o, "regbench_demo_leaked_bytes {n}")?;
+        }
         writeln!(
             o,
             "# HELP regbench_demo_requests_total Requests answered, by route and status class."
@@ -190,7 +199,8 @@ mod tests {
         m.record(Route::Catalog, 404, Duration::from_millis(200));
         m.record(Route::Metrics, 200, Duration::from_millis(1));
         assert_eq!(m.requests_total(), 2);
-        let text = m.render();
+        let text = m.render(Some(42));
+        assert!(text.contains("regbench_demo_leaked_bytes 42"));
         assert!(text.contains("regbench_demo_requests_total{route=\"catalog\",code=\"2xx\"} 1"));
         assert!(text.contains("regbench_demo_requests_total{route=\"catalog\",code=\"4xx\"} 1"));
         assert!(text.contains(

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 pub use content::{
     digest, Content, Manifest, Repo, DOCKER_MANIFEST, MULTI_PLATFORM_EVERY, OCI_MANIFEST,
 };
-pub use knobs::{Capacity, LatencyModel, Stall};
+pub use knobs::{Capacity, LatencyModel, Leak, Stall};
 pub use metrics::{Metrics, Route};
 pub use service::{server_id, ServiceRegistry};
 
@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How `/v2/` is protected.
     pub auth: auth::Auth,
+    /// Leak memory at a known rate (`--leak`).
+    pub leak: Option<Arc<Leak>>,
 }
 
 impl Default for ServeConfig {
@@ -79,6 +81,7 @@ impl Default for ServeConfig {
             threads: 1,
             tls: None,
             auth: auth::Auth::None,
+            leak: None,
         }
     }
 }
@@ -115,6 +118,16 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    if let Some(leak) = state.config.leak.clone() {
+        let started = state.started;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                every.tick().await;
+                leak.tick(started.elapsed());
+            }
+        });
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -318,7 +331,15 @@ async fn route(state: &State, req: &Request<()>, body: Bytes) -> (Route, Resp) {
     let path = req.uri().path();
     let method = req.method();
     if path == "/metrics" {
-        return (Route::Metrics, text(StatusCode::OK, state.metrics.render()));
+        return (
+            Route::Metrics,
+            text(
+                StatusCode::OK,
+                state
+                    .metrics
+                    .render(state.config.leak.as_ref().map(|l| l.leaked())),
+            ),
+        );
     }
     let cfg = &state.config;
     if !cfg.latency.is_zero() {

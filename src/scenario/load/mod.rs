@@ -55,6 +55,10 @@ pub struct Overrides<'a> {
     pub segment: Segment,
     pub seed: u64,
     pub max_lag: Option<Duration>,
+    /// `--warmup`, over `[defaults] warmup`.
+    pub warmup: Option<Duration>,
+    /// The command line's watches (`--watch-pid`, `--watch-cmd`, `--scrape`), after the file's.
+    pub watch: &'a [crate::plan::watch::Watch],
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The command line's HTTP flags over the file's (`--http1/--http2/--h2c/--streams`), for a
     /// target that is `https://` when the flag is true; `Err` explains a combination that cannot run.
@@ -284,6 +288,24 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         });
     }
 
+    let mut watches = Vec::new();
+    for w in &f.watches {
+        watches.push(watch(&cx, w, &const_scope)?);
+    }
+    watches.extend(ov.watch.iter().cloned());
+    for (i, w) in watches.iter().enumerate() {
+        if watches[..i].iter().any(|o| o.name == w.name) {
+            let span = f.watches.get(i).map_or(0..0, |s| s.span());
+            return Err(cx.at(
+                span,
+                format!(
+                    "two watches are named '{}': give one a name = \"…\"",
+                    w.name
+                ),
+            ));
+        }
+    }
+
     let mut thresholds = Vec::new();
     for (key, entries) in &f.thresholds {
         let (metric, filter) = parse_key(key).map_err(|e| cx.at(entries.span(), e))?;
@@ -323,7 +345,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
             };
             let (stat, op, bound) =
                 parse_expr(metric, &expr).map_err(|e| cx.at(entry.span(), e))?;
-            thresholds.push(Threshold {
+            let t = Threshold {
                 key: key.clone(),
                 expr,
                 metric,
@@ -333,7 +355,10 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                 bound,
                 abort_on_fail,
                 grace,
-            });
+            };
+            t.check_watches(&watches)
+                .map_err(|e| cx.at(entries.span(), e))?;
+            thresholds.push(t);
         }
     }
 
@@ -370,7 +395,12 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         tls: tls_options(&cx, f.defaults.tls.as_ref(), dir)?,
         http,
         timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
-        warmup: Duration::ZERO,
+        warmup: match (&f.defaults.warmup, ov.warmup) {
+            (_, Some(w)) => w,
+            (Some(w), None) => cx.duration(w, "warmup")?,
+            (None, None) => Duration::ZERO,
+        },
+        watch: watches,
     };
     plan.validate().map_err(|e| ScenarioError::File {
         file: cx.file.clone(),
@@ -381,6 +411,92 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         plan,
         thresholds,
         scenario_tags,
+    })
+}
+
+/// A `[[watch]]` table.
+fn watch(
+    cx: &Ctx,
+    spec: &Spanned<crate::scenario::file::WatchSpec>,
+    scope: &Scope,
+) -> Result<crate::plan::watch::Watch, ScenarioError> {
+    use crate::plan::watch::{Process, Scrape, Watch};
+    use crate::scenario::file::PidSpec;
+    let w = spec.get_ref();
+    let text = |s: &Spanned<String>, what: &str| -> Result<String, ScenarioError> {
+        cx.template(s, scope)?.static_text().ok_or_else(|| {
+            cx.at(
+                s.span(),
+                format!("{what} may use only constants and env.NAME"),
+            )
+        })
+    };
+    let process = match (&w.pid, &w.cmd) {
+        (Some(_), Some(c)) => return Err(cx.at(c.span(), "a watch has pid or cmd, not both")),
+        (Some(p), None) => {
+            let n = match p.get_ref() {
+                PidSpec::Number(n) => n.to_string(),
+                PidSpec::Text(t) => {
+                    let s = Spanned::new(p.span(), t.clone());
+                    text(&s, "pid")?
+                }
+            };
+            let pid = n
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| cx.at(p.span(), format!("pid: '{n}' is not a process ID")))?;
+            Some(Process::Pid(pid))
+        }
+        (None, Some(c)) => Some(Process::Command(text(c, "cmd")?)),
+        (None, None) => None,
+    };
+    let scrape = match &w.scrape {
+        Some(url) => {
+            let metrics = w
+                .metrics
+                .iter()
+                .map(|m| text(m, "metrics"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let s = Scrape::parse(&text(url, "scrape")?, &metrics).map_err(|e| {
+                let at = w.metrics.first().filter(|_| e.starts_with("metric '"));
+                cx.at(at.map_or(url.span(), |m| m.span()), e)
+            })?;
+            Some(s)
+        }
+        None if !w.metrics.is_empty() => {
+            return Err(cx.at(
+                w.metrics[0].span(),
+                "metrics are kept from a scrape: add scrape = \"http://…/metrics\"",
+            ))
+        }
+        None => None,
+    };
+    let name = match (&w.name, &process, &scrape) {
+        (Some(n), _, _) => text(n, "name")?,
+        (None, Some(Process::Command(c)), _) => c.clone(),
+        (None, Some(Process::Pid(pid)), _) => {
+            crate::telemetry::proc::comm(*pid).unwrap_or(format!("pid{pid}"))
+        }
+        (None, None, Some(s)) => format!("{}:{}", s.host, s.port),
+        (None, None, None) => {
+            return Err(cx.at(spec.span(), "a [[watch]] needs pid, cmd or scrape"))
+        }
+    };
+    if name.is_empty() || name.contains([',', '{', '}']) {
+        let at = w.name.as_ref().map_or(spec.span(), |n| n.span());
+        return Err(cx.at(
+            at,
+            format!(
+                "watch name '{name}': no commas or braces (thresholds name it in {{pid:NAME}})"
+            ),
+        ));
+    }
+    Ok(Watch {
+        name,
+        process,
+        scrape,
     })
 }
 
@@ -474,6 +590,8 @@ mod tests {
                 segment: Segment::WHOLE,
                 seed: 1,
                 max_lag: None,
+                warmup: None,
+                watch: &[],
                 env: &env,
                 http: &|base, _| Ok(base),
             },
