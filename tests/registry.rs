@@ -294,7 +294,7 @@ fn catalog_and_tags_pagination_against_the_real_registry() {
     assert_eq!(steps[0]["checks"][0]["failed"], 0);
 }
 
-fn seed(reg: &Registry, extra: &[&str]) {
+pub(crate) fn seed(reg: &Registry, extra: &[&str]) {
     let url = reg.url();
     let mut args = vec![
         "oci",

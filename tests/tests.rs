@@ -35,3 +35,5 @@ mod stress;
 mod tls;
 /// Issue 13: every run shape sends exactly its plan and reports the truth (deadlines, drops, signals).
 mod truth;
+/// Issue 15: watching the target's processes and metrics; thresholds on them; leak detection.
+mod watch;

@@ -457,6 +457,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn command_line_thresholds_split_after_the_key() {
+        let t = Threshold::parse_flag("latency{step:get}:p(99)<1s").unwrap();
+        assert_eq!(
+            (t.filter, t.stat, t.bound),
+            (Filter::Step("get".into()), Stat::P(99.0), 1e9)
+        );
+        let t = Threshold::parse_flag(r#"metric{name:x{a="b,c"}.p99}:last<5"#).unwrap();
+        assert_eq!(
+            t.filter,
+            Filter::Target {
+                watch: None,
+                name: Some(r#"x{a="b,c"}.p99"#.into())
+            }
+        );
+        let t = Threshold::parse_flag("target_rss_slope:<1MiB/h").unwrap();
+        assert_eq!(t.stat, Stat::Slope);
+        assert!(Threshold::parse_flag("p(99)<1s")
+            .unwrap_err()
+            .contains("KEY:CONDITION"));
+    }
+
+    #[test]
     fn target_keys_and_bounds() {
         let rss = PROCESS_METRICS.iter().position(|m| *m == "rss").unwrap();
         assert_eq!(

@@ -379,7 +379,7 @@ fn scrape_once(w: &mut Live, t: Option<u64>, dt: Duration, series: &mut Vec<Seri
         }
     };
     w.info.scrapes_ok += 1;
-    let samples = scrape::parse(&text);
+    let samples = scrape::parse(&text, &s.metrics);
     let secs = dt.as_secs_f64().max(1e-3);
     for (i, sel) in s.metrics.iter().enumerate() {
         let now = scrape::observe(sel, &samples);

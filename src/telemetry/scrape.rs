@@ -86,9 +86,27 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Parses exposition text.
-pub fn parse(text: &str) -> Vec<Sample> {
-    let lines = text.lines().map(|l| Ok(l.to_string()));
+/// Parses the exposition's lines that concern `wanted` (the selectors' metric names): an exporter
+/// serves hundreds of series, and parsing only the few watched keeps watching cheap.
+pub fn parse(text: &str, wanted: &[Selector]) -> Vec<Sample> {
+    let concerns = |name: &str| {
+        wanted.iter().any(|w| {
+            name.strip_prefix(w.name.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        })
+    };
+    let lines = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            let name = match l.strip_prefix('#') {
+                // `# TYPE name …`, `# HELP name …`; other comments (`# EOF`) go.
+                Some(c) => c.split_whitespace().nth(1).unwrap_or(""),
+                None => l.split(['{', ' ', '\t']).next().unwrap_or(""),
+            };
+            concerns(name)
+        })
+        .map(|l| Ok(l.to_string()));
     // invariant: the line iterator never yields an error, the parser's only failure.
     prometheus_parse::Scrape::parse(lines)
         .map(|s| s.samples)
@@ -236,7 +254,23 @@ om_requests_total 7 # {trace_id=\"abc\"} 1\n\
 
     #[test]
     fn every_kind_and_number_form() {
-        let samples = parse(TEXT);
+        let all: Vec<Selector> = [
+            "go_goroutines",
+            "process_resident_memory_bytes",
+            "http_requests_total",
+            "d_seconds",
+            "rpc",
+            "om_requests",
+            "nope",
+        ]
+        .iter()
+        .map(|s| sel(s))
+        .collect();
+        let samples = parse(TEXT, &all);
+        // Only the watched names are parsed.
+        assert!(parse(TEXT, &all[..1])
+            .iter()
+            .all(|s| s.metric == "go_goroutines"));
         assert_eq!(
             observe(&sel("go_goroutines"), &samples),
             Some(Observed::Gauge(12.0))

@@ -78,6 +78,11 @@ impl Registry {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The registry's process, for watching it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Registry {

@@ -473,16 +473,18 @@ fn watch(
         }
         None => None,
     };
-    let name = match (&w.name, &process, &scrape) {
-        (Some(n), _, _) => text(n, "name")?,
-        (None, Some(Process::Command(c)), _) => c.clone(),
-        (None, Some(Process::Pid(pid)), _) => {
+    if process.is_none() && scrape.is_none() {
+        return Err(cx.at(spec.span(), "a [[watch]] needs pid, cmd or scrape"));
+    }
+    let name = match (&w.name, &process) {
+        (Some(n), _) => text(n, "name")?,
+        (None, Some(Process::Command(c))) => c.clone(),
+        (None, Some(Process::Pid(pid))) => {
             crate::telemetry::proc::comm(*pid).unwrap_or(format!("pid{pid}"))
         }
-        (None, None, Some(s)) => format!("{}:{}", s.host, s.port),
-        (None, None, None) => {
-            return Err(cx.at(spec.span(), "a [[watch]] needs pid, cmd or scrape"))
-        }
+        (None, None) => scrape
+            .as_ref()
+            .map_or(String::new(), |s| format!("{}:{}", s.host, s.port)),
     };
     if name.is_empty() || name.contains([',', '{', '}']) {
         let at = w.name.as_ref().map_or(spec.span(), |n| n.span());
@@ -784,6 +786,60 @@ mod tests {
             assert!(
                 e.starts_with(at),
                 "expected the error at {at}, got: {e}\n--- file ---\n{toml}"
+            );
+            assert!(e.contains(want), "expected '{want}' in: {e}");
+        }
+    }
+
+    #[test]
+    fn watch_tables_and_their_mistakes() {
+        let base = scenario(
+            "executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nurl = \"/\"\n",
+        );
+        // The line of the n-th line after `base` (1-based).
+        let at = |n: usize| format!("{}:", base.lines().count() + n);
+        let ok = format!(
+            "{base}[[watch]]\nname = \"registry\"\ncmd = \"docker-registry\"\n\
+             scrape = \"http://127.0.0.1:5001/metrics\"\nmetrics = [\"go_goroutines\", \
+             'x_seconds{{handler=\"blob\"}}']\n\
+             [[watch]]\npid = \"{{{{pid}}}}\"\nname = \"other\"\n\
+             [defaults.vars]\npid = 4242\n\
+             [thresholds]\n\"target_rss{{pid:registry}}\" = [\"max<256MiB\"]\n\
+             \"metric{{name:go_goroutines}}\" = [\"last<500\"]\n\
+             \"metric_slope{{name:x_seconds{{handler=\\\"blob\\\"}}.p99}}\" = [\"<1/min\"]\n"
+        );
+        let l = load_str(&ok, &[]).unwrap();
+        let w = &l.plan.watch;
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            w[0].process,
+            Some(crate::plan::watch::Process::Command(
+                "docker-registry".into()
+            ))
+        );
+        assert_eq!(w[0].scrape.as_ref().unwrap().metrics[1].labels[0].1, "blob");
+        assert_eq!(w[1].process, Some(crate::plan::watch::Process::Pid(4242)));
+        assert_eq!(l.thresholds.len(), 3);
+
+        let cases = [
+            ("[[watch]]\npid = 1\ncmd = \"x\"\n", at(3), "pid or cmd, not both"),
+            ("[[watch]]\ncmd = \"x\"\nmetrics = [\"a\"]\n", at(3), "kept from a scrape"),
+            ("[[watch]]\nname = \"x\"\n", at(1), "needs pid, cmd or scrape"),
+            ("[[watch]]\npid = -3\n", at(2), "not a process ID"),
+            ("[[watch]]\nscrape = \"https://h/metrics\"\n", at(2), "only http://"),
+            ("[[watch]]\ncmd = \"x\"\n[[watch]]\ncmd = \"x\"\n", at(3), "two watches are named 'x'"),
+            ("[[watch]]\ncmd = \"x\"\nscrape = \"http://h:1/m\"\nmetrics = [\"9bad\"]\n", at(4), "not a metric name"),
+            ("[[watch]]\ncmd = \"x\"\n[thresholds]\n\"target_rss{pid:y}\" = [\"max<1MiB\"]\n", at(4), "no watch is named 'y' (watches: x)"),
+            ("[thresholds]\n\"target_cpu\" = [\"avg<0.5\"]\n", at(2), "nothing watches a process"),
+            ("[[watch]]\ncmd = \"x\"\n[[watch]]\ncmd = \"y\"\n[thresholds]\n\"target_cpu\" = [\"avg<0.5\"]\n", at(6), "several watches have it (x, y)"),
+            ("[[watch]]\ncmd = \"x\"\n[thresholds]\n\"metric{name:go_goroutines}\" = [\"last<5\"]\n", at(4), "no watch scrapes 'go_goroutines'"),
+            ("[[watch]]\ncmd = \"x\"\n[thresholds]\n\"target_rss_slope\" = [\"<1MiB\"]\n", at(4), "no time unit"),
+        ];
+        for (tail, line, want) in cases {
+            let e = error(&format!("{base}{tail}"));
+            assert!(
+                e.starts_with(&line),
+                "expected the error at {line}, got: {e}\n{tail}"
             );
             assert!(e.contains(want), "expected '{want}' in: {e}");
         }
