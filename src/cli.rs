@@ -19,7 +19,10 @@ Examples:
   regbench run http://127.0.0.1:5000/v2/ --rate 200 -z 1m --max-lag 100ms --strict   # open model
   regbench run http://127.0.0.1:5000/v2/ --rate 0 --stages 30s:500,2m:500,30s:0 --arrival poisson
   regbench run http://127.0.0.1:5000/v2/ --stages 30s:50,1m:50 --think 500ms          # ramping VUs
-  regbench run http://127.0.0.1:5000/v2/ --rate 1000 -z 1m --segment 0/4 --start-at 2026-11-24T12:00:00Z";
+  regbench run http://127.0.0.1:5000/v2/ --rate 1000 -z 1m --segment 0/4 --start-at 2026-11-24T12:00:00Z
+  regbench run http://127.0.0.1:5000/v2/ --rate 200 -z 10m --watch-cmd docker-registry \\
+    --scrape docker-registry=http://127.0.0.1:5001/metrics --threshold 'target_rss:max<256MiB' \\
+    --threshold 'target_rss_slope:<1MiB/h' --warmup 30s          # the target's CPU, memory, leaks";
 
 const DEMO_EXAMPLES: &str = "\
 Examples:
@@ -497,12 +500,6 @@ pub struct RunArgs {
     /// so `--seed` replays it]. Processes of one distributed run (--segment) must share it.
     #[arg(long)]
     pub seed: Option<u64>,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
-    pub http: HttpArgs,
-    #[command(flatten)]
-    pub watch: WatchArgs,
     /// Judge the run by this threshold, `KEY:CONDITION` (repeatable; a scenario file's are added):
     /// `latency:p(99)<200ms`, `errors:rate<1%`, `target_rss:max<256MiB`,
     /// `target_rss_slope:<1MiB/h`, `metric{name:go_goroutines}:last<500`. A failure exits 3.
@@ -512,6 +509,10 @@ pub struct RunArgs {
     /// still cover the whole run).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub warmup: Option<Duration>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -520,6 +521,9 @@ pub struct RunArgs {
     pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
+    // Last: its help heading would otherwise cover the flags after it.
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// The target's resources and metrics, sampled each second beside the load (docs/scenarios.md,

@@ -2,8 +2,7 @@
 //! capacity and queue (`regbench serve --capacity`, its own process), and nginx with a generator
 //! held to one thread.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,46 +11,6 @@ use crate::util::nginx::Nginx;
 use crate::util::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_regbench");
-
-/// `regbench serve` with these knobs in its own process (its own file descriptors: the stress
-/// runs hold thousands of connections), stopped on drop.
-struct Served {
-    addr: SocketAddr,
-    child: Child,
-}
-
-impl Served {
-    fn start(knobs: &[&str]) -> Served {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["serve", "--addr", &addr.to_string()])
-            .args(knobs)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "regbench serve did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Served { addr, child }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/v2/", self.addr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn stress_json(args: &[&str]) -> (u8, Value) {
     let mut all = vec!["stress"];

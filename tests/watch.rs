@@ -1,8 +1,7 @@
 //! Issue 15: the target watched beside the load — a real docker-registry's processes and its own
 //! Prometheus metrics, a demo target that leaks on purpose, exits and scrape failures, refusals.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -11,38 +10,6 @@ use crate::util::registry::Registry;
 use crate::util::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_regbench");
-
-/// `regbench serve` as a process of its own (so it can be watched), killed on drop.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Serve {
-    fn start(extra: &[&str]) -> Serve {
-        let addr = closed_port();
-        let child = Command::new(BIN)
-            .args(["serve", "--addr", &addr.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "regbench serve did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Serve { child, addr }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The `target.series` entry of a watch's series.
 fn series<'r>(r: &'r Value, watch: &str, name: &str) -> &'r Value {
@@ -188,11 +155,11 @@ fn docker_registry_under_a_pull_load_is_watched_with_its_own_metrics() {
 /// threshold fails; the same target without the leak passes the same threshold. Both run at once.
 #[test]
 fn a_leak_is_measured_and_fails_the_slope_threshold_a_steady_target_passes() {
-    let leaky = Serve::start(&["--leak", "1MiB/s"]);
-    let steady = Serve::start(&[]);
-    let run = |s: &Serve| {
-        let url = format!("http://{}/v2/", s.addr);
-        let pid = format!("demo={}", s.child.id());
+    let leaky = Served::start(&["--leak", "1MiB/s"]);
+    let steady = Served::start(&[]);
+    let run = |s: &Served| {
+        let url = s.url();
+        let pid = format!("demo={}", s.pid());
         regbench_json(&[
             "run",
             &url,
@@ -321,4 +288,35 @@ fn watch_mistakes_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: stderr was {err}");
     }
+}
+
+/// A file's `[[watch]]` and an `abort_on_fail` threshold on the target: judged each second on what
+/// has been seen, it stops the run early (exit 3) and the report says which.
+#[test]
+fn a_target_threshold_can_stop_the_run_early() {
+    let target = demo_target(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("watch.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[defaults]\nbase_url = \"http://{}\"\n\n[[scenario]]\nname = \"s\"\n\
+             executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"20s\"\nmax_vus = 2\n\
+             [scenario.request]\nurl = \"/v2/\"\n\n[[watch]]\nname = \"me\"\npid = {}\n\n\
+             [thresholds]\n\"target_rss{{pid:me}}\" = [{{ expr = \"max<1MiB\", abort_on_fail = true, grace = \"1s\" }}]\n",
+            target.addr(),
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, r) = regbench_json(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r["run"]["aborted_by"], "target_rss{pid:me} max<1MiB");
+    assert_eq!(r["run"]["plan"]["watch"][0]["pid"], std::process::id());
 }

@@ -98,20 +98,7 @@ pub(crate) fn watches_from_args(w: &WatchArgs) -> Result<Vec<Watch>, Failure> {
             }),
         }
     }
-    for (i, o) in out.iter().enumerate() {
-        if out[..i].iter().any(|x| x.name == o.name) {
-            return Err(usage(anyhow!(
-                "two watches are named '{}': name them, e.g. --watch-pid a=1234 --watch-pid b=5678",
-                o.name
-            )));
-        }
-        if o.name.contains([',', '{', '}']) {
-            return Err(usage(anyhow!(
-                "watch name '{}': no commas or braces",
-                o.name
-            )));
-        }
-    }
+    crate::plan::watch::check_names(&out).map_err(|(_, e)| usage(anyhow!(e)))?;
     Ok(out)
 }
 

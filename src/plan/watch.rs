@@ -13,6 +13,29 @@ pub struct Watch {
     pub scrape: Option<Scrape>,
 }
 
+/// Watch names must be unique and fit in a threshold's `{pid:NAME}`: on failure, the index of the
+/// watch at fault and why.
+pub fn check_names(watches: &[Watch]) -> Result<(), (usize, String)> {
+    for (i, w) in watches.iter().enumerate() {
+        if watches[..i].iter().any(|o| o.name == w.name) {
+            return Err((
+                i,
+                format!("two watches are named '{}': give each its own name", w.name),
+            ));
+        }
+        if w.name.is_empty() || w.name.contains([',', '{', '}']) {
+            return Err((
+                i,
+                format!(
+                    "watch name '{}': no commas or braces (thresholds name it in {{pid:NAME}})",
+                    w.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Which processes are the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Process {

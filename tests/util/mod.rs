@@ -56,6 +56,50 @@ pub fn demo_target(config: ServeConfig) -> Server {
     serve::spawn("127.0.0.1:0".parse().unwrap(), config).expect("demo target starts")
 }
 
+/// `regbench serve` with these knobs in a process of its own (its own file descriptors, and a PID
+/// to watch), stopped on drop.
+pub struct Served {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Served {
+    pub fn start(knobs: &[&str]) -> Served {
+        let addr = closed_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
+            .args(["serve", "--addr", &addr.to_string()])
+            .args(knobs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "regbench serve did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Served { addr, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v2/", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An address where nothing listens (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -293,18 +293,11 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         watches.push(watch(&cx, w, &const_scope)?);
     }
     watches.extend(ov.watch.iter().cloned());
-    for (i, w) in watches.iter().enumerate() {
-        if watches[..i].iter().any(|o| o.name == w.name) {
-            let span = f.watches.get(i).map_or(0..0, |s| s.span());
-            return Err(cx.at(
-                span,
-                format!(
-                    "two watches are named '{}': give one a name = \"…\"",
-                    w.name
-                ),
-            ));
-        }
-    }
+    crate::plan::watch::check_names(&watches).map_err(|(i, e)| {
+        // A command-line watch has no place in the file: point at the file's last.
+        let at = f.watches.get(i).or(f.watches.last());
+        cx.at(at.map_or(0..0, |w| w.span()), e)
+    })?;
 
     let mut thresholds = Vec::new();
     for (key, entries) in &f.thresholds {
@@ -486,15 +479,6 @@ fn watch(
             .as_ref()
             .map_or(String::new(), |s| format!("{}:{}", s.host, s.port)),
     };
-    if name.is_empty() || name.contains([',', '{', '}']) {
-        let at = w.name.as_ref().map_or(spec.span(), |n| n.span());
-        return Err(cx.at(
-            at,
-            format!(
-                "watch name '{name}': no commas or braces (thresholds name it in {{pid:NAME}})"
-            ),
-        ));
-    }
     Ok(Watch {
         name,
         process,
