@@ -740,6 +740,17 @@ pub struct ServeArgs {
     /// known answer for the leak check of `regbench run --watch-pid`.
     #[arg(long, value_name = "RATE")]
     pub leak: Option<String>,
+    /// During a sync (POST /registry/sync, or after a --config reload), queries take this many times
+    /// their --latency: a sync that competes with the load.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub sync_slowdown: f64,
+    /// Watch this file: a change (its time or content) is a reload — /registry/status's
+    /// config_version and config_loaded_unix_ms change — followed by a sync.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How often --config is looked at: reload detection takes up to this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub config_poll: Duration,
     /// With --capacity: requests waiting at most; more are refused with 503.
     #[arg(long, default_value = "10k", value_parser = crate::util::parse_count, value_name = "N")]
     pub queue: u64,

@@ -11,8 +11,9 @@ mod validity;
 pub use collector::{workers_cpu, Aggregate, Collector, SecondStats};
 pub use recorder::{Inflight, Msg, Recorder, WorkerStats};
 pub use summary::{
-    decode_histogram, encode_histogram, log_bins, new_histogram, CheckCount, Dist, FailureExample,
-    Summary, TagSpec, TagStats, TlsSession, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES,
+    decode_histogram, encode_histogram, log_bins, new_histogram, CheckCount, Dist, Downtime,
+    FailureExample, Summary, TagSpec, TagStats, TlsSession, WindowStats, HIST_MAX_NS, HIST_SIGFIG,
+    HIST_UNIT, QUANTILES,
 };
-pub use thresholds::{evaluate, ThresholdResult};
+pub use thresholds::{evaluate, evaluate_in, ThresholdResult};
 pub use validity::{judge, Validity, MAX_WORKER_CPU_SHARE};

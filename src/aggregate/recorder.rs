@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use std::sync::Arc;
+
 use super::{Summary, TagSpec};
-use crate::sample::Sample;
+use crate::sample::{Outcome, Sample};
+use crate::schedule::windows::Windows;
 
 /// What workers tell the collector.
 #[derive(Debug)]
@@ -70,6 +73,10 @@ pub struct Recorder {
     inflight_area: f64,
     last_change: Instant,
     sink: UnboundedSender<Msg>,
+    /// The plan's event windows, to label each sample with those open when it was intended.
+    windows: Option<Arc<Windows>>,
+    /// When the current span of failures began (the first failing request's send), if one is going.
+    outage_since: Option<Instant>,
 }
 
 impl Recorder {
@@ -89,7 +96,42 @@ impl Recorder {
             inflight_area: 0.0,
             last_change: start,
             sink,
+            windows: None,
+            outage_since: None,
         }
+    }
+
+    /// Labels samples by the plan's event windows.
+    pub fn with_windows(mut self, windows: Arc<Windows>) -> Self {
+        self.current = self.current.with_windows(windows.len());
+        self.windows = Some(windows);
+        self
+    }
+
+    /// Follows spans of failures: one starts at the send of a request that failed (no response, or
+    /// a 5xx), and ends at the send of the next request that succeeded.
+    #[inline]
+    fn outage(&mut self, s: &Sample) {
+        let failed = match s.outcome {
+            Outcome::Error(_) => true,
+            Outcome::Status(code) => code >= 500,
+            Outcome::Dropped => return,
+        };
+        match (failed, self.outage_since) {
+            (true, None) => self.outage_since = Some(s.sent),
+            // A success sent before the outage began says nothing of it.
+            (false, Some(since)) if s.sent >= since => {
+                self.outage_since = None;
+                self.end_outage(s.sent.duration_since(since));
+            }
+            _ => {}
+        }
+    }
+
+    fn end_outage(&mut self, span: Duration) {
+        let d = &mut self.current.downtime;
+        d.longest_ns = d.longest_ns.max(span.as_nanos() as u64);
+        d.n_spans += 1;
     }
 
     /// A request is being sent at `now` (its sample will follow).
@@ -121,6 +163,7 @@ impl Recorder {
     #[inline]
     pub fn record(&mut self, s: &Sample) {
         self.file(s);
+        self.outage(s);
         if s.outcome != crate::sample::Outcome::Dropped {
             self.gauge(s.done);
             self.inflight -= 1;
@@ -134,7 +177,11 @@ impl Recorder {
         if sec > self.sec {
             self.roll(sec);
         }
-        self.current.tags[s.tag as usize].record(s);
+        let tag = &mut self.current.tags[s.tag as usize];
+        tag.record(s);
+        if let Some(w) = &self.windows {
+            tag.record_windows(s, w.at(s.intended));
+        }
     }
 
     /// Files a 401 that was the expected auth challenge (counted as a success; see
@@ -237,6 +284,10 @@ impl Recorder {
 
     /// Hands over the last interval and says the worker is done.
     pub fn finish(&mut self, stats: WorkerStats) {
+        // Failures up to the end: the outage lasted at least until now.
+        if let Some(since) = self.outage_since.take() {
+            self.end_outage(Instant::now().saturating_duration_since(since));
+        }
         let next = self.current.empty_like();
         let summary = std::mem::replace(&mut self.current, next);
         let now = Instant::now();

@@ -139,6 +139,82 @@ pub struct TagStats {
     /// TLS handshake time of every new TLS connection.
     #[serde(with = "hist_b64", default = "new_histogram")]
     pub tls_handshake: Histogram<u64>,
+    /// With events: the requests intended while each window was open (in the plan's window order),
+    /// then, last, those intended outside every window. Empty without events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub during: Vec<WindowStats>,
+}
+
+/// The requests of one tag intended inside one kind of window (or outside all of them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub n_requests: u64,
+    /// Transport errors and 4xx/5xx, as `n_failed`.
+    pub n_failed: u64,
+    /// Connections the target refused.
+    pub n_refused: u64,
+    #[serde(with = "hist_b64")]
+    pub latency: Histogram<u64>,
+}
+
+impl WindowStats {
+    pub fn new() -> WindowStats {
+        WindowStats {
+            n_requests: 0,
+            n_failed: 0,
+            n_refused: 0,
+            latency: new_histogram(),
+        }
+    }
+
+    fn record(&mut self, s: &Sample) {
+        self.n_requests += 1;
+        match s.outcome {
+            Outcome::Status(code) => {
+                self.n_failed += u64::from(code >= 400);
+                record(&mut self.latency, s.latency());
+            }
+            Outcome::Error(kind) => {
+                self.n_failed += 1;
+                self.n_refused += u64::from(kind == ErrorKind::Refused);
+                if kind == ErrorKind::Timeout {
+                    record(&mut self.latency, s.latency());
+                }
+            }
+            Outcome::Dropped => {}
+        }
+    }
+}
+
+impl Default for WindowStats {
+    fn default() -> Self {
+        WindowStats::new()
+    }
+}
+
+impl AddAssign<&WindowStats> for WindowStats {
+    fn add_assign(&mut self, o: &WindowStats) {
+        self.n_requests += o.n_requests;
+        self.n_failed += o.n_failed;
+        self.n_refused += o.n_refused;
+        merge(&mut self.latency, &o.latency);
+    }
+}
+
+/// The longest outage: from the first request that failed (no response, or a 5xx) after a success
+/// until the next request that succeeded was sent — per worker, the longest over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downtime {
+    pub longest_ns: u64,
+    /// Outages (spans of failures) that ended, or were still going at the end.
+    pub n_spans: u64,
+}
+
+impl AddAssign<&Downtime> for Downtime {
+    fn add_assign(&mut self, o: &Downtime) {
+        self.longest_ns = self.longest_ns.max(o.longest_ns);
+        self.n_spans += o.n_spans;
+    }
 }
 
 /// The first failing request of a tag, kept as evidence for the diagnosis.
@@ -212,7 +288,26 @@ impl TagStats {
                 failed: 0,
             })
             .collect();
+        t.during = self.during.iter().map(|_| WindowStats::new()).collect();
         t
+    }
+
+    /// Files a sample under the windows open when it was intended (`mask`: bit k is window k),
+    /// or outside them all.
+    #[inline]
+    pub fn record_windows(&mut self, s: &Sample, mask: u8) {
+        let Some(outside) = self.during.len().checked_sub(1) else {
+            return;
+        };
+        if mask == 0 {
+            self.during[outside].record(s);
+            return;
+        }
+        for (k, w) in self.during[..outside].iter_mut().enumerate() {
+            if mask & (1 << k) != 0 {
+                w.record(s);
+            }
+        }
     }
 
     /// Checks passed and failed, all checks together.
@@ -247,6 +342,7 @@ impl TagStats {
             n_challenges: 0,
             n_tls_resumed: 0,
             tls_sessions: Vec::new(),
+            during: Vec::new(),
             example: None,
             latency: new_histogram(),
             dropped_lag: new_histogram(),
@@ -380,6 +476,12 @@ impl AddAssign<&TagStats> for TagStats {
         merge(&mut self.lag, &o.lag);
         merge(&mut self.connect, &o.connect);
         merge(&mut self.tls_handshake, &o.tls_handshake);
+        if self.during.len() < o.during.len() {
+            self.during.resize_with(o.during.len(), WindowStats::new);
+        }
+        for (a, b) in self.during.iter_mut().zip(&o.during) {
+            *a += b;
+        }
         if self.example.is_none() {
             self.example.clone_from(&o.example);
         }
@@ -402,12 +504,16 @@ impl AddAssign<&TagStats> for TagStats {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub tags: Vec<TagStats>,
+    /// The longest span of failures (see [`Downtime`]).
+    #[serde(default)]
+    pub downtime: Downtime,
 }
 
 impl Summary {
     pub fn new<S: AsRef<str>>(names: &[S]) -> Summary {
         Summary {
             tags: names.iter().map(|n| TagStats::new(n.as_ref())).collect(),
+            downtime: Downtime::default(),
         }
     }
 
@@ -422,13 +528,25 @@ impl Summary {
                     t
                 })
                 .collect(),
+            downtime: Downtime::default(),
         }
+    }
+
+    /// Keeps requests apart by the `n` kinds of event window (and outside them).
+    pub fn with_windows(mut self, n: usize) -> Summary {
+        if n > 0 {
+            for t in &mut self.tags {
+                t.during = (0..=n).map(|_| WindowStats::new()).collect();
+            }
+        }
+        self
     }
 
     /// An empty summary with the same tags (and checks).
     pub fn empty_like(&self) -> Summary {
         Summary {
             tags: self.tags.iter().map(TagStats::empty_like).collect(),
+            downtime: Downtime::default(),
         }
     }
 
@@ -445,6 +563,7 @@ impl Summary {
 /// Merges by tag name, so shards whose plans list tags in another order still add up.
 impl AddAssign<&Summary> for Summary {
     fn add_assign(&mut self, o: &Summary) {
+        self.downtime += &o.downtime;
         for (i, t) in o.tags.iter().enumerate() {
             // Fast path: the same plan lists tags in the same order.
             match self.tags.get(i).filter(|s| s.name == t.name) {

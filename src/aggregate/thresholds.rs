@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use super::{Summary, TagStats};
+use super::{Summary, TagStats, WindowStats};
 use hdrhistogram::Histogram;
 
 use crate::plan::threshold::{Filter, Metric, Op, Stat, Threshold};
@@ -16,6 +16,8 @@ pub struct ThresholdResult {
     pub threshold: Threshold,
     /// `None` when nothing was measured (no requests, no checks): that fails.
     pub observed: Option<f64>,
+    /// What the observed value was made of, for people (a ratio's two sides).
+    pub detail: Option<String>,
     /// The observed value is only a lower bound (a latency statistic with dropped requests in it): a
     /// threshold that needs it to be small fails, since the true value is unknown.
     pub censored: bool,
@@ -29,26 +31,95 @@ pub fn evaluate(
     duration: Duration,
     scenario_tags: &dyn Fn(&str) -> Option<Range<usize>>,
 ) -> ThresholdResult {
-    let mut merged = TagStats::new("threshold");
-    let mut any = false;
-    for (i, tag) in total.tags.iter().enumerate() {
-        let selected = match &t.filter {
+    evaluate_in(t, total, duration, scenario_tags, &[])
+}
+
+/// As [`evaluate`], for a plan with event windows (`windows`: their names, in plan order — the
+/// order of `TagStats::during`).
+pub fn evaluate_in(
+    t: &Threshold,
+    total: &Summary,
+    duration: Duration,
+    scenario_tags: &dyn Fn(&str) -> Option<Range<usize>>,
+    windows: &[&str],
+) -> ThresholdResult {
+    if t.metric == Metric::Downtime {
+        // No failure, no outage: zero, which a `max<…` threshold passes.
+        let v = total.downtime.longest_ns as f64;
+        return verdict(t, Some(v), false);
+    }
+    let selected: Vec<&TagStats> = total
+        .tags
+        .iter()
+        .enumerate()
+        .filter(|(i, tag)| match t.filter.base() {
             Filter::All => !tag.iteration,
             Filter::Step(name) => tag.name == *name,
-            Filter::Scenario(name) => scenario_tags(name).is_some_and(|r| r.contains(&i)),
+            Filter::Scenario(name) => scenario_tags(name).is_some_and(|r| r.contains(i)),
             // The target's metrics are judged by analyze::target, not on requests.
-            Filter::Target { .. } => false,
-        };
-        if selected {
-            merged += tag;
-            any = true;
+            _ => false,
+        })
+        .map(|(_, tag)| tag)
+        .collect();
+    // Window `name`'s index in `during` ("outside" is the last).
+    let index = |name: &str| match name {
+        "outside" => Some(windows.len()),
+        n => windows.iter().position(|w| *w == n),
+    };
+    let merged_window = |k: usize| {
+        let mut w = WindowStats::new();
+        let mut any = false;
+        for tag in &selected {
+            if let Some(x) = tag.during.get(k) {
+                w += x;
+                any = true;
+            }
+        }
+        any.then_some(w)
+    };
+    match &t.filter {
+        Filter::During { window, .. } => {
+            let observed = index(window)
+                .and_then(merged_window)
+                .and_then(|w| observe_window(t, &w));
+            verdict(t, observed, false)
+        }
+        Filter::Relative { window, .. } => {
+            let during = index(window).and_then(merged_window);
+            let outside = merged_window(windows.len());
+            let sides = match (during, outside) {
+                (Some(d), Some(o)) => stat(t.stat, &d.latency).zip(stat(t.stat, &o.latency)),
+                _ => None,
+            };
+            let ratio = sides.filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+            let mut v = verdict(t, ratio, false);
+            v.detail = sides.map(|(a, b)| {
+                let d = |ns: f64| crate::util::fmt_duration(Duration::from_nanos(ns as u64));
+                let name = match t.stat {
+                    Stat::P(p) => format!("p{p}"),
+                    Stat::Avg => "mean".into(),
+                    Stat::Min => "min".into(),
+                    _ => "max".into(),
+                };
+                format!("{name} during {window} {}, outside {}", d(a), d(b))
+            });
+            v
+        }
+        _ => {
+            let mut merged = TagStats::new("threshold");
+            for tag in &selected {
+                merged += tag;
+            }
+            let (observed, censored) = match selected.is_empty() {
+                true => (None, false),
+                false => observe(t, &merged, duration),
+            };
+            verdict(t, observed, censored)
         }
     }
-    let (observed, censored) = if any {
-        observe(t, &merged, duration)
-    } else {
-        (None, false)
-    };
+}
+
+fn verdict(t: &Threshold, observed: Option<f64>, censored: bool) -> ThresholdResult {
     // A lower bound proves only `>`/`≥`; anything else cannot be known to hold.
     let provable = !censored || matches!(t.op, Op::Gt | Op::Ge);
     ThresholdResult {
@@ -56,6 +127,19 @@ pub fn evaluate(
         pass: provable && observed.is_some_and(|v| t.op.holds(v, t.bound)),
         observed,
         censored,
+        detail: None,
+    }
+}
+
+/// A statistic of the requests of one window.
+fn observe_window(t: &Threshold, w: &WindowStats) -> Option<f64> {
+    match (t.metric, t.stat) {
+        (Metric::Errors, Stat::Rate) => {
+            (w.n_requests > 0).then(|| w.n_failed as f64 / w.n_requests as f64)
+        }
+        (Metric::Errors, Stat::Count) => Some(w.n_failed as f64),
+        (Metric::Latency | Metric::ServiceTime | Metric::Ttfb, s) => stat(s, &w.latency),
+        _ => None,
     }
 }
 

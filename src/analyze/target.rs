@@ -177,6 +177,7 @@ pub fn evaluate(t: &Threshold, tel: &Telemetry, from: u64) -> ThresholdResult {
         pass: observed.is_some_and(|v| t.op.holds(v, t.bound)),
         observed,
         censored: false,
+        detail: None,
     }
 }
 

@@ -172,6 +172,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
         warmup: Duration::ZERO,
         watch: Vec::new(),
+        events: Vec::new(),
     };
     plan.validate()?;
     plan.clamp_workers();

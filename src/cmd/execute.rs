@@ -19,6 +19,7 @@ use crate::app::{exit, run_failed, usage, Failure, Options};
 use crate::cli::OutputArgs;
 use crate::engine::{self, connect};
 use crate::host::HostFacts;
+use crate::plan::threshold::{Metric, Stat};
 use crate::plan::{self, Model, Plan};
 use crate::report::{Format, Interrupt, RunInfo, RunReport, ScenarioInfo};
 
@@ -139,6 +140,10 @@ pub(crate) fn execute(
         Some(w) => Some(crate::telemetry::start(w, start).map_err(|e| run_failed(anyhow!(e)))?),
         None => None,
     };
+    let n_windows: usize = plan.events.iter().map(|e| e.windows.len()).sum();
+    let windows = (!plan.events.is_empty())
+        .then(|| Arc::new(crate::schedule::windows::Windows::new(n_windows, start)));
+    let events_tls = tls.clone();
     let handles = engine::spawn_workers(engine::Run {
         plan: Arc::clone(&plan),
         addr: resolved.addr,
@@ -149,9 +154,18 @@ pub(crate) fn execute(
         // Registry flows are the plan's flow steps; the engine runs them without knowing OCI.
         flows: Some(Arc::new(crate::registry::flow::Runner)),
         proxy: resolved.proxy,
+        windows: windows.clone(),
     })
     .context("cannot start worker threads")
     .map_err(run_failed)?;
+    let events = match windows {
+        Some(w) => Some(
+            super::events::start(Arc::clone(&plan), resolved.addr, events_tls, w, start)
+                .context("cannot start the events' thread")
+                .map_err(run_failed)?,
+        ),
+        None => None,
+    };
 
     let warmup_secs = plan.warmup_secs();
     let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
@@ -240,6 +254,7 @@ pub(crate) fn execute(
     }
     let agg = collector.finish();
     let target = watcher.map(crate::telemetry::Watcher::finish);
+    let events = events.map(super::events::EventRunner::finish);
     let usage = crate::util::process_usage();
     let lag_limit = plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT);
     let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
@@ -324,12 +339,22 @@ pub(crate) fn execute(
         Some(j) => (j, duration.saturating_sub(Duration::from_secs(warmup_secs))),
         None => (&agg.total, duration),
     };
+    let window_names: Vec<&str> = plan
+        .events
+        .iter()
+        .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+        .collect();
     let thresholds = judge_by
         .list
         .iter()
-        .map(|t| match (&target, t.metric.is_target()) {
-            (Some(tel), true) => crate::analyze::target::evaluate(t, tel, warmup_secs),
-            _ => crate::aggregate::evaluate(t, judged, judged_for, &scenario_tags),
+        .map(|t| match (&target, t.metric) {
+            (Some(tel), m) if m.is_target() => {
+                crate::analyze::target::evaluate(t, tel, warmup_secs)
+            }
+            (_, Metric::Convergence) => convergence(t, events.as_ref()),
+            _ => {
+                crate::aggregate::evaluate_in(t, judged, judged_for, &scenario_tags, &window_names)
+            }
         })
         .collect();
     let host_after = HostFacts::read();
@@ -350,7 +375,34 @@ pub(crate) fn execute(
         thresholds,
         diagnosis,
         target,
+        events,
     })
+}
+
+/// A threshold on an event window's convergence times (the ones that converged; a window that
+/// never did fails the threshold, its time being unknown).
+fn convergence(
+    t: &crate::plan::threshold::Threshold,
+    log: Option<&crate::report::EventLog>,
+) -> crate::aggregate::ThresholdResult {
+    let window = t.filter.window().unwrap_or("");
+    let (h, n_open) = log.map_or((crate::aggregate::new_histogram(), 0), |l| {
+        l.convergence(window)
+    });
+    let observed = match (h.is_empty(), t.stat) {
+        (true, _) => None,
+        (false, Stat::P(p)) => Some(h.value_at_quantile(p / 100.0) as f64),
+        (false, Stat::Avg) => Some(h.mean()),
+        (false, Stat::Min) => Some(h.min() as f64),
+        (false, _) => Some(h.max() as f64),
+    };
+    crate::aggregate::ThresholdResult {
+        threshold: t.clone(),
+        pass: n_open == 0 && observed.is_some_and(|v| t.op.holds(v, t.bound)),
+        observed,
+        censored: n_open > 0,
+        detail: (n_open > 0).then(|| format!("{n_open} occurrence(s) never converged")),
+    }
 }
 
 /// A threshold's verdict on the run so far: on the requests, or on what the watcher has seen.

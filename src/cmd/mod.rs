@@ -1,10 +1,11 @@
 //! One file per subcommand: each wires the stages for its command, owns its help examples' meaning,
 //! and maps failures to exit codes through `app`. `execute` runs a built plan for `run`, `demo` and
-//! `oci`; `progress` is its progress bar.
+//! `oci`; `progress` is its progress bar; `events` carries out a plan's events beside the load.
 
 pub mod demo;
 pub mod docs;
 pub mod doctor;
+pub mod events;
 pub mod execute;
 pub mod oci;
 pub mod progress;

@@ -170,10 +170,16 @@ fn with_flag_thresholds(
         scenario_tags: base.scenario_tags.clone(),
     };
     for t in &a.thresholds {
+        let windows: Vec<&str> = plan
+            .events
+            .iter()
+            .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+            .collect();
         let t = Threshold::parse_flag(t)
             .and_then(|th| th.check_watches(&plan.watch).map(|_| th))
+            .and_then(|th| th.check_windows(&windows).map(|_| th))
             .map_err(|e| usage(anyhow!("--threshold: {e}")))?;
-        if let Filter::Step(n) = &t.filter {
+        if let Filter::Step(n) = t.filter.base() {
             if !plan.tag_specs().iter().any(|s| s.name == *n) {
                 return Err(usage(anyhow!(
                     "--threshold '{}': no step named '{n}'",
@@ -181,8 +187,8 @@ fn with_flag_thresholds(
                 )));
             }
         }
-        if let Filter::Scenario(n) = &t.filter {
-            if !judge_by.scenario_tags.contains_key(n) {
+        if let Filter::Scenario(n) = t.filter.base() {
+            if !judge_by.scenario_tags.contains_key(n.as_str()) {
                 return Err(usage(anyhow!(
                     "--threshold '{}': no scenario named '{n}'",
                     t.key
@@ -492,6 +498,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         timer_slack: timer_slack(a)?,
         warmup: a.warmup.unwrap_or(Duration::ZERO),
         watch: watches_from_args(&a.watch)?,
+        events: Vec::new(),
     };
     plan.validate().map_err(usage)?;
     plan.clamp_workers();

@@ -1,5 +1,7 @@
 //! `regbench serve`: the demo target on its own; its flags become the target's own `ServeConfig`.
 
+use std::time::Duration;
+
 use anyhow::{anyhow, Context};
 
 use crate::app::{exit, run_failed, usage, Failure, Options};
@@ -78,6 +80,15 @@ fn config(a: &ServeArgs) -> Result<serve::ServeConfig, String> {
             .map(|l| serve::Leak::parse(l).map(std::sync::Arc::new))
             .transpose()
             .map_err(|e| format!("--leak: {e}"))?,
+        sync_slowdown: match a.sync_slowdown {
+            f if f.is_finite() && (0.0..=1000.0).contains(&f) => f,
+            f => return Err(format!("--sync-slowdown {f}: a factor from 0 to 1000")),
+        },
+        config_file: a.config.clone(),
+        config_poll: match a.config_poll {
+            p if p >= Duration::from_millis(1) => p,
+            _ => return Err("--config-poll: at least 1ms".into()),
+        },
         sync_per_server: a.sync_per_server,
         threads: a.threads.max(1),
         tls,

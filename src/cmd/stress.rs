@@ -162,6 +162,11 @@ fn parse_slo(s: &str) -> Result<Threshold, Failure> {
         }
     };
     let t = parsed.map_err(|e| usage(anyhow!("--slo '{s}': {e}")))?;
+    if t.filter.window().is_some() || t.metric == Metric::Downtime {
+        return Err(usage(anyhow!(
+            "--slo '{s}': stress has no events; windows and downtime are `regbench run`'s"
+        )));
+    }
     if t.metric.is_target() {
         return Err(usage(anyhow!(
             "--slo '{s}': a stress step is judged on its requests; the target's resources are \
@@ -692,7 +697,7 @@ fn second_within_slo(
     let selected = |name: &str, filter: &Filter| match filter {
         Filter::All | Filter::Scenario(_) => !iteration.iter().any(|i| i == name),
         Filter::Step(step) => step == name,
-        Filter::Target { .. } => false,
+        _ => false,
     };
     // Each tag's histograms decoded once (latency with dropped requests' lower bounds), then
     // merged per filter.

@@ -50,6 +50,8 @@ pub struct Run {
     pub flows: Option<Arc<dyn step::FlowRunner>>,
     /// `--proxy`: connect through this HTTP proxy (a CONNECT tunnel per connection).
     pub proxy: Option<SocketAddr>,
+    /// The plan's event windows, open and closed by the event runner; samples are labelled by them.
+    pub windows: Option<Arc<crate::schedule::windows::Windows>>,
 }
 
 /// Starts one thread per worker. Each sends its intervals and a final `Msg::Done` to `run.sink`.
@@ -68,7 +70,10 @@ pub fn spawn_workers(run: Run) -> std::io::Result<Vec<std::thread::JoinHandle<()
 /// One worker thread: its own runtime and local task set.
 fn worker_main(k: usize, run: &Run) {
     let tags = run.plan.tag_specs();
-    let recorder = Recorder::new(k, run.start, &tags, run.sink.clone());
+    let mut recorder = Recorder::new(k, run.start, &tags, run.sink.clone());
+    if let Some(w) = &run.windows {
+        recorder = recorder.with_windows(Arc::clone(w));
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod data;
+pub mod event;
 pub mod flow;
 mod profile;
 mod step;
@@ -130,6 +131,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// The target's processes and metrics endpoints, sampled each second beside the load.
     pub watch: Vec<watch::Watch>,
+    /// Actions at set times (a sync, a config write) and the windows their probes close.
+    pub events: Vec<event::Event>,
 }
 
 /// One scenario: how iterations are paced and what each iteration does (a flow of steps; a single
@@ -640,6 +643,7 @@ mod tests {
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
             warmup: Duration::ZERO,
             watch: Vec::new(),
+            events: Vec::new(),
         }
     }
 

@@ -36,6 +36,10 @@ pub enum Metric {
     Scraped {
         slope: bool,
     },
+    /// The longest span of failures (`Summary::downtime`).
+    Downtime,
+    /// An event window's convergence times (`{window:NAME}`).
+    Convergence,
 }
 
 impl Metric {
@@ -53,6 +57,8 @@ impl Metric {
             "http_req_waiting" => Metric::Ttfb,
             "http_req_failed" => Metric::Errors,
             "http_reqs" => Metric::Rps,
+            "downtime" => Metric::Downtime,
+            "convergence" => Metric::Convergence,
             "metric" => Metric::Scraped { slope: false },
             "metric_slope" => Metric::Scraped { slope: true },
             other => {
@@ -80,7 +86,14 @@ impl Metric {
     }
 
     pub fn is_duration(self) -> bool {
-        matches!(self, Metric::Latency | Metric::ServiceTime | Metric::Ttfb)
+        matches!(
+            self,
+            Metric::Latency
+                | Metric::ServiceTime
+                | Metric::Ttfb
+                | Metric::Downtime
+                | Metric::Convergence
+        )
     }
 }
 
@@ -96,6 +109,40 @@ pub enum Filter {
         watch: Option<String>,
         name: Option<String>,
     },
+    /// The requests (of `base`) intended while window `window` was open; `outside`: outside them
+    /// all.
+    During {
+        base: Box<Filter>,
+        window: String,
+    },
+    /// `STAT during W < F × outside`: the statistic during window `window` over the same outside
+    /// every window, as a ratio (the threshold's bound is `F`).
+    Relative {
+        base: Box<Filter>,
+        window: String,
+    },
+    /// An event window, for `convergence`.
+    Window(String),
+}
+
+impl Filter {
+    /// The step/scenario selection under a window filter.
+    pub fn base(&self) -> &Filter {
+        match self {
+            Filter::During { base, .. } | Filter::Relative { base, .. } => base,
+            other => other,
+        }
+    }
+
+    /// The event window this filter names, if any.
+    pub fn window(&self) -> Option<&str> {
+        match self {
+            Filter::During { window, .. }
+            | Filter::Relative { window, .. }
+            | Filter::Window(window) => Some(window),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,8 +202,29 @@ pub struct Threshold {
 impl Threshold {
     /// `key` and `expr` as written (`latency{step:get}`, `p(99)<1s`), judged at the end only.
     pub fn parse(key: &str, expr: &str) -> Result<Threshold, String> {
-        let (metric, filter) = parse_key(key)?;
-        let (stat, op, bound) = parse_expr(metric, expr)?;
+        let (metric, mut filter) = parse_key(key)?;
+        let (stat, op, bound) = match relative(expr) {
+            Some(rel) => {
+                let (stat_s, window, op, factor) = rel?;
+                if !matches!(metric, Metric::Latency | Metric::ServiceTime | Metric::Ttfb) {
+                    return Err(format!(
+                        "'{expr}': a during-vs-outside comparison is for latency, service_time or ttfb"
+                    ));
+                }
+                if matches!(filter, Filter::During { .. }) {
+                    return Err(format!(
+                        "'{key}': the comparison names its window; drop during: from the key"
+                    ));
+                }
+                let (stat, _, _) = parse_expr(metric, &format!("{stat_s}<1s"))?;
+                filter = Filter::Relative {
+                    base: Box::new(filter),
+                    window,
+                };
+                (stat, op, factor)
+            }
+            None => parse_expr(metric, expr)?,
+        };
         Ok(Threshold {
             key: key.into(),
             expr: expr.into(),
@@ -234,6 +302,25 @@ impl Threshold {
                 having[0]
             )),
         }
+    }
+
+    /// A threshold on an event window must name one of the plan's (`outside` too, for `during:`).
+    pub fn check_windows(&self, names: &[&str]) -> Result<(), String> {
+        let Some(w) = self.filter.window() else {
+            return Ok(());
+        };
+        let outside_ok = matches!(self.filter, Filter::During { .. });
+        if names.contains(&w) || (outside_ok && w == "outside") {
+            return Ok(());
+        }
+        Err(format!(
+            "'{}': no event window is named '{w}' (windows: {})",
+            self.key,
+            match names.is_empty() {
+                true => "none: add [[event.window]]".to_string(),
+                false => names.join(", "),
+            }
+        ))
     }
 
     /// `KEY:EXPR` as the command line gives it (`--threshold`, `--slo`): the key may hold a tag
@@ -314,24 +401,56 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
             },
         ));
     }
-    let filter = match inner {
-        None => Filter::All,
-        Some(inner) => {
-            let (k, v) = inner
-                .split_once(':')
-                .ok_or_else(|| format!("'{key}': expected {{step:NAME}} or {{scenario:NAME}}"))?;
-            let v = v.trim().to_string();
-            match k.trim() {
-                "step" => Filter::Step(v),
-                "scenario" => Filter::Scenario(v),
-                other => {
-                    return Err(format!(
-                        "'{key}': cannot filter by '{other}' (expected step or scenario)"
-                    ))
-                }
+    if metric == Metric::Convergence {
+        let window = inner
+            .and_then(|i| i.trim().strip_prefix("window:"))
+            .map(|w| w.trim().to_string())
+            .ok_or_else(|| format!("'{key}': name the window: convergence{{window:sync}}"))?;
+        return Ok((metric, Filter::Window(window)));
+    }
+    let mut filter = Filter::All;
+    let mut during = None;
+    for pair in inner
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once(':').ok_or_else(|| {
+            format!("'{key}': expected {{step:NAME}}, {{scenario:NAME}} or {{during:WINDOW}}")
+        })?;
+        let v = v.trim().to_string();
+        match k.trim() {
+            "step" if filter == Filter::All => filter = Filter::Step(v),
+            "scenario" if filter == Filter::All => filter = Filter::Scenario(v),
+            "step" | "scenario" => {
+                return Err(format!("'{key}': one step or one scenario"));
+            }
+            "during" if metric != Metric::Downtime => during = Some(v),
+            other => {
+                return Err(format!(
+                    "'{key}': cannot filter by '{other}' (expected step, scenario or during)"
+                ))
             }
         }
-    };
+    }
+    if metric == Metric::Downtime && filter != Filter::All {
+        return Err(format!("'{key}': downtime is the whole run's"));
+    }
+    if let Some(window) = during {
+        if !matches!(
+            metric,
+            Metric::Latency | Metric::ServiceTime | Metric::Ttfb | Metric::Errors
+        ) {
+            return Err(format!(
+                "'{key}': during: selects requests of latency, service_time, ttfb or errors"
+            ));
+        }
+        filter = Filter::During {
+            base: Box::new(filter),
+            window,
+        };
+    }
     Ok((metric, filter))
 }
 
@@ -375,6 +494,7 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
         }
     };
     let allowed = match metric {
+        Metric::Downtime => stat == Stat::Max,
         m if m.is_duration() => matches!(stat, Stat::P(_) | Stat::Avg | Stat::Min | Stat::Max),
         Metric::Errors | Metric::Checks => matches!(stat, Stat::Rate | Stat::Count),
         m if m.is_slope() => stat == Stat::Slope,
@@ -386,6 +506,7 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
     };
     if !allowed {
         let takes = match metric {
+            Metric::Downtime => "max (the longest span of failures)",
             m if m.is_duration() => "p(N), avg, med, min or max",
             Metric::Errors | Metric::Checks => "rate or count",
             m if m.is_slope() => "a growth per unit of time, e.g. <1MiB/h or slope<10/min",
@@ -417,6 +538,36 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
             .ok_or_else(|| format!("'{expr}': '{value_s}' is not a number"))?
     };
     Ok((stat, op, bound))
+}
+
+/// `STAT during WINDOW OP FACTOR × outside` (`×`, `x` or `*`): `Some` when the condition is one,
+/// with its statistic, window, comparison and factor.
+#[allow(clippy::type_complexity)]
+fn relative(expr: &str) -> Option<Result<(String, String, Op, f64), String>> {
+    let (stat, rest) = expr.trim().split_once(" during ")?;
+    let bad = || {
+        format!("'{expr}': expected e.g. 'p(99) during sync < 1.5 × outside' (a factor of the same statistic outside every window)")
+    };
+    let parse = || -> Option<(String, String, Op, f64)> {
+        let rest = rest.trim();
+        let at = rest.find(['<', '>', '='])?;
+        let (window, cond) = rest.split_at(at);
+        let (op, cond) = [("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)]
+            .iter()
+            .find_map(|(t, op)| cond.strip_prefix(t).map(|c| (*op, c)))?;
+        let factor = cond.trim().strip_suffix("outside")?.trim();
+        let factor = factor
+            .strip_suffix('×')
+            .or_else(|| factor.strip_suffix('x'))
+            .or_else(|| factor.strip_suffix('*'))?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f > 0.0)?;
+        let window = window.trim();
+        (!window.is_empty()).then(|| (stat.trim().to_string(), window.to_string(), op, factor))
+    };
+    Some(parse().ok_or_else(bad))
 }
 
 /// A target metric's bound: a number, a byte size (`256MiB`), a percentage (`150%` = 1.5); a slope's
@@ -455,6 +606,41 @@ fn target_bound(value: &str, slope: bool) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_downtime_and_convergence() {
+        let t = Threshold::parse("latency{step:get,during:sync}", "p(99)<200ms").unwrap();
+        assert_eq!(
+            t.filter,
+            Filter::During {
+                base: Box::new(Filter::Step("get".into())),
+                window: "sync".into()
+            }
+        );
+        let t = Threshold::parse("latency{step:get}", "p(99) during sync < 1.5 × outside").unwrap();
+        assert_eq!(
+            (t.stat, t.op, t.bound, t.filter.window()),
+            (Stat::P(99.0), Op::Lt, 1.5, Some("sync"))
+        );
+        assert_eq!(
+            Threshold::parse("latency", "p(95) during reload <= 2x outside")
+                .unwrap()
+                .bound,
+            2.0
+        );
+        assert!(Threshold::parse("latency", "p(99) during sync < fast")
+            .unwrap_err()
+            .contains("1.5 × outside"));
+        assert!(Threshold::parse("errors", "rate during sync < 2x outside").is_err());
+        let t = Threshold::parse("errors{during:reload}", "count==0").unwrap();
+        assert_eq!(t.filter.window(), Some("reload"));
+        let t = Threshold::parse("downtime", "max<1ms").unwrap();
+        assert_eq!((t.metric, t.bound), (Metric::Downtime, 1e6));
+        assert!(Threshold::parse("downtime", "p(99)<1ms").is_err());
+        let t = Threshold::parse("convergence{window:sync}", "max<2s").unwrap();
+        assert_eq!(t.filter, Filter::Window("sync".into()));
+        assert!(Threshold::parse("convergence", "max<2s").is_err());
+    }
 
     #[test]
     fn command_line_thresholds_split_after_the_key() {

@@ -43,6 +43,9 @@ pub enum Process {
     /// Every process whose name (`comm`, or its program's file name) is this, found when the run
     /// starts; their resources are summed (a server with worker processes is one target).
     Command(String),
+    /// Every process whose command line (arguments joined by spaces) contains this: a Java or
+    /// Python server is found by its arguments, not its name.
+    CommandLine(String),
 }
 
 /// A Prometheus/OpenMetrics endpoint and the series to keep from it.

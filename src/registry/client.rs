@@ -32,6 +32,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The response head as received.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         crate::headers::header_value(&self.head, name).map(str::to_string)
     }

@@ -153,7 +153,7 @@ fn plan(p: &Plan) -> Value {
         "watch": p.watch.iter().map(|w| json!({
             "name": w.name,
             "pid": match &w.process { Some(Process::Pid(p)) => Some(*p), _ => None },
-            "cmd": match &w.process { Some(Process::Command(c)) => Some(c.as_str()), _ => None },
+            "cmd": match &w.process { Some(Process::Command(c) | Process::CommandLine(c)) => Some(c.as_str()), _ => None },
             "scrape": w.scrape.as_ref().map(|s| s.url.as_str()),
             "metrics": w.scrape.as_ref().map(|s| s.metrics.iter().map(|m| m.text.as_str()).collect::<Vec<_>>()),
         })).collect::<Vec<_>>(),
@@ -206,9 +206,60 @@ fn stages(s: &[Stage]) -> Vec<Value> {
         .collect()
 }
 
+/// A step's requests by the windows open when they were intended, and outside them all.
+fn during(r: &RunReport, t: &TagStats) -> Value {
+    let names = r.window_names();
+    let mut m = Map::new();
+    for (k, w) in t.during.iter().enumerate() {
+        let name = names.get(k).copied().unwrap_or("outside");
+        m.insert(
+            name.to_string(),
+            json!({
+                "requests": w.n_requests,
+                "failed": w.n_failed,
+                "refused": w.n_refused,
+                "latency": dist(&Dist::of(&w.latency)),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// Every event's occurrences, and each window's convergence times.
+fn events(r: &RunReport, log: &crate::report::EventLog) -> Value {
+    json!({
+        "events": log.events.iter().map(|e| json!({
+            "name": e.name,
+            "windows": e.windows,
+            "skipped": e.n_skipped,
+            "occurrences": e.occurrences.iter().map(|o| json!({
+                "n": o.n,
+                "due_ns": ns(o.due),
+                "fired_ns": ns(o.fired),
+                "fired_unix_ms": o.fired_unix_ms,
+                "action_ok": o.action.is_ok(),
+                "action_error": o.action.as_ref().err(),
+                "windows": o.windows.iter().map(|w| json!({
+                    "name": w.name,
+                    "duration_ns": ns(w.duration),
+                    "converged": w.converged,
+                    "probes": w.n_probes,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "convergence": r.window_names().iter().map(|name| {
+            let (h, n_open) = r.convergence(name);
+            json!({ "window": name, "unconverged": n_open, "duration": dist(&Dist::of(&h)) })
+        }).collect::<Vec<_>>(),
+    })
+}
+
 /// The unit a threshold's observed value is in: ns for request durations, the series' own for a
 /// target metric (per second for a slope).
 fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
+    if matches!(t.filter, crate::plan::threshold::Filter::Relative { .. }) {
+        return "ratio".into();
+    }
     if t.metric.is_duration() {
         return "ns".into();
     }
@@ -345,8 +396,16 @@ pub fn render(r: &RunReport) -> String {
         "steps": r.agg.total.tags.iter().enumerate().map(|(i, t)| {
             let mut v = tag(t, secs);
             v["scenario"] = json!(r.scenario_of(i).map(|s| s.name.as_str()));
+            if !t.during.is_empty() {
+                v["during"] = during(r, t);
+            }
             v
         }).collect::<Vec<_>>(),
+        "downtime": {
+            "longest_ns": r.agg.total.downtime.longest_ns,
+            "spans": r.agg.total.downtime.n_spans,
+        },
+        "events": r.events.as_ref().map(|log| events(r, log)),
         "time_series": r.agg.series.iter().map(|s| { let mut row = json!({
             "t_s": s.t_s,
             "requests": s.n_requests,
@@ -396,6 +455,7 @@ pub fn render(r: &RunReport) -> String {
             "observed": t.observed,
             "censored": t.censored,
             "unit": threshold_unit(r, &t.threshold),
+            "detail": t.detail,
             "pass": t.pass,
         })).collect::<Vec<_>>(),
         "diagnosis": r.diagnosis.iter().map(|d| json!({

@@ -106,9 +106,94 @@ pub struct RunReport {
     /// The watched target's series (`--watch-pid`, `--scrape`, `[[watch]]`), when anything was
     /// watched.
     pub target: Option<crate::telemetry::Telemetry>,
+    /// What the plan's events did and how long their windows took to converge.
+    pub events: Option<EventLog>,
+}
+
+/// Every event's occurrences.
+#[derive(Clone, Debug, Default)]
+pub struct EventLog {
+    pub events: Vec<EventReport>,
+}
+
+impl EventLog {
+    /// A window's durations over its occurrences that converged, as a histogram (ns), and how many
+    /// did not converge.
+    pub fn convergence(&self, window: &str) -> (hdrhistogram::Histogram<u64>, u64) {
+        let mut h = crate::aggregate::new_histogram();
+        let mut n_open = 0;
+        let runs = self
+            .events
+            .iter()
+            .flat_map(|e| &e.occurrences)
+            .flat_map(|o| &o.windows)
+            .filter(|w| w.name == window);
+        for w in runs {
+            match w.converged {
+                true => {
+                    let _ = h.record(w.duration.as_nanos() as u64);
+                }
+                false => n_open += 1,
+            }
+        }
+        (h, n_open)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventReport {
+    pub name: String,
+    /// The names of the windows it opens, in the plan's window order.
+    pub windows: Vec<String>,
+    pub occurrences: Vec<Occurrence>,
+    /// Occurrences not carried out because the previous one was still converging.
+    pub n_skipped: u64,
+}
+
+/// One occurrence of an event.
+#[derive(Clone, Debug)]
+pub struct Occurrence {
+    /// 1, 2, …
+    pub n: u64,
+    /// When it was due and when its action began, after the run's start.
+    pub due: Duration,
+    pub fired: Duration,
+    /// The action's start as wall-clock time, to line up with the target's own logs.
+    pub fired_unix_ms: u64,
+    /// `Err` says why the action failed.
+    pub action: Result<(), String>,
+    pub windows: Vec<WindowRun>,
+}
+
+/// One window of one occurrence.
+#[derive(Clone, Debug)]
+pub struct WindowRun {
+    pub name: String,
+    /// From the action's start to the probe answer that converged (or to the timeout / run end).
+    pub duration: Duration,
+    pub converged: bool,
+    pub n_probes: u64,
 }
 
 impl RunReport {
+    /// The plan's windows, in order (the index of `TagStats::during`).
+    pub fn window_names(&self) -> Vec<&str> {
+        self.info
+            .plan
+            .events
+            .iter()
+            .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+            .collect()
+    }
+
+    /// A window's convergence times (see [`EventLog::convergence`]).
+    pub fn convergence(&self, window: &str) -> (hdrhistogram::Histogram<u64>, u64) {
+        match &self.events {
+            Some(log) => log.convergence(window),
+            None => (crate::aggregate::new_histogram(), 0),
+        }
+    }
+
     /// Requests that finished, over the run's window.
     pub fn rate(&self) -> f64 {
         self.agg.total.total().n_requests as f64 / self.info.window.as_secs_f64().max(1e-9)

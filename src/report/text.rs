@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::RunReport;
 use crate::aggregate::{log_bins, Dist, QUANTILES};
 use crate::analyze::target::{self, Direction};
-use crate::plan::threshold::Stat;
+use crate::plan::threshold::{Filter, Stat};
 use crate::plan::Model;
 use crate::sample::ErrorKind;
 use crate::telemetry::{Telemetry, Unit};
@@ -465,6 +465,9 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
 
+    if let Some(log) = &r.events {
+        write_events(o, r, log)?;
+    }
     if let Some(tel) = &r.target {
         write_target(o, tel, r.info.plan.warmup_secs())?;
     }
@@ -514,6 +517,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             let series = r.target.as_ref().and_then(|tel| target::series_of(th, tel));
             let observed = match t.observed {
                 None => "no data".to_string(),
+                Some(v) if matches!(th.filter, Filter::Relative { .. }) => format!("{v:.2}×"),
                 Some(v) if th.metric.is_slope() => {
                     let [shown] = per_time(series.map_or(Unit::Value, |s| s.unit), [v]);
                     shown
@@ -527,10 +531,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
                 Some(v) if matches!(th.stat, Stat::Count) => format!("{v:.0}"),
                 Some(v) => format!("{v:.4}"),
             };
-            let why = if t.censored && !t.pass {
-                " (a lower bound: dropped requests hide the true value)"
-            } else {
-                ""
+            let why = match (&t.detail, t.censored && !t.pass) {
+                (Some(detail), _) => format!(" ({detail})"),
+                (None, true) => " (a lower bound: dropped requests hide the true value)".into(),
+                (None, false) => String::new(),
             };
             writeln!(
                 o,
@@ -540,6 +544,113 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
                 th.expr
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Events: what each did, how long its windows took to converge, latency during each window vs
+/// outside, and the longest outage.
+fn write_events(o: &mut String, r: &RunReport, log: &super::EventLog) -> std::fmt::Result {
+    writeln!(
+        o,
+        "\nEvents (windows open at the action, closed by their probes)"
+    )?;
+    for e in &log.events {
+        let failed: Vec<&String> = e
+            .occurrences
+            .iter()
+            .filter_map(|x| x.action.as_ref().err())
+            .collect();
+        writeln!(
+            o,
+            "  {:<16} {} fired, {} failed, {} skipped (the previous one still converging)",
+            truncate(&e.name, 16),
+            e.occurrences.len(),
+            failed.len(),
+            e.n_skipped
+        )?;
+        if let Some(first) = failed.first() {
+            writeln!(o, "    first failure: {first}")?;
+        }
+        for w in &e.windows {
+            let (h, n_open) = r.convergence(w);
+            let n = h.len();
+            let dist = Dist::of(&h);
+            let open = match n_open {
+                0 => String::new(),
+                k => format!(", {k} did not converge (timeout or run end)"),
+            };
+            if n == 0 {
+                writeln!(o, "    window {w:<12} never converged{open}")?;
+                continue;
+            }
+            writeln!(
+                o,
+                "    window {w:<12} converged {n}×: min {}  p50 {}  mean {}  max {}{open}",
+                d(dist.min),
+                d(dist.quantile("p50").unwrap_or_default()),
+                d(dist.mean),
+                d(dist.max)
+            )?;
+        }
+    }
+    let names = r.window_names();
+    let with_windows: Vec<_> = r
+        .agg
+        .total
+        .tags
+        .iter()
+        .filter(|t| !t.during.is_empty() && t.n_requests > 0)
+        .collect();
+    if !with_windows.is_empty() {
+        writeln!(
+            o,
+            "\nDuring windows vs outside (by when a request was intended)\n  {:<18} {:<12} {:>9} {:>7} {:>9} {:>9} {:>9} {:>10}",
+            "step", "window", "requests", "failed", "p50", "p95", "p99", "p99 vs out"
+        )?;
+        for t in with_windows {
+            let Some(outside) = t.during.last() else {
+                continue;
+            };
+            let out99 = Dist::of(&outside.latency).quantile("p99");
+            for (k, w) in t.during.iter().enumerate() {
+                let name = names.get(k).copied().unwrap_or("outside");
+                let dist = Dist::of(&w.latency);
+                let p = |q: &str| dist.quantile(q).map_or("-".to_string(), d);
+                let change = match (k + 1 < t.during.len(), dist.quantile("p99"), out99) {
+                    (true, Some(a), Some(b)) if !b.is_zero() && w.n_requests > 0 => {
+                        format!("{:+.0}%", 100.0 * (a.as_secs_f64() / b.as_secs_f64() - 1.0))
+                    }
+                    _ => String::new(),
+                };
+                writeln!(
+                    o,
+                    "  {:<18} {:<12} {:>9} {:>7} {:>9} {:>9} {:>9} {:>10}",
+                    if k == 0 {
+                        truncate(&t.name, 18)
+                    } else {
+                        String::new()
+                    },
+                    name,
+                    w.n_requests,
+                    w.n_failed,
+                    p("p50"),
+                    p("p95"),
+                    p("p99"),
+                    change
+                )?;
+            }
+        }
+    }
+    let dt = r.agg.total.downtime;
+    match dt.n_spans {
+        0 => writeln!(o, "  downtime     none: no request failed")?,
+        n => writeln!(
+            o,
+            "  downtime     longest {} with every request failing ({n} span{} of failures)",
+            d(Duration::from_nanos(dt.longest_ns)),
+            plural(n)
+        )?,
     }
     Ok(())
 }

@@ -21,6 +21,82 @@ pub struct File {
     /// The target's processes and metrics endpoints, sampled each second.
     #[serde(rename = "watch", default)]
     pub watches: Vec<Spanned<WatchSpec>>,
+    /// Actions at set times, and the windows their probes close.
+    #[serde(rename = "event", default)]
+    pub events: Vec<Spanned<EventSpec>>,
+}
+
+/// `[[event]]`: one action — `request`, `write` or `command` — at `at`, again `every`, opening the
+/// `[[event.window]]`s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    pub name: Spanned<String>,
+    pub at: Option<Spanned<String>>,
+    pub every: Option<Spanned<String>>,
+    pub request: Option<Spanned<EventRequestSpec>>,
+    pub write: Option<Spanned<WriteSpec>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    /// A command's time limit.
+    pub timeout: Option<Spanned<String>>,
+    #[serde(rename = "window", default)]
+    pub windows: Vec<Spanned<WindowSpec>>,
+}
+
+/// An event's request, or a window's probe: a path on the target (joined to `base_url`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequestSpec {
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    pub check: Option<Spanned<CheckSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSpec {
+    pub path: Spanned<String>,
+    pub content: Option<Spanned<String>>,
+}
+
+/// `[[event.window]]`: open from the event until `until` holds on the probe's answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Default: the event's name.
+    pub name: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// Between probes [default: 50ms].
+    pub interval: Option<Spanned<String>>,
+    /// The window closes unconverged after this [default: 60s].
+    pub timeout: Option<Spanned<String>>,
+    pub until: Spanned<UntilSpec>,
+}
+
+/// A probe's conditions, all of which must hold: a check's keys, and values that must have changed
+/// since just before the event.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UntilSpec {
+    pub status: Option<Vec<u16>>,
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub json: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub json_exists: Vec<String>,
+    #[serde(default)]
+    pub header: Vec<String>,
+    /// JSON pointers whose values must differ from their values just before the event.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    #[serde(default)]
+    pub body_changed: bool,
 }
 
 /// `[[watch]]`: a process (`pid` or `cmd`) and/or a metrics endpoint (`scrape`, `metrics`). Strings
@@ -31,6 +107,8 @@ pub struct WatchSpec {
     pub name: Option<Spanned<String>>,
     pub pid: Option<Spanned<PidSpec>>,
     pub cmd: Option<Spanned<String>>,
+    /// Processes whose command line contains this.
+    pub cmdline: Option<Spanned<String>>,
     pub scrape: Option<Spanned<String>>,
     #[serde(default)]
     pub metrics: Vec<Spanned<String>>,
@@ -259,7 +337,7 @@ pub struct ExtractSpec {
     pub regex: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     pub status: Option<Vec<u16>>,

@@ -7,6 +7,7 @@
 //! takes `now` as an argument; waiting for it is the [`Waiter`]'s job.
 
 mod timer;
+pub mod windows;
 
 pub use timer::Waiter;
 
@@ -313,6 +314,7 @@ mod tests {
             timer_slack: crate::plan::DEFAULT_TIMER_SLACK,
             warmup: Duration::ZERO,
             watch: Vec::new(),
+            events: Vec::new(),
         }
     }
 

@@ -63,6 +63,12 @@ pub struct ServeConfig {
     pub auth: auth::Auth,
     /// Leak memory at a known rate (`--leak`).
     pub leak: Option<Arc<Leak>>,
+    /// During a sync, queries take this many times their added latency (`--sync-slowdown`).
+    pub sync_slowdown: f64,
+    /// A file watched for changes (`--config`): each change is a reload, then a sync.
+    pub config_file: Option<std::path::PathBuf>,
+    /// How often the file is looked at: the detection delay is up to this (`--config-poll`).
+    pub config_poll: Duration,
 }
 
 impl Default for ServeConfig {
@@ -82,6 +88,9 @@ impl Default for ServeConfig {
             tls: None,
             auth: auth::Auth::None,
             leak: None,
+            sync_slowdown: 1.0,
+            config_file: None,
+            config_poll: Duration::from_millis(500),
         }
     }
 }
@@ -118,6 +127,27 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    if let Some(path) = state.config.config_file.clone() {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let stamp = |p: &std::path::Path| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|t| (t, std::fs::read(p).unwrap_or_default()))
+            };
+            let mut seen = stamp(&path);
+            let mut every = tokio::time::interval(state.config.config_poll);
+            loop {
+                every.tick().await;
+                let now = stamp(&path);
+                if now.is_some() && now != seen {
+                    seen = now;
+                    state.service.reloaded();
+                }
+            }
+        });
+    }
     if let Some(leak) = state.config.leak.clone() {
         let started = state.started;
         tokio::spawn(async move {
@@ -343,7 +373,12 @@ async fn route(state: &State, req: &Request<()>, body: Bytes) -> (Route, Resp) {
     }
     let cfg = &state.config;
     if !cfg.latency.is_zero() {
-        let d = with_rng(|r| cfg.latency.sample(r));
+        let mut d = with_rng(|r| cfg.latency.sample(r));
+        // A sync slows the queries it competes with; its own status and trigger stay quick.
+        let query = !path.starts_with("/registry/");
+        if query && cfg.sync_slowdown != 1.0 && state.service.is_syncing() {
+            d = d.mul_f64(cfg.sync_slowdown);
+        }
         tokio::time::sleep(d).await;
     }
     if path == "/token" {

@@ -26,7 +26,20 @@ pub struct ServiceRegistry {
 struct SyncState {
     syncing: bool,
     last_sync_unix_ms: Option<u64>,
+    /// When the last sync started, and how long it took (once it has finished).
+    last_started_unix_ms: Option<u64>,
+    last_duration_ms: Option<u64>,
     n_completed: u64,
+    /// Reloads of `--config` so far, and when the last one happened.
+    config_version: u64,
+    config_loaded_unix_ms: Option<u64>,
+}
+
+fn unix_ms() -> Option<u64> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 /// Deterministic UUID-shaped id of server `i`.
@@ -107,6 +120,28 @@ impl ServiceRegistry {
         self.by_id.get(&key).map(|&i| self.docs[i].clone())
     }
 
+    /// A sync is running (queries may be slowed by `--sync-slowdown`).
+    pub fn is_syncing(&self) -> bool {
+        self.state().syncing
+    }
+
+    /// `--config` changed and was read again: a new version, then a sync of what it lists.
+    pub fn reloaded(&self) -> u64 {
+        let version = {
+            let mut s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+            s.config_version += 1;
+            s.config_loaded_unix_ms = unix_ms();
+            eprintln!(
+                "regbench serve: config reloaded (version {}) at {}",
+                s.config_version,
+                s.config_loaded_unix_ms.unwrap_or(0)
+            );
+            s.config_version
+        };
+        self.trigger_sync();
+        version
+    }
+
     fn state(&self) -> SyncState {
         *self.sync.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -119,7 +154,12 @@ impl ServiceRegistry {
                 "phase": if s.syncing { "syncing" } else { "idle" },
                 "servers": self.ids.len(),
                 "last_sync_unix_ms": s.last_sync_unix_ms,
+                "last_sync_started_unix_ms": s.last_started_unix_ms,
+                "last_sync_duration_ms": s.last_duration_ms,
+                "sync_duration_ms": (self.per_server * self.ids.len() as u32).as_millis() as u64,
                 "syncs_completed": s.n_completed,
+                "config_version": s.config_version,
+                "config_loaded_unix_ms": s.config_loaded_unix_ms,
             })
             .to_string(),
         )
@@ -131,21 +171,33 @@ impl ServiceRegistry {
         let started = {
             let mut s = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
             let start = !s.syncing;
-            s.syncing = true;
+            if start {
+                s.syncing = true;
+                s.last_started_unix_ms = unix_ms();
+            }
             start
         };
         let took = self.per_server * self.ids.len() as u32;
         if started {
             let sync = Arc::clone(&self.sync);
+            let t0 = std::time::Instant::now();
+            eprintln!(
+                "regbench serve: sync started at {} ({} servers)",
+                unix_ms().unwrap_or(0),
+                self.ids.len()
+            );
             tokio::spawn(async move {
                 tokio::time::sleep(took).await;
                 let mut s = sync.lock().unwrap_or_else(PoisonError::into_inner);
                 s.syncing = false;
                 s.n_completed += 1;
-                s.last_sync_unix_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_millis() as u64);
+                s.last_sync_unix_ms = unix_ms();
+                s.last_duration_ms = Some(t0.elapsed().as_millis() as u64);
+                eprintln!(
+                    "regbench serve: sync finished at {} after {} ms",
+                    s.last_sync_unix_ms.unwrap_or(0),
+                    t0.elapsed().as_millis()
+                );
             });
         }
         let body = json!({

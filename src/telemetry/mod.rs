@@ -131,6 +131,16 @@ pub fn prepare(watches: &[Watch]) -> Result<Prepared, String> {
                 }
                 vec![*pid]
             }
+            Some(Process::CommandLine(text)) => {
+                let pids = proc::find_by_cmdline(text);
+                if pids.is_empty() {
+                    return Err(format!(
+                        "watch '{}': no running process has '{text}' in its command line (check: pgrep -af '{text}')",
+                        w.name
+                    ));
+                }
+                pids
+            }
             Some(Process::Command(name)) => {
                 let pids = proc::find_by_name(name);
                 if pids.is_empty() {

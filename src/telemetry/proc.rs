@@ -112,6 +112,31 @@ pub fn find_by_name(name: &str) -> Vec<u32> {
     pids
 }
 
+/// The processes whose command line (arguments joined by spaces) contains `text`; not this one.
+pub fn find_by_cmdline(text: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<String> = c
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.join(" ").contains(text)
+            })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// The file name of argv[0].
 fn program_name(pid: u32) -> Option<String> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;

@@ -12,6 +12,7 @@ use regex::bytes::Regex;
 use thiserror::Error;
 use toml::Spanned;
 
+mod events;
 mod executor;
 mod steps;
 
@@ -19,7 +20,7 @@ use crate::plan::check::{Check, CheckKind, Extract, Source};
 use crate::plan::data::Pick;
 use crate::plan::flow::{Flow, FlowAuth, Platform, Pull, Push, TokenMode, Walk};
 use crate::plan::template::{Scope, Template};
-use crate::plan::threshold::{parse_expr, parse_key, Filter, Threshold};
+use crate::plan::threshold::{parse_key, Filter, Threshold};
 use crate::plan::{
     self, Arrival, Model, Plan, Profile, RequestSpec, RequestTemplate, ScenarioPlan, Segment,
     Stage, Step, Stop, Target,
@@ -299,10 +300,22 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         cx.at(at.map_or(0..0, |w| w.span()), e)
     })?;
 
+    let events = events::compile_events(
+        &cx,
+        &f.events,
+        &const_scope,
+        base.as_ref().map(|(t, _)| t),
+        dir,
+    )?;
+
+    let window_names: Vec<&str> = events
+        .iter()
+        .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+        .collect();
     let mut thresholds = Vec::new();
     for (key, entries) in &f.thresholds {
-        let (metric, filter) = parse_key(key).map_err(|e| cx.at(entries.span(), e))?;
-        match &filter {
+        let (_, filter) = parse_key(key).map_err(|e| cx.at(entries.span(), e))?;
+        match filter.base() {
             Filter::Step(n) if !step_names.contains_key(n) => {
                 let mut known: Vec<&str> = step_names.keys().map(String::as_str).collect();
                 known.sort();
@@ -336,20 +349,12 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                     (full.expr.clone(), full.abort_on_fail, grace)
                 }
             };
-            let (stat, op, bound) =
-                parse_expr(metric, &expr).map_err(|e| cx.at(entry.span(), e))?;
-            let t = Threshold {
-                key: key.clone(),
-                expr,
-                metric,
-                filter: filter.clone(),
-                stat,
-                op,
-                bound,
-                abort_on_fail,
-                grace,
-            };
+            let mut t = Threshold::parse(key, &expr).map_err(|e| cx.at(entry.span(), e))?;
+            t.abort_on_fail = abort_on_fail;
+            t.grace = grace;
             t.check_watches(&watches)
+                .map_err(|e| cx.at(entries.span(), e))?;
+            t.check_windows(&window_names)
                 .map_err(|e| cx.at(entries.span(), e))?;
             thresholds.push(t);
         }
@@ -394,6 +399,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
             (None, None) => Duration::ZERO,
         },
         watch: watches,
+        events,
     };
     plan.validate().map_err(|e| ScenarioError::File {
         file: cx.file.clone(),
@@ -424,8 +430,16 @@ fn watch(
             )
         })
     };
+    if let (Some(c), true) = (&w.cmdline, w.pid.is_some() || w.cmd.is_some()) {
+        return Err(cx.at(c.span(), "a watch has one of pid, cmd or cmdline"));
+    }
     let process = match (&w.pid, &w.cmd) {
         (Some(_), Some(c)) => return Err(cx.at(c.span(), "a watch has pid or cmd, not both")),
+        (None, None) if w.cmdline.is_some() => w
+            .cmdline
+            .as_ref()
+            .map(|c| text(c, "cmdline").map(Process::CommandLine))
+            .transpose()?,
         (Some(p), None) => {
             let n = match p.get_ref() {
                 PidSpec::Number(n) => n.to_string(),
@@ -467,11 +481,11 @@ fn watch(
         None => None,
     };
     if process.is_none() && scrape.is_none() {
-        return Err(cx.at(spec.span(), "a [[watch]] needs pid, cmd or scrape"));
+        return Err(cx.at(spec.span(), "a [[watch]] needs pid, cmd, cmdline or scrape"));
     }
     let name = match (&w.name, &process) {
         (Some(n), _) => text(n, "name")?,
-        (None, Some(Process::Command(c))) => c.clone(),
+        (None, Some(Process::Command(c) | Process::CommandLine(c))) => c.clone(),
         (None, Some(Process::Pid(pid))) => {
             crate::telemetry::proc::comm(*pid).unwrap_or(format!("pid{pid}"))
         }
@@ -808,7 +822,7 @@ mod tests {
         let cases = [
             ("[[watch]]\npid = 1\ncmd = \"x\"\n", at(3), "pid or cmd, not both"),
             ("[[watch]]\ncmd = \"x\"\nmetrics = [\"a\"]\n", at(3), "kept from a scrape"),
-            ("[[watch]]\nname = \"x\"\n", at(1), "needs pid, cmd or scrape"),
+            ("[[watch]]\nname = \"x\"\n", at(1), "needs pid, cmd, cmdline or scrape"),
             ("[[watch]]\npid = -3\n", at(2), "not a process ID"),
             ("[[watch]]\nscrape = \"https://h/metrics\"\n", at(2), "only http://"),
             ("[[watch]]\ncmd = \"x\"\n[[watch]]\ncmd = \"x\"\n", at(3), "two watches are named 'x'"),
