@@ -11,6 +11,9 @@ mod compression;
 mod demo;
 /// Issue 20: doctor, pre-flight and the diagnosis of failures.
 mod diagnosis;
+/// Issue 16: events, windows and convergence — the service-registry plan, sync and reload times,
+/// during-vs-outside gates, downtime.
+mod events;
 /// Registry flow steps (oci-pull, oci-push, catalog, tags, service calls) on the demo target.
 mod flows;
 /// HTTP/2: h2c and ALPN, streams over few connections, GOAWAY, RST_STREAM, scenario settings.

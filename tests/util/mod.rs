@@ -65,7 +65,11 @@ pub struct Served {
 
 impl Served {
     pub fn start(knobs: &[&str]) -> Served {
-        let addr = closed_port();
+        Served::start_at(closed_port(), knobs)
+    }
+
+    /// On this address (a restarted target keeps its port).
+    pub fn start_at(addr: SocketAddr, knobs: &[&str]) -> Served {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
             .args(["serve", "--addr", &addr.to_string()])
             .args(knobs)
@@ -90,6 +94,12 @@ impl Served {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills it now (a crash, or the first half of a restart).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
