@@ -213,3 +213,69 @@ fn a_restart_inside_a_window_is_downtime() {
     assert_eq!(windows(&s, "sync").len(), 1);
     assert_eq!(windows(&s, "sync")[0]["converged"], true);
 }
+
+/// Command and write actions run at their times; a failing or overrunning command is reported with
+/// why, not fatal; a window whose probe never converges closes at its timeout, unconverged.
+#[test]
+fn actions_run_at_their_times_and_failures_are_reported() {
+    let target = demo_target(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let written = dir.path().join("written.conf");
+    let file = dir.path().join("actions.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[defaults]\nbase_url = \"http://{}\"\n\n[[scenario]]\nname = \"s\"\n\
+             executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"3s\"\nmax_vus = 2\n\
+             [scenario.request]\nurl = \"/v2/\"\n\n\
+             [[event]]\nname = \"touch\"\nat = \"500ms\"\ncommand = [\"sh\", \"-c\", \"date +%s%N > {}\"]\n\n\
+             [[event]]\nname = \"fails\"\nat = \"1s\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n\n\
+             [[event]]\nname = \"hangs\"\nat = \"1s\"\ncommand = [\"sleep\", \"10\"]\ntimeout = \"300ms\"\n\n\
+             [[event]]\nname = \"write\"\nat = \"1500ms\"\nwrite = {{ path = \"{}\", content = \"v = 2\\n\" }}\n\
+             [[event.window]]\nname = \"never\"\nurl = \"/registry/status\"\ntimeout = \"700ms\"\n\
+             until = {{ json = {{ \"/phase\" = \"never\" }} }}\n",
+            target.addr(),
+            marker.display(),
+            written.display()
+        ),
+    )
+    .unwrap();
+    let (code, r) = regbench_json(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(marker.exists(), "the command ran");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "v = 2\n");
+    let occ = |name: &str| {
+        let e = r["events"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap();
+        e["occurrences"][0].clone()
+    };
+    let touch = occ("touch");
+    assert_eq!(touch["action_ok"], true);
+    let fired = touch["fired_ns"].as_f64().unwrap() / 1e6;
+    assert!((490.0..700.0).contains(&fired), "fired at {fired} ms");
+    assert!(occ("fails")["action_error"]
+        .as_str()
+        .unwrap()
+        .contains("exit status: 3"));
+    assert!(occ("hangs")["action_error"]
+        .as_str()
+        .unwrap()
+        .contains("was killed"));
+    let never = &occ("write")["windows"][0];
+    assert_eq!(never["converged"], false);
+    let ms = never["duration_ns"].as_f64().unwrap() / 1e6;
+    assert!(
+        (690.0..800.0).contains(&ms),
+        "closed at its timeout: {ms} ms"
+    );
+    let conv = &r["events"]["convergence"][0];
+    assert_eq!(
+        (conv["window"].as_str(), conv["unconverged"].as_u64()),
+        (Some("never"), Some(1))
+    );
+}

@@ -140,7 +140,7 @@ fn t_975(df: usize) -> f64 {
 /// The series a target threshold reads: its watch (the named one, or the first that has it) and
 /// the series' name.
 pub fn series_of<'a>(t: &Threshold, tel: &'a Telemetry) -> Option<&'a Series> {
-    let Filter::Target { watch, name } = &t.filter else {
+    let Filter::Target { watch, name } = t.filter.base() else {
         return None;
     };
     let wanted = match t.metric {
@@ -154,8 +154,32 @@ pub fn series_of<'a>(t: &Threshold, tel: &'a Telemetry) -> Option<&'a Series> {
 
 /// Judges a threshold on a target metric over the seconds from `from` on. No data fails.
 pub fn evaluate(t: &Threshold, tel: &Telemetry, from: u64) -> ThresholdResult {
+    evaluate_in(t, tel, from, &[])
+}
+
+/// As [`evaluate`]; a threshold `{during:W}` reads only the seconds that overlap window W's
+/// occurrences (`windows`: name, opened, closed — after the run's start), `outside` the others.
+pub fn evaluate_in(
+    t: &Threshold,
+    tel: &Telemetry,
+    from: u64,
+    windows: &[(&str, std::time::Duration, std::time::Duration)],
+) -> ThresholdResult {
+    let overlaps = |sec: u64, name: &str| {
+        let (a, b) = (sec as f64, sec as f64 + 1.0);
+        windows
+            .iter()
+            .filter(|(n, _, _)| *n == name || name == "outside")
+            .any(|(_, open, close)| open.as_secs_f64() < b && close.as_secs_f64() > a)
+    };
+    let keep = |sec: u64| match t.filter.window() {
+        None => true,
+        Some("outside") => !overlaps(sec, "outside"),
+        Some(w) => overlaps(sec, w),
+    };
     let observed = series_of(t, tel).and_then(|s| {
-        let points = &s.points;
+        let kept: Vec<(u64, f64)> = s.points.iter().copied().filter(|(t, _)| keep(*t)).collect();
+        let points = &kept;
         match t.stat {
             Stat::Slope => trend(points, from).map(|tr| tr.slope),
             Stat::Min => summarize(points, from).map(|s| s.min),
@@ -236,6 +260,39 @@ mod tests {
         ] {
             assert!((t_975(df) - t).abs() < 0.005 * t, "df {df}: {}", t_975(df));
         }
+    }
+
+    #[test]
+    fn target_thresholds_read_the_seconds_of_a_window() {
+        use crate::telemetry::{Series, Unit};
+        use std::time::Duration;
+        // CPU: 0.1 cores but 1.0 in seconds 3 and 4, when a sync ran (3.2 s – 4.5 s).
+        let points = (0..8)
+            .map(|t| (t, if t == 3 || t == 4 { 1.0 } else { 0.1 }))
+            .collect();
+        let tel = Telemetry {
+            series: vec![Series {
+                watch: "reg".into(),
+                name: "cpu".into(),
+                unit: Unit::Cores,
+                points,
+            }],
+            ..Telemetry::default()
+        };
+        let sync = [(
+            "sync",
+            Duration::from_millis(3200),
+            Duration::from_millis(4500),
+        )];
+        let max = |key: &str| {
+            let t = Threshold::parse(key, "max<0.5").unwrap();
+            evaluate_in(&t, &tel, 0, &sync).observed
+        };
+        assert_eq!(max("target_cpu{during:sync}"), Some(1.0));
+        assert_eq!(max("target_cpu{during:outside}"), Some(0.1));
+        assert_eq!(max("target_cpu"), Some(1.0));
+        let t = Threshold::parse("target_cpu{pid:reg,during:sync}", "avg<0.5").unwrap();
+        assert_eq!(evaluate_in(&t, &tel, 0, &sync).observed, Some(1.0));
     }
 
     #[test]

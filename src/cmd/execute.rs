@@ -167,6 +167,11 @@ pub(crate) fn execute(
         None => None,
     };
 
+    let window_names: Vec<&str> = plan
+        .events
+        .iter()
+        .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+        .collect();
     let warmup_secs = plan.warmup_secs();
     let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
     let progress = Progress::new(&plan, output.quiet);
@@ -228,7 +233,7 @@ pub(crate) fn execute(
                     if now >= next_abort_check && aborted_by.is_none() {
                         next_abort_check = now + Duration::from_secs(1);
                         let failing = judge_by.list.iter().filter(|t| t.abort_on_fail && elapsed >= t.grace).find(|t| {
-                            !judge_one(t, collector.total(), elapsed, watcher.as_ref(), 0, &scenario_tags).pass
+                            !judge_one(t, collector.total(), elapsed, watcher.as_ref(), &window_names, &scenario_tags).pass
                         });
                         if let Some(t) = failing {
                             aborted_by = Some(format!("{} {}", t.key, t.expr));
@@ -339,17 +344,23 @@ pub(crate) fn execute(
         Some(j) => (j, duration.saturating_sub(Duration::from_secs(warmup_secs))),
         None => (&agg.total, duration),
     };
-    let window_names: Vec<&str> = plan
-        .events
+    // Each window occurrence's span, for target thresholds `{during:W}`.
+    let intervals: Vec<(&str, Duration, Duration)> = events
         .iter()
-        .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+        .flat_map(|l| &l.events)
+        .flat_map(|e| &e.occurrences)
+        .flat_map(|o| {
+            o.windows
+                .iter()
+                .map(|w| (w.name.as_str(), o.fired, o.fired + w.duration))
+        })
         .collect();
     let thresholds = judge_by
         .list
         .iter()
         .map(|t| match (&target, t.metric) {
             (Some(tel), m) if m.is_target() => {
-                crate::analyze::target::evaluate(t, tel, warmup_secs)
+                crate::analyze::target::evaluate_in(t, tel, warmup_secs, &intervals)
             }
             (_, Metric::Convergence) => convergence(t, events.as_ref()),
             _ => {
@@ -411,12 +422,12 @@ fn judge_one(
     total: &crate::aggregate::Summary,
     elapsed: Duration,
     watcher: Option<&crate::telemetry::Watcher>,
-    from: u64,
+    windows: &[&str],
     scenario_tags: &dyn Fn(&str) -> Option<std::ops::Range<usize>>,
 ) -> crate::aggregate::ThresholdResult {
     match (watcher, t.metric.is_target()) {
-        (Some(w), true) => w.peek(|tel| crate::analyze::target::evaluate(t, tel, from)),
-        _ => crate::aggregate::evaluate(t, total, elapsed, scenario_tags),
+        (Some(w), true) => w.peek(|tel| crate::analyze::target::evaluate(t, tel, 0)),
+        _ => crate::aggregate::evaluate_in(t, total, elapsed, scenario_tags, windows),
     }
 }
 

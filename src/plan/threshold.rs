@@ -243,7 +243,7 @@ impl Threshold {
     /// A threshold on the target must read a series some watch provides, and say which watch when
     /// several could.
     pub fn check_watches(&self, watches: &[super::watch::Watch]) -> Result<(), String> {
-        let Filter::Target { watch, name } = &self.filter else {
+        let Filter::Target { watch, name } = self.filter.base() else {
             return Ok(());
         };
         let key = &self.key;
@@ -360,7 +360,7 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
         format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs; a watched target's target_cpu, target_rss, target_fds, … or metric{{name:…}}, with _slope for a trend)")
     })?;
     if metric.is_target() {
-        let (mut watch, mut series) = (None, None);
+        let (mut watch, mut series, mut during) = (None, None, None);
         // A selector's own labels hold commas and colons: `name:` takes the rest of the key.
         let mut rest = inner.unwrap_or("").trim();
         while !rest.is_empty() {
@@ -374,10 +374,11 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
             let v = Some(v.trim().to_string());
             match k.trim() {
                 "pid" | "watch" => watch = v,
+                "during" if !metric.is_slope() => during = v,
                 "name" if matches!(metric, Metric::Scraped { .. }) => series = v,
                 other => {
                     return Err(format!(
-                        "'{key}': cannot filter by '{other}' (expected pid, watch{})",
+                        "'{key}': cannot filter by '{other}' (expected pid, watch, during{})",
                         if matches!(metric, Metric::Scraped { .. }) {
                             " or name"
                         } else {
@@ -393,11 +394,18 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
                 "'{key}': a scraped metric is named: {name}{{name:go_goroutines}}"
             ));
         }
+        let target = Filter::Target {
+            watch,
+            name: series,
+        };
         return Ok((
             metric,
-            Filter::Target {
-                watch,
-                name: series,
+            match during {
+                Some(window) => Filter::During {
+                    base: Box::new(target),
+                    window,
+                },
+                None => target,
             },
         ));
     }

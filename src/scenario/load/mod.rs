@@ -350,6 +350,14 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                 }
             };
             let mut t = Threshold::parse(key, &expr).map_err(|e| cx.at(entry.span(), e))?;
+            let at_end = t.metric == crate::plan::threshold::Metric::Convergence
+                || (t.metric.is_target() && t.filter.window().is_some());
+            if abort_on_fail && at_end {
+                return Err(cx.at(
+                    entry.span(),
+                    "windows are known when the run ends: abort_on_fail does not apply",
+                ));
+            }
             t.abort_on_fail = abort_on_fail;
             t.grace = grace;
             t.check_watches(&watches)
@@ -832,6 +840,62 @@ mod tests {
             ("[[watch]]\ncmd = \"x\"\n[[watch]]\ncmd = \"y\"\n[thresholds]\n\"target_cpu\" = [\"avg<0.5\"]\n", at(6), "several watches have it (x, y)"),
             ("[[watch]]\ncmd = \"x\"\n[thresholds]\n\"metric{name:go_goroutines}\" = [\"last<5\"]\n", at(4), "no watch scrapes 'go_goroutines'"),
             ("[[watch]]\ncmd = \"x\"\n[thresholds]\n\"target_rss_slope\" = [\"<1MiB\"]\n", at(4), "no time unit"),
+        ];
+        for (tail, line, want) in cases {
+            let e = error(&format!("{base}{tail}"));
+            assert!(
+                e.starts_with(&line),
+                "expected the error at {line}, got: {e}\n{tail}"
+            );
+            assert!(e.contains(want), "expected '{want}' in: {e}");
+        }
+    }
+
+    #[test]
+    fn event_tables_and_their_mistakes() {
+        let base = scenario(
+            "executor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[scenario.request]\nname = \"get\"\nurl = \"/\"\n",
+        );
+        let at = |n: usize| format!("{}:", base.lines().count() + n);
+        let ok = format!(
+            "{base}[[event]]\nname = \"sync\"\nat = \"2s\"\nevery = \"5s\"\n\
+             request = {{ method = \"POST\", url = \"/registry/sync\", check = {{ status = [202] }} }}\n\
+             [[event.window]]\nurl = \"/registry/status\"\ninterval = \"20ms\"\n\
+             until = {{ json = {{ \"/phase\" = \"idle\" }}, changed = [\"/syncs_completed\"] }}\n\
+             [[event]]\nname = \"reload\"\nwrite = {{ path = \"conf\", content = \"x\" }}\n\
+             [[event.window]]\nname = \"detect\"\nurl = \"/registry/status\"\nuntil = {{ body_changed = true }}\n\
+             [[event]]\nname = \"script\"\ncommand = [\"true\"]\ntimeout = \"2s\"\n\
+             [thresholds]\n\"latency{{step:get,during:sync}}\" = [\"p(99)<1s\"]\n\
+             \"latency{{step:get}}\" = [\"p(99) during sync < 1.5 × outside\"]\n\
+             \"convergence{{window:detect}}\" = [\"max<3s\"]\n\"downtime\" = [\"max<1ms\"]\n"
+        );
+        let l = load_str(&ok, &[]).unwrap();
+        let e = &l.plan.events;
+        assert_eq!(e.len(), 3);
+        assert_eq!(
+            (e[0].at, e[0].every, e[0].windows[0].name.as_str()),
+            (Duration::from_secs(2), Some(Duration::from_secs(5)), "sync")
+        );
+        assert_eq!(e[0].windows[0].changed, ["/syncs_completed"]);
+        assert!(e[1].windows[0].body_changed);
+        assert!(
+            matches!(&e[1].action, crate::plan::event::Action::Write { path, .. } if path.ends_with("conf"))
+        );
+        assert_eq!(l.thresholds.len(), 4);
+
+        let ev = "[[event]]\nname = \"e\"\n";
+        let cases = [
+            (format!("{ev}at = \"1s\"\n"), at(1), "exactly one of request, write or command"),
+            (format!("{ev}command = []\n"), at(3), "a program and its arguments"),
+            (format!("{ev}write = {{ path = \"p\" }}\ntimeout = \"1s\"\n"), at(1), "timeout bounds a command"),
+            (format!("{ev}every = \"1ms\"\ncommand = [\"true\"]\n"), at(3), "every: at least 10ms"),
+            (format!("{ev}command = [\"true\"]\n[[event.window]]\nurl = \"status\"\nuntil = {{ status = [200] }}\n"), at(5), "a path on the target"),
+            (format!("{ev}command = [\"true\"]\n[[event.window]]\nurl = \"/s\"\nuntil = {{}}\n"), at(6), "until needs a condition"),
+            (format!("{ev}command = [\"true\"]\n[[event.window]]\nurl = \"/s\"\nuntil = {{ changed = [\"x\"] }}\n"), at(6), "not a JSON pointer"),
+            (format!("{ev}command = [\"true\"]\n[[event.window]]\nurl = \"/s\"\nuntil = {{ json = {{ \"/a\" = 1 }}, soon = true }}\n"), at(6), "unknown field `soon`"),
+            (format!("{ev}command = [\"true\"]\n[[event]]\nname = \"e\"\ncommand = [\"true\"]\n"), at(5), "two events are named 'e'"),
+            (format!("{ev}command = [\"true\"]\n[thresholds]\n\"latency{{during:nope}}\" = [\"p(99)<1s\"]\n"), at(5), "no event window is named 'nope'"),
+            (format!("{ev}command = [\"true\"]\n[[event.window]]\nurl = \"/s\"\nuntil = {{ status = [200] }}\n[thresholds]\n\"convergence{{window:e}}\" = [{{ expr = \"max<1s\", abort_on_fail = true }}]\n"), at(8), "abort_on_fail does not apply"),
         ];
         for (tail, line, want) in cases {
             let e = error(&format!("{base}{tail}"));
