@@ -169,9 +169,9 @@ async fn occur(
     let mut baselines = Vec::new();
     for w in &e.windows {
         let mut c = client(cx);
-        let before = match w.changed.is_empty() && !w.body_changed {
-            true => None,
-            false => ask(&mut c, &w.probe).await,
+        let before = match w.needs_baseline() {
+            true => ask(&mut c, &w.probe).await,
+            false => None,
         };
         baselines.push((c, before));
     }
@@ -330,6 +330,11 @@ fn converged(
         return false;
     }
     if w.body_changed && before.is_some_and(|b| b.body == r.body) {
+        return false;
+    }
+    let header_moved =
+        |h: &String| r.header(h).is_some() && r.header(h) != before.and_then(|b| b.header(h));
+    if !w.header_changed.iter().all(header_moved) {
         return false;
     }
     if w.changed.is_empty() {

@@ -56,6 +56,15 @@ pub struct Window {
     pub changed: Vec<String>,
     /// …and the body must differ from the one just before the event.
     pub body_changed: bool,
+    /// …and each of these headers must differ from its value just before the event.
+    pub header_changed: Vec<String>,
+}
+
+impl Window {
+    /// It compares answers with the one just before the event.
+    pub fn needs_baseline(&self) -> bool {
+        !self.changed.is_empty() || self.body_changed || !self.header_changed.is_empty()
+    }
 }
 
 impl Event {

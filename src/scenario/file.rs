@@ -97,6 +97,9 @@ pub struct UntilSpec {
     pub changed: Vec<String>,
     #[serde(default)]
     pub body_changed: bool,
+    /// Response headers whose values must differ from theirs just before the event (`ETag`).
+    #[serde(default)]
+    pub header_changed: Vec<String>,
 }
 
 /// `[[watch]]`: a process (`pid` or `cmd`) and/or a metrics endpoint (`scrape`, `metrics`). Strings

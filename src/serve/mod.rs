@@ -566,10 +566,14 @@ fn dispatch(
             };
             (Route::Server, resp)
         }
-        (&Method::GET, "/registry/status") => (
-            Route::Status,
-            json_resp(StatusCode::OK, state.service.status()),
-        ),
+        (&Method::GET, "/registry/status") => {
+            let mut resp = json_resp(StatusCode::OK, state.service.status());
+            // The config's version as an ETag: a probe can wait for it to change.
+            if let Ok(v) = format!("\"config-{}\"", state.service.config_version()).parse() {
+                resp.headers_mut().insert(hyper::header::ETAG, v);
+            }
+            (Route::Status, resp)
+        }
         (&Method::POST, "/registry/sync") => {
             let (_, body) = state.service.trigger_sync();
             (Route::Sync, json_resp(StatusCode::ACCEPTED, body))

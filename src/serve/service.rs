@@ -120,6 +120,11 @@ impl ServiceRegistry {
         self.by_id.get(&key).map(|&i| self.docs[i].clone())
     }
 
+    /// Reloads of `--config` so far.
+    pub fn config_version(&self) -> u64 {
+        self.state().config_version
+    }
+
     /// A sync is running (queries may be slowed by `--sync-slowdown`).
     pub fn is_syncing(&self) -> bool {
         self.state().syncing

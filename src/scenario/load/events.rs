@@ -253,10 +253,10 @@ fn window(
             ));
         }
     }
-    if until.is_empty() && u.changed.is_empty() && !u.body_changed {
+    if until.is_empty() && u.changed.is_empty() && !u.body_changed && u.header_changed.is_empty() {
         return Err(cx.at(
             spec.until.span(),
-            "until needs a condition: json, status, body_contains, json_exists, header, changed or body_changed",
+            "until needs a condition: json, status, body_contains, json_exists, header, changed, body_changed or header_changed",
         ));
     }
     let dur = |d: &Option<Spanned<String>>, what: &str, default: Duration| match d {
@@ -276,5 +276,6 @@ fn window(
         until,
         changed: u.changed.clone(),
         body_changed: u.body_changed,
+        header_changed: u.header_changed.clone(),
     })
 }
