@@ -79,8 +79,9 @@ pub struct WindowSpec {
     pub until: Spanned<UntilSpec>,
 }
 
-/// A probe's conditions, all of which must hold: a check's keys, and values that must have changed
-/// since just before the event.
+/// A probe's conditions, all of which must hold: a check's keys (repeated from `CheckSpec`: serde
+/// cannot flatten into a struct that denies unknown fields), and values that must have changed since
+/// just before the event.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UntilSpec {

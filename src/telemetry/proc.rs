@@ -95,25 +95,28 @@ fn parse_stat(stat: &str, ticks: f64, page: u64) -> Option<Reading> {
 /// The processes named `name`: their `comm` (which the kernel cuts at 15 bytes) or their program's
 /// file name. This process is never one of them.
 pub fn find_by_name(name: &str) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        // comm is cut at 15 bytes; a longer name is found by argv[0].
-        .filter(|&pid| {
-            comm(pid).as_deref() == Some(name) || program_name(pid).as_deref() == Some(name)
-        })
-        .collect();
-    pids.sort_unstable();
-    pids
+    // comm is cut at 15 bytes; a longer name is found by argv[0].
+    pids_where(|pid| {
+        comm(pid).as_deref() == Some(name) || program_name(pid).as_deref() == Some(name)
+    })
 }
 
 /// The processes whose command line (arguments joined by spaces) contains `text`; not this one.
 pub fn find_by_cmdline(text: &str) -> Vec<u32> {
+    pids_where(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let args: Vec<String> = c
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.join(" ").contains(text)
+        })
+    })
+}
+
+/// Every process but this one for which `keep` holds, in PID order.
+fn pids_where(keep: impl Fn(u32) -> bool) -> Vec<u32> {
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -121,17 +124,7 @@ pub fn find_by_cmdline(text: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let args: Vec<String> = c
-                    .split(|&b| b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                args.join(" ").contains(text)
-            })
-        })
+        .filter(|&pid| pid != me && keep(pid))
         .collect();
     pids.sort_unstable();
     pids
