@@ -24,6 +24,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Python's hdrhistogram reads the HDR interval logs regbench writes (an independent implementation).
+python3 -c 'import hdrh' 2>/dev/null || {
+  echo "test.sh: installing the Python package hdrhistogram" >&2
+  python3 -m pip install -q hdrhistogram
+}
+
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
 
 cargo test --locked "$@"

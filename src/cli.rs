@@ -353,8 +353,10 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
 /// Options every load-running subcommand shares.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Report output, repeatable: `json=FILE`, `text=FILE`, or `json` to print JSON on stdout instead
-    /// of text. Files are written atomically, also after Ctrl-C (marked partial).
+    /// Report output, repeatable: `json=FILE`, `text=FILE`, `csv=FILE` (per step per second, and
+    /// FILE.summary.csv per step), `hdr=FILE` (an HdrHistogram interval log of each step's latency),
+    /// or a format alone to print it on stdout instead of text. Files are written atomically, also
+    /// after Ctrl-C (marked partial).
     #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
     pub outputs: Vec<OutputSpec>,
     /// Print the JSON report on stdout instead of text (= -o json; oha's -j).

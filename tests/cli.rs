@@ -142,7 +142,7 @@ fn unknown_output_format_is_refused_before_the_run() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected text or json"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected text or json or csv or hdr"));
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
 

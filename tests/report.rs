@@ -110,3 +110,84 @@ fn output_files_are_written_atomically() {
     let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(leftovers, 2, "no temporary files left behind");
 }
+
+/// Issue 18: `-o csv=FILE` (per step per second, and a summary beside it) and `-o hdr=FILE` (an
+/// HdrHistogram interval log) agree with the JSON; the log is read by an independent
+/// implementation, Python's `hdrhistogram` (installed by scripts/test.sh).
+#[test]
+fn csv_and_hdr_logs_agree_with_the_json() {
+    let target = demo_target(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, hdr) = (dir.path().join("r.csv"), dir.path().join("r.hdr"));
+    let url = format!("http://{}/v2/", target.addr());
+    let (code, r) = regbench_json(&[
+        "run",
+        &url,
+        "--rate",
+        "100",
+        "-z",
+        "3s",
+        "-o",
+        &format!("csv={}", csv.display()),
+        "-o",
+        &format!("hdr={}", hdr.display()),
+    ]);
+    assert_eq!(code, 0);
+    let requests = r["steps"][0]["requests"].as_u64().unwrap();
+    let series = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = series.lines();
+    assert_eq!(
+        lines.next(),
+        Some("t_s,step,requests,failed,dropped,latency_p50_ms,latency_p95_ms,latency_p99_ms,latency_max_ms")
+    );
+    let per_second: u64 = lines
+        .map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(per_second, requests);
+    let summary = std::fs::read_to_string(dir.path().join("r.summary.csv")).unwrap();
+    let row: Vec<&str> = summary.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(
+        (row[0], row[2]),
+        ("GET /v2/", requests.to_string().as_str())
+    );
+    let p99_ms: f64 = row[11].parse().unwrap();
+    let json_p99 = r["steps"][0]["latency"]["p99_ns"].as_f64().unwrap() / 1e6;
+    assert!((p99_ms - json_p99).abs() < 0.001, "{p99_ms} vs {json_p99}");
+
+    // Each line as it is (a `\` continuation would eat Python's indentation).
+    let script = [
+        "import sys",
+        "from hdrh.log import HistogramLogReader",
+        "from hdrh.histogram import HdrHistogram",
+        "reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600 * 10**9, 3))",
+        "total, n = HdrHistogram(1, 3600 * 10**9, 3), 0",
+        "while True:",
+        "    h = reader.get_next_interval_histogram()",
+        "    if h is None:",
+        "        break",
+        "    total.add(h)",
+        "    n += 1",
+        "print(n, total.get_total_count(), total.get_value_at_percentile(99))",
+    ]
+    .join("\n");
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script, hdr.to_str().unwrap()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python3 hdrhistogram failed (install it: pip install hdrhistogram; scripts/test.sh does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(v[0] >= 3, "{text}");
+    assert_eq!(v[1], requests);
+    assert_eq!(
+        v[2] as f64,
+        r["steps"][0]["latency"]["p99_ns"].as_f64().unwrap()
+    );
+}

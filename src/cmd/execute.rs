@@ -467,10 +467,14 @@ pub(crate) fn emit(
     for o in &output.outputs {
         if let Some(path) = &o.path {
             let format = Format::parse(&o.format).unwrap_or(Format::Text);
-            if let Err(e) = crate::util::write_atomic(path, format.render(report).as_bytes()) {
-                file_error.get_or_insert(
-                    anyhow!(e).context(format!("cannot write the report to '{}'", path.display())),
-                );
+            let main = (path.clone(), format.render(report));
+            for (file, text) in std::iter::once(main).chain(format.companions(path, report)) {
+                if let Err(e) = crate::util::write_atomic(&file, text.as_bytes()) {
+                    file_error.get_or_insert(
+                        anyhow!(e)
+                            .context(format!("cannot write the report to '{}'", file.display())),
+                    );
+                }
             }
         }
     }

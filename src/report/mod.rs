@@ -1,6 +1,8 @@
 //! Stage: report — formats a finished (or interrupted) run. Text for people, JSON for machines (with a
 //! versioned, checked-in schema). Reporters only format: every number comes from `aggregate`.
 
+pub mod csv;
+pub mod hdr;
 pub mod json;
 pub mod stress;
 pub mod text;
@@ -264,16 +266,22 @@ impl RunReport {
 pub enum Format {
     Text,
     Json,
+    /// Per step per second; with a file, a summary beside it (`csv::summary_path`).
+    Csv,
+    /// An HdrHistogram interval log.
+    Hdr,
 }
 
 impl Format {
     /// The names `-o` takes.
-    pub const NAMES: [&'static str; 2] = ["text", "json"];
+    pub const NAMES: [&'static str; 4] = ["text", "json", "csv", "hdr"];
 
     pub fn parse(s: &str) -> Option<Format> {
         match s {
             "text" => Some(Format::Text),
             "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            "hdr" => Some(Format::Hdr),
             _ => None,
         }
     }
@@ -282,6 +290,20 @@ impl Format {
         match self {
             Format::Text => text::render(r),
             Format::Json => json::render(r),
+            Format::Csv => csv::render(r),
+            Format::Hdr => hdr::render(r),
+        }
+    }
+
+    /// Files a format writes beside `path` (the CSV summary).
+    pub fn companions(
+        self,
+        path: &std::path::Path,
+        r: &RunReport,
+    ) -> Vec<(std::path::PathBuf, String)> {
+        match self {
+            Format::Csv => vec![(csv::summary_path(path), csv::summary(r))],
+            _ => Vec::new(),
         }
     }
 }
