@@ -167,11 +167,7 @@ pub(crate) fn execute(
         None => None,
     };
 
-    let window_names: Vec<&str> = plan
-        .events
-        .iter()
-        .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
-        .collect();
+    let window_names = plan.window_names();
     let warmup_secs = plan.warmup_secs();
     let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
     let progress = Progress::new(&plan, output.quiet);

@@ -169,12 +169,8 @@ fn with_flag_thresholds(
         list: base.list.clone(),
         scenario_tags: base.scenario_tags.clone(),
     };
+    let windows = plan.window_names();
     for t in &a.thresholds {
-        let windows: Vec<&str> = plan
-            .events
-            .iter()
-            .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
-            .collect();
         let t = Threshold::parse_flag(t)
             .and_then(|th| th.check_watches(&plan.watch).map(|_| th))
             .and_then(|th| th.check_windows(&windows).map(|_| th))

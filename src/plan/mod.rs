@@ -290,6 +290,15 @@ impl Plan {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The event windows, in plan order: the order of `TagStats::during` (and bit k of a sample's
+    /// window set).
+    pub fn window_names(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
+            .collect()
+    }
+
     /// When, after the run's start, the last scenario stops starting requests; `None` when some
     /// scenario is bounded only by a count.
     pub fn scheduled_end(&self) -> Option<Duration> {

@@ -180,12 +180,7 @@ pub struct WindowRun {
 impl RunReport {
     /// The plan's windows, in order (the index of `TagStats::during`).
     pub fn window_names(&self) -> Vec<&str> {
-        self.info
-            .plan
-            .events
-            .iter()
-            .flat_map(|e| e.windows.iter().map(|w| w.name.as_str()))
-            .collect()
+        self.info.plan.window_names()
     }
 
     /// A window's convergence times (see [`EventLog::convergence`]).

@@ -131,23 +131,20 @@ pub fn prepare(watches: &[Watch]) -> Result<Prepared, String> {
                 }
                 vec![*pid]
             }
-            Some(Process::CommandLine(text)) => {
-                let pids = proc::find_by_cmdline(text);
+            Some(found) => {
+                let (pids, missing) = match found {
+                    Process::Command(name) => (
+                        proc::find_by_name(name),
+                        format!("is named '{name}' (check: pgrep -l {name})"),
+                    ),
+                    Process::CommandLine(text) => (
+                        proc::find_by_cmdline(text),
+                        format!("has '{text}' in its command line (check: pgrep -af '{text}')"),
+                    ),
+                    Process::Pid(_) => (Vec::new(), String::new()),
+                };
                 if pids.is_empty() {
-                    return Err(format!(
-                        "watch '{}': no running process has '{text}' in its command line (check: pgrep -af '{text}')",
-                        w.name
-                    ));
-                }
-                pids
-            }
-            Some(Process::Command(name)) => {
-                let pids = proc::find_by_name(name);
-                if pids.is_empty() {
-                    return Err(format!(
-                        "watch '{}': no running process is named '{name}' (check: pgrep -l {name})",
-                        w.name
-                    ));
+                    return Err(format!("watch '{}': no running process {missing}", w.name));
                 }
                 pids
             }

@@ -74,14 +74,7 @@ fn event(
         }
         None => None,
     };
-    let text = |s: &Spanned<String>, what: &str| -> Result<String, ScenarioError> {
-        cx.template(s, scope)?.static_text().ok_or_else(|| {
-            cx.at(
-                s.span(),
-                format!("{what} may use only constants and env.NAME"),
-            )
-        })
-    };
+    let text = |s: &Spanned<String>, what: &str| cx.constant_text(s, scope, what);
     let given = [e.request.is_some(), e.write.is_some(), e.command.is_some()];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(cx.at(
@@ -170,14 +163,7 @@ fn probe_spec(
     scope: &Scope,
     base: Option<&Target>,
 ) -> Result<RequestSpec, ScenarioError> {
-    let text = |s: &Spanned<String>, what: &str| -> Result<String, ScenarioError> {
-        cx.template(s, scope)?.static_text().ok_or_else(|| {
-            cx.at(
-                s.span(),
-                format!("{what} may use only constants and env.NAME"),
-            )
-        })
-    };
+    let text = |s: &Spanned<String>, what: &str| cx.constant_text(s, scope, what);
     let path = text(url, "url")?;
     if !path.starts_with('/') {
         return Err(cx.at(

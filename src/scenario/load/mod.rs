@@ -103,6 +103,21 @@ impl Ctx<'_> {
         parse_duration(s.get_ref()).map_err(|e| self.at(s.span(), format!("{what}: {e}")))
     }
 
+    /// A string that may use only constants and `{{env.NAME}}` (no per-request values), rendered.
+    fn constant_text(
+        &self,
+        s: &Spanned<String>,
+        scope: &Scope,
+        what: &str,
+    ) -> Result<String, ScenarioError> {
+        self.template(s, scope)?.static_text().ok_or_else(|| {
+            self.at(
+                s.span(),
+                format!("{what} may use only constants and env.NAME"),
+            )
+        })
+    }
+
     /// A template in a string value; its errors point inside the string.
     fn template(&self, s: &Spanned<String>, scope: &Scope) -> Result<Template, ScenarioError> {
         Template::compile(s.get_ref(), scope).map_err(|e| {
@@ -430,14 +445,7 @@ fn watch(
     use crate::plan::watch::{Process, Scrape, Watch};
     use crate::scenario::file::PidSpec;
     let w = spec.get_ref();
-    let text = |s: &Spanned<String>, what: &str| -> Result<String, ScenarioError> {
-        cx.template(s, scope)?.static_text().ok_or_else(|| {
-            cx.at(
-                s.span(),
-                format!("{what} may use only constants and env.NAME"),
-            )
-        })
-    };
+    let text = |s: &Spanned<String>, what: &str| cx.constant_text(s, scope, what);
     if let (Some(c), true) = (&w.cmdline, w.pid.is_some() || w.cmd.is_some()) {
         return Err(cx.at(c.span(), "a watch has one of pid, cmd or cmdline"));
     }

@@ -361,14 +361,7 @@ pub(super) fn registry_auth(
     let Some(spec) = spec else {
         return Ok(FlowAuth::default());
     };
-    let text = |v: &Spanned<String>| -> Result<String, ScenarioError> {
-        cx.template(v, scope)?.static_text().ok_or_else(|| {
-            cx.at(
-                v.span(),
-                "registry credentials may use only constants and env.NAME",
-            )
-        })
-    };
+    let text = |v: &Spanned<String>| cx.constant_text(v, scope, "registry credentials");
     let user = match (&spec.user, &spec.password) {
         (Some(u), p) => Some((
             text(u)?,
