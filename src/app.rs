@@ -18,11 +18,11 @@ pub mod exit {
     /// The run was invalid and `--strict` was given (later issue).
     pub const INVALID: u8 = 4;
     /// Interrupted by Ctrl-C (128 + SIGINT); the partial report was still written.
-    pub const INTERRUPTED: u8 = 130;
+    pub const INTERRUPTED: u8 = crate::report::Interrupt::SIGINT.exit_code;
     /// Stopped by SIGTERM (128 + 15: a CI job's timeout, `kill`); the partial report was written.
-    pub const TERMINATED: u8 = 143;
+    pub const TERMINATED: u8 = crate::report::Interrupt::SIGTERM.exit_code;
     /// Stopped by SIGHUP (128 + 1: the terminal went away); the partial report was written.
-    pub const HANGUP: u8 = 129;
+    pub const HANGUP: u8 = crate::report::Interrupt::SIGHUP.exit_code;
 }
 
 /// A failure with the exit code it maps to.
@@ -113,6 +113,7 @@ where
         Command::Oci(c) => cmd::oci::cmd_oci_load(c, out, opts),
         Command::Doctor(a) => cmd::doctor::cmd_doctor(&a, out),
         Command::Stress(a) => cmd::stress::cmd_stress(*a, out, opts),
+        Command::Report(a) => cmd::report::cmd_report(&a, out),
         Command::Completions { shell } => cmd::docs::cmd_completions(shell, out),
         Command::Man => cmd::docs::cmd_man(out),
     };

@@ -76,6 +76,11 @@ pub enum Command {
     /// found; 3: the SLO fails even at the lowest load; 4: the generator saturated first.
     #[command(after_help = STRESS_EXAMPLES)]
     Stress(Box<StressArgs>),
+    /// Render a saved JSON result (`-o json=FILE` of `run`, `demo` or `oci`) again, in any output
+    /// format, exactly as the run would have. Exit codes as the run's: 3 when its thresholds failed,
+    /// 4 when it was invalid and --strict is given, 130/143/129 when it was interrupted.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// Check this host for a planned load: open files, local ports and TIME_WAIT, listen queues,
     /// conntrack, CPU and memory; each finding with the command that fixes it. Changes nothing.
     /// Exit 0: all good; 1: warnings; 3: the load will fail here as the host is.
@@ -95,6 +100,12 @@ Examples:
   regbench stress http://127.0.0.1:5000/v2/ --slo 'p(99)<100ms' --slo 'errors<1%'
   regbench stress plan.toml --step 20s --settle 5s --precision 2%     # SLOs from the file's thresholds
   regbench stress http://127.0.0.1:5000/v2/ --vus 1,2,4,8,16,32 --slo 'p(99)<200ms'";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  regbench report result.json                          # the text report again
+  regbench report result.json -o html=report.html -o junit=junit.xml
+  regbench report result.json -o csv=per-second.csv --quiet";
 
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
@@ -150,6 +161,18 @@ pub struct StressArgs {
     /// two), report throughput and latency per level, and fit the Universal Scalability Law.
     #[arg(long, value_name = "LIST")]
     pub vus: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A JSON result written by `-o json=FILE`.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Exit 4 when the run was invalid (as `run --strict`).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,13 @@ fn signals_write_the_partial_report() {
         let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(r["run"]["partial"], true);
         assert!(r["run"]["interrupted_by"].as_str().unwrap().contains(name));
+        // Rendered again later, the partial report keeps its exit code (CI gates on it).
+        let again = Command::new(BIN)
+            .args(["report", json.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(code), "report of a {name} run");
+        assert!(String::from_utf8_lossy(&again.stdout).contains("PARTIAL"));
         let n = r["overall"]["requests"].as_u64().unwrap();
         assert!(
             (8..=24).contains(&n),

@@ -191,3 +191,138 @@ fn csv_and_hdr_logs_agree_with_the_json() {
         r["steps"][0]["latency"]["p99_ns"].as_f64().unwrap()
     );
 }
+
+/// Renders `result` again with `regbench report` and checks every format comes out byte for byte as
+/// the run wrote it, with the run's exit code.
+fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
+    let (json, text) = (dir.join("run.json"), dir.join("run.txt"));
+    let (again_json, again_text) = (dir.join("again.json"), dir.join("again.txt"));
+    let (code, _) = regbench(&[
+        "report",
+        json.to_str().unwrap(),
+        "-o",
+        &format!("json={}", again_json.display()),
+        "-o",
+        &format!("text={}", again_text.display()),
+        "--quiet",
+    ]);
+    assert_eq!(code, run_code, "report exits as the run did");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    assert!(
+        read(&json) == read(&again_json),
+        "JSON differs when rendered again"
+    );
+    assert_eq!(
+        read(&text),
+        read(&again_text),
+        "text differs when rendered again"
+    );
+}
+
+/// Issue 18: `regbench report RESULT.json` renders a saved result exactly as the run did — a
+/// closed-model demo with registry flows, and a service-registry plan with open-model scenarios,
+/// events and their windows, a watched target and a failed threshold (exit 3 both times).
+#[test]
+fn a_saved_result_renders_again_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = |d: &std::path::Path| {
+        [
+            "-o".to_string(),
+            format!("json={}", d.join("run.json").display()),
+            "-o".to_string(),
+            format!("text={}", d.join("run.txt").display()),
+            "--quiet".to_string(),
+        ]
+    };
+    let demo = dir.path().join("demo");
+    std::fs::create_dir(&demo).unwrap();
+    let mut args = vec!["demo".to_string(), "--duration".into(), "2s".into()];
+    args.extend(outputs(&demo));
+    let (code, _) = regbench(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0);
+    assert_renders_again(&demo, 0);
+
+    let plan = dir.path().join("plan");
+    std::fs::create_dir(&plan).unwrap();
+    let config = dir.path().join("registry.conf");
+    let target = Served::start(&[
+        "--servers",
+        "200",
+        "--config",
+        config.to_str().unwrap(),
+        "--config-poll",
+        "100ms",
+    ]);
+    let mut args: Vec<String> = [
+        "run",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/service-registry-plan.toml"
+        ),
+        "-z",
+        "5s",
+        "--threshold",
+        "latency:p(99)<1us",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend([
+        "-e".into(),
+        format!("base_url={}", target.url()),
+        "-e".into(),
+        format!("config_file={}", config.display()),
+        "-e".into(),
+        format!("target_cmdline=serve --addr {}", target.addr),
+    ]);
+    args.extend(outputs(&plan));
+    let (code, _) = regbench(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 3, "the 1 µs threshold fails");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(plan.join("run.json")).unwrap()).unwrap();
+    assert!(!r["events"]["events"][0]["occurrences"][0]["windows"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(r["steps"][0]["during"].is_object());
+    assert!(!r["target"]["series"].as_array().unwrap().is_empty());
+    assert_renders_again(&plan, 3);
+}
+
+/// A file that is not a result, or lacks a field, is a usage error naming the field.
+#[test]
+fn report_names_what_is_wrong_with_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = demo_target(ServeConfig::default());
+    let good = dir.path().join("good.json");
+    let (code, _) = regbench(&[
+        "run",
+        &format!("{}/v2/", t.url()),
+        "-n",
+        "20",
+        "-o",
+        &format!("json={}", good.display()),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0);
+    let mut r: Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
+    r["run"]["scenarios"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("window_ns");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
+        .args(["report", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run.scenarios[0].window_ns: missing"), "{err}");
+    std::fs::write(&bad, "{\"kind\": \"stress\"}").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
+        .args(["report", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stress"));
+}

@@ -8,7 +8,7 @@ mod summary;
 mod thresholds;
 mod validity;
 
-pub use collector::{workers_cpu, Aggregate, Collector, SecondStats};
+pub use collector::{workers_cpu, Aggregate, Collector, SecondStats, SecondTag};
 pub use recorder::{Inflight, Msg, Recorder, WorkerStats};
 pub use summary::{
     decode_histogram, encode_histogram, log_bins, new_histogram, CheckCount, Dist, Downtime,

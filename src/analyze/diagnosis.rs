@@ -14,8 +14,8 @@ pub struct Diagnosis {
     /// An error kind's name (`addr-not-available`) or a status class (`429`, `5xx`).
     pub kind: String,
     pub count: u64,
-    pub cause: &'static str,
-    pub remedy: &'static str,
+    pub cause: String,
+    pub remedy: String,
     /// What this run saw that supports it: limits, counters, the first failing request.
     pub evidence: Vec<String>,
 }
@@ -160,8 +160,8 @@ pub fn diagnose(all: &TagStats, tags: &[TagStats], ev: &Evidence) -> Vec<Diagnos
         out.push(Diagnosis {
             kind: kind.name().to_string(),
             count,
-            cause,
-            remedy,
+            cause: cause.to_string(),
+            remedy: remedy.to_string(),
             evidence,
         });
     }
@@ -195,8 +195,8 @@ pub fn diagnose(all: &TagStats, tags: &[TagStats], ev: &Evidence) -> Vec<Diagnos
         out.push(Diagnosis {
             kind: class.to_string(),
             count,
-            cause,
-            remedy,
+            cause: cause.to_string(),
+            remedy: remedy.to_string(),
             evidence: examples(tags, |e| e.outcome.parse::<u16>().is_ok_and(is)),
         });
     }
@@ -212,8 +212,8 @@ pub fn diagnose(all: &TagStats, tags: &[TagStats], ev: &Evidence) -> Vec<Diagnos
         out.push(Diagnosis {
             kind: "4xx".into(),
             count: other_4xx,
-            cause,
-            remedy,
+            cause: cause.to_string(),
+            remedy: remedy.to_string(),
             evidence: examples(tags, |e| {
                 e.outcome
                     .parse::<u16>()

@@ -91,20 +91,7 @@ pub(crate) fn execute(
     opts: Options,
     strict: bool,
 ) -> Result<RunReport, Failure> {
-    for o in &output.outputs {
-        if Format::parse(&o.format).is_none() {
-            return Err(usage(anyhow!(
-                "-o '{}' is not an output format (expected {})",
-                o.format,
-                Format::NAMES.join(" or ")
-            )));
-        }
-    }
-    for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
-        crate::util::prepare_output(path)
-            .with_context(|| format!("cannot write the report to '{}'", path.display()))
-            .map_err(run_failed)?;
-    }
+    check_outputs(output)?;
     let host_before = preflight(&plan, resolved.addr, output.quiet, strict)?;
     let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
     let mut aborted_by: Option<String> = None;
@@ -328,7 +315,7 @@ pub(crate) fn execute(
         segment: plan.segment,
         max_lag: plan.max_lag,
         seed: plan.seed,
-        plan: Arc::clone(&plan),
+        plan: crate::report::PlanRecord::of(&plan),
         interrupted,
         cut_off,
         process_cpu: usage.cpu,
@@ -447,10 +434,53 @@ pub(crate) async fn termination_signal() -> Interrupt {
         listen(SignalKind::hangup()),
     );
     tokio::select! {
-        _ = recv(&mut int) => Interrupt { name: "interrupted (SIGINT)", exit_code: exit::INTERRUPTED },
-        _ = recv(&mut term) => Interrupt { name: "terminated (SIGTERM)", exit_code: exit::TERMINATED },
-        _ = recv(&mut hup) => Interrupt { name: "hung up (SIGHUP)", exit_code: exit::HANGUP },
+        _ = recv(&mut int) => Interrupt::SIGINT,
+        _ = recv(&mut term) => Interrupt::SIGTERM,
+        _ = recv(&mut hup) => Interrupt::SIGHUP,
     }
+}
+
+/// Checks every `-o` names a format and its file can be written, before anything runs.
+pub(crate) fn check_outputs(output: &OutputArgs) -> Result<(), Failure> {
+    for o in &output.outputs {
+        if Format::parse(&o.format).is_none() {
+            return Err(usage(anyhow!(
+                "-o '{}' is not an output format (expected {})",
+                o.format,
+                Format::NAMES.join(" or ")
+            )));
+        }
+    }
+    for path in output.outputs.iter().filter_map(|o| o.path.as_ref()) {
+        crate::util::prepare_output(path)
+            .with_context(|| format!("cannot write the report to '{}'", path.display()))
+            .map_err(run_failed)?;
+    }
+    Ok(())
+}
+
+/// The exit code of a reported run: `emitted` (an abort or a signal) first, then failed thresholds
+/// (3), then an invalid run under `--strict` (4); each said on stderr unless `quiet`.
+pub(crate) fn verdict(report: &RunReport, emitted: u8, strict: bool, quiet: bool) -> u8 {
+    if emitted != exit::OK {
+        return emitted;
+    }
+    if report.thresholds.iter().any(|t| !t.pass) {
+        if !quiet {
+            let n = report.thresholds.iter().filter(|t| !t.pass).count();
+            eprintln!("regbench: {n} threshold(s) failed (the table ends the report)");
+        }
+        return exit::THRESHOLDS;
+    }
+    if strict && !report.validity.valid {
+        if !quiet {
+            eprintln!(
+                "regbench: the run is INVALID and --strict was given (reasons in the report)"
+            );
+        }
+        return exit::INVALID;
+    }
+    exit::OK
 }
 
 /// Writes the report files (atomically) and stdout; returns the run's exit code.

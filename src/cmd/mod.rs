@@ -9,6 +9,7 @@ pub mod events;
 pub mod execute;
 pub mod oci;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod stress;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 
-use super::execute::{emit, execute, Thresholds};
-use crate::app::{exit, run_failed, usage, Failure, Options};
+use super::execute::{emit, execute, verdict, Thresholds};
+use crate::app::{run_failed, usage, Failure, Options};
 use crate::cli::{RunArgs, WatchArgs};
 use crate::engine::connect;
 use crate::plan::threshold::{Filter, Threshold};
@@ -137,25 +137,7 @@ pub(crate) fn run_plan(
     )?;
     report.info.tags = a.tags.clone();
     let code = emit(&report, &a.output, out)?;
-    if code != exit::OK {
-        return Ok(code);
-    }
-    if report.thresholds.iter().any(|t| !t.pass) {
-        if !a.output.quiet {
-            let n = report.thresholds.iter().filter(|t| !t.pass).count();
-            eprintln!("regbench: {n} threshold(s) failed (the table ends the report)");
-        }
-        return Ok(exit::THRESHOLDS);
-    }
-    if a.strict && !report.validity.valid {
-        if !a.output.quiet {
-            eprintln!(
-                "regbench: the run is INVALID and --strict was given (reasons in the report)"
-            );
-        }
-        return Ok(exit::INVALID);
-    }
-    Ok(code)
+    Ok(verdict(&report, code, a.strict, a.output.quiet))
 }
 
 /// The thresholds to judge by: the file's (or none), then `--threshold`s, each checked against the

@@ -251,6 +251,11 @@ impl Stripe {
     }
 }
 
+/// The whole seconds that cover `d` (a warm-up ends at the first whole second after it).
+pub fn whole_seconds(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000_000) as u64
+}
+
 /// Tags are `u16` in a sample; reports stay readable far below this.
 pub const MAX_TAGS: usize = 1024;
 
@@ -273,7 +278,7 @@ impl Plan {
     /// The seconds of the warm-up: it ends at the first whole second after `warmup`, because the
     /// aggregation keeps whole seconds apart.
     pub fn warmup_secs(&self) -> u64 {
-        self.warmup.as_nanos().div_ceil(1_000_000_000) as u64
+        whole_seconds(self.warmup)
     }
 
     /// A fingerprint of what the whole run sends and when (sha256, hex): equal for every segment and

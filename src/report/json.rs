@@ -5,11 +5,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use super::PlanRecord;
 use super::{RunReport, ScenarioInfo};
 use crate::aggregate::{Dist, TagStats, HIST_MAX_NS, HIST_SIGFIG, HIST_UNIT, QUANTILES};
 use crate::analyze::target;
-use crate::plan::watch::Process;
-use crate::plan::{HttpVersion, Model, Plan, Stage};
+use crate::plan::{HttpVersion, Model, Stage};
 use crate::telemetry::Telemetry;
 
 pub const SCHEMA_VERSION: u32 = 2;
@@ -108,6 +108,10 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
             "slots": whole_slots,
         },
         "start_after_ns": ns(sc.start_after),
+        "window_ns": ns(sc.window),
+        // Where its entries are in `steps`: its steps and flow phases, and the entry its dropped
+        // iterations are counted under.
+        "step_index": { "first": sc.first_tag, "count": sc.n_tags, "drops": sc.drop_tag },
         "tags": sc.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<Map<String, Value>>(),
         "requested": {
             "iterations": sc.requested.n_requests,
@@ -141,10 +145,11 @@ fn scenario(r: &RunReport, sc: &ScenarioInfo) -> Value {
 
 /// The whole run's plan: what every segment together sends, and its fingerprint. Headers and bodies
 /// are left out (they may carry secrets) but are in the fingerprint.
-fn plan(p: &Plan) -> Value {
+fn plan(p: &PlanRecord) -> Value {
     json!({
-        "fingerprint": p.fingerprint(),
-        "target": p.target.url,
+        "fingerprint": p.fingerprint,
+        "target": p.target,
+        "unix_socket": p.unix_socket.as_ref().map(|p| p.display().to_string()),
         "keepalive": p.keepalive,
         "timeout_ns": ns(p.timeout),
         "max_lag_ns": p.max_lag.map(ns),
@@ -152,17 +157,18 @@ fn plan(p: &Plan) -> Value {
         "warmup_ns": ns(p.warmup),
         "watch": p.watch.iter().map(|w| json!({
             "name": w.name,
-            "pid": match &w.process { Some(Process::Pid(p)) => Some(*p), _ => None },
-            "cmd": match &w.process { Some(Process::Command(c) | Process::CommandLine(c)) => Some(c.as_str()), _ => None },
-            "scrape": w.scrape.as_ref().map(|s| s.url.as_str()),
-            "metrics": w.scrape.as_ref().map(|s| s.metrics.iter().map(|m| m.text.as_str()).collect::<Vec<_>>()),
+            "pid": w.pid,
+            "cmd": w.cmd,
+            "scrape": w.scrape,
+            "metrics": w.metrics,
         })).collect::<Vec<_>>(),
         "seed": p.seed,
-        "segments": p.segment.count,
+        "segments": p.segments,
         "http": { "version": http_version(p.http.version), "streams": p.http.streams },
+        "windows": p.windows,
         "scenarios": p.scenarios.iter().map(|s| json!({
             "name": s.name,
-            "connections": s.n_connections,
+            "connections": s.connections,
             "start_after_ns": ns(s.start_after),
             "iterations": s.stop.n_requests,
             "duration_ns": s.stop.duration.map(ns),
@@ -177,15 +183,16 @@ fn plan(p: &Plan) -> Value {
                 Model::Closed { think, vus } => json!({
                     "type": "closed",
                     "think_ns": ns(*think),
+                    "vu_start": vus.as_ref().map(|p| p.start),
                     "vu_stages": vus.as_ref().map(|p| stages(&p.stages)),
                 }),
             },
             "steps": s.steps.iter().map(|st| json!({
                 "name": st.name,
-                "method": st.request.method,
-                "path": (st.template.is_none() && st.flow.is_none()).then_some(st.request.path.as_str()),
-                "templated": st.template.is_some(),
-                "flow": st.flow.is_some(),
+                "method": st.method,
+                "path": st.path,
+                "templated": st.templated,
+                "flow": st.flow,
                 "think_ns": ns(st.think),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
@@ -326,6 +333,8 @@ fn target(tel: &Telemetry, from: u64) -> Value {
             })
         }).collect::<Vec<_>>(),
         "cost": {
+            "cpu_ns": ns(tel.cost_cpu),
+            "elapsed_ns": ns(tel.elapsed),
             "cpu_s": tel.cost_cpu.as_secs_f64(),
             "elapsed_s": tel.elapsed.as_secs_f64(),
             "share_of_core": tel.cost_cpu.as_secs_f64() / tel.elapsed.as_secs_f64().max(1e-9),
@@ -362,7 +371,7 @@ pub fn render(r: &RunReport) -> String {
         "tool": { "name": "regbench", "version": env!("CARGO_PKG_VERSION") },
         "run": {
             "target": info.target,
-            "address": match &info.plan.target.unix_socket {
+            "address": match &info.plan.unix_socket {
                 Some(path) => format!("unix:{}", path.display()),
                 None => info.addr.to_string(),
             },
@@ -441,6 +450,7 @@ pub fn render(r: &RunReport) -> String {
                 "run_queue_wait_ns": w.run_queue_wait.map(ns),
                 "runs": w.n_runs,
                 "involuntary_switches": w.n_involuntary_switches,
+                "cancelled": w.n_cancelled,
             })).collect::<Vec<_>>(),
         },
         "validity": {
@@ -448,6 +458,7 @@ pub fn render(r: &RunReport) -> String {
             "max_worker_cpu_share": r.validity.max_worker_cpu_share,
             "lag_limit_ns": r.validity.lag_limit.map(ns),
             "reasons": r.validity.reasons,
+            "generator_bound": r.validity.generator_bound,
         },
         "thresholds": r.thresholds.iter().map(|t| json!({
             "metric": t.threshold.key,

@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod hdr;
 pub mod json;
+pub mod saved;
 pub mod stress;
 pub mod text;
 
@@ -41,7 +42,7 @@ pub struct RunInfo {
     /// The seed of the Poisson arrivals and random picks (`--seed` replays the run's schedule).
     pub seed: u64,
     /// The whole run's plan (every segment's), as the JSON report records it.
-    pub plan: std::sync::Arc<crate::plan::Plan>,
+    pub plan: PlanRecord,
     /// The signal that interrupted the run: the report covers what ran.
     pub interrupted: Option<Interrupt>,
     /// The schedule had ended and requests still in flight after the grace period were abandoned.
@@ -56,6 +57,132 @@ pub struct RunInfo {
     pub tags: Vec<(String, String)>,
 }
 
+/// What the report keeps of the whole run's plan (every segment's): what it sends and when, without
+/// headers and bodies (they may carry secrets; the fingerprint covers them). Built from the plan for
+/// a run, read back from a saved JSON result for `regbench report`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRecord {
+    /// `Plan::fingerprint`: equal for every shard of one distributed run.
+    pub fingerprint: String,
+    pub target: String,
+    pub unix_socket: Option<std::path::PathBuf>,
+    pub keepalive: bool,
+    pub timeout: Duration,
+    pub max_lag: Option<Duration>,
+    pub timer_slack: Duration,
+    pub warmup: Duration,
+    pub watch: Vec<WatchRecord>,
+    pub seed: u64,
+    pub segments: u64,
+    pub http: crate::plan::HttpOptions,
+    pub scenarios: Vec<ScenarioRecord>,
+    /// The event windows, in plan order (the order of `TagStats::during`).
+    pub windows: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchRecord {
+    pub name: String,
+    pub pid: Option<u32>,
+    pub cmd: Option<String>,
+    pub scrape: Option<String>,
+    pub metrics: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioRecord {
+    pub name: String,
+    pub connections: usize,
+    pub start_after: Duration,
+    pub stop: Stop,
+    pub model: Model,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    pub name: String,
+    pub method: String,
+    /// The request path, when it is the same for every request (no template, no flow).
+    pub path: Option<String>,
+    pub templated: bool,
+    pub flow: bool,
+    pub think: Duration,
+}
+
+impl PlanRecord {
+    pub fn of(p: &crate::plan::Plan) -> PlanRecord {
+        use crate::plan::watch::Process;
+        PlanRecord {
+            fingerprint: p.fingerprint(),
+            target: p.target.url.clone(),
+            unix_socket: p.target.unix_socket.clone(),
+            keepalive: p.keepalive,
+            timeout: p.timeout,
+            max_lag: p.max_lag,
+            timer_slack: p.timer_slack,
+            warmup: p.warmup,
+            watch: p
+                .watch
+                .iter()
+                .map(|w| WatchRecord {
+                    name: w.name.clone(),
+                    pid: match &w.process {
+                        Some(Process::Pid(p)) => Some(*p),
+                        _ => None,
+                    },
+                    cmd: match &w.process {
+                        Some(Process::Command(c) | Process::CommandLine(c)) => Some(c.clone()),
+                        _ => None,
+                    },
+                    scrape: w.scrape.as_ref().map(|s| s.url.clone()),
+                    metrics: w
+                        .scrape
+                        .as_ref()
+                        .map(|s| s.metrics.iter().map(|m| m.text.clone()).collect()),
+                })
+                .collect(),
+            seed: p.seed,
+            segments: p.segment.count,
+            http: p.http,
+            scenarios: p
+                .scenarios
+                .iter()
+                .map(|s| ScenarioRecord {
+                    name: s.name.clone(),
+                    connections: s.n_connections,
+                    start_after: s.start_after,
+                    stop: s.stop,
+                    model: s.model.clone(),
+                    steps: s
+                        .steps
+                        .iter()
+                        .map(|st| StepRecord {
+                            name: st.name.clone(),
+                            method: st.request.method.to_string(),
+                            path: (st.template.is_none() && st.flow.is_none())
+                                .then(|| st.request.path.to_string()),
+                            templated: st.template.is_some(),
+                            flow: st.flow.is_some(),
+                            think: st.think,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            windows: p.window_names().into_iter().map(String::from).collect(),
+        }
+    }
+
+    /// The seconds of the warm-up (`Plan::warmup_secs`).
+    pub fn warmup_secs(&self) -> u64 {
+        crate::plan::whole_seconds(self.warmup)
+    }
+
+    pub fn any_open(&self) -> bool {
+        self.scenarios.iter().any(|s| s.model.is_open())
+    }
+}
+
 /// A signal that stopped a run early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interrupt {
@@ -63,6 +190,23 @@ pub struct Interrupt {
     pub name: &'static str,
     /// 128 + the signal's number.
     pub exit_code: u8,
+}
+
+impl Interrupt {
+    // 128 + the signal's number: the exit codes of DESIGN.md §6 (`app::exit` names them).
+    pub const SIGINT: Interrupt = Interrupt {
+        name: "interrupted (SIGINT)",
+        exit_code: 130,
+    };
+    pub const SIGTERM: Interrupt = Interrupt {
+        name: "terminated (SIGTERM)",
+        exit_code: 143,
+    };
+    pub const SIGHUP: Interrupt = Interrupt {
+        name: "hung up (SIGHUP)",
+        exit_code: 129,
+    };
+    pub const ALL: [Interrupt; 3] = [Interrupt::SIGINT, Interrupt::SIGTERM, Interrupt::SIGHUP];
 }
 
 impl RunInfo {
@@ -180,7 +324,7 @@ pub struct WindowRun {
 impl RunReport {
     /// The plan's windows, in order (the index of `TagStats::during`).
     pub fn window_names(&self) -> Vec<&str> {
-        self.info.plan.window_names()
+        self.info.plan.windows.iter().map(String::as_str).collect()
     }
 
     /// A window's convergence times (see [`EventLog::convergence`]).

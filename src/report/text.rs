@@ -32,7 +32,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         Some(t) => format!("DNS {}", d(t)),
         None => "no DNS lookup".to_string(),
     };
-    match &info.plan.target.unix_socket {
+    match &info.plan.unix_socket {
         Some(path) => writeln!(o, "  address      unix socket {}", path.display())?,
         None => writeln!(o, "  address      {} ({dns})", info.addr)?,
     }
@@ -54,7 +54,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         },
         d(info.timeout),
         // The open model's wake-up grid bounds the schedule lag the timer adds (--timer-slack).
-        match info.plan.scenarios.iter().any(|s| s.model.is_open()) {
+        match info.plan.any_open() {
             true => format!(", timer slack {}", d(info.plan.timer_slack)),
             false => String::new(),
         }

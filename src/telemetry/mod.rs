@@ -33,6 +33,21 @@ pub enum Unit {
 }
 
 impl Unit {
+    pub const ALL: [Unit; 7] = [
+        Unit::Cores,
+        Unit::Bytes,
+        Unit::Count,
+        Unit::PerSecond,
+        Unit::Seconds,
+        Unit::Share,
+        Unit::Value,
+    ];
+
+    /// The unit `name` names (the inverse of [`Unit::name`]).
+    pub fn from_name(name: &str) -> Option<Unit> {
+        Unit::ALL.into_iter().find(|u| u.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Unit::Cores => "cores",
