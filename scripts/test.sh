@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests start as real targets: the OCI registry (distribution 2.8) and htpasswd
 # (bcrypt entries for its Basic auth); util-linux (unshare, taskset) and iproute2 (ip) for the tests
 # that pin the generator to a CPU and give it a network namespace with a small port range; nginx-light
-# as an independent server (its gzip module, h2c).
-packages=(docker-registry apache2-utils util-linux iproute2 nginx-light)
+# as an independent server (its gzip module, h2c); chromium opens the HTML report headless.
+packages=(docker-registry apache2-utils util-linux iproute2 nginx-light chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -192,48 +192,169 @@ fn csv_and_hdr_logs_agree_with_the_json() {
     );
 }
 
-/// Renders `result` again with `regbench report` and checks every format comes out byte for byte as
-/// the run wrote it, with the run's exit code.
-fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
-    let (json, text) = (dir.join("run.json"), dir.join("run.txt"));
-    let (again_json, again_text) = (dir.join("again.json"), dir.join("again.txt"));
-    let (code, _) = regbench(&[
-        "report",
-        json.to_str().unwrap(),
-        "-o",
-        &format!("json={}", again_json.display()),
-        "-o",
-        &format!("text={}", again_text.display()),
-        "--quiet",
-    ]);
-    assert_eq!(code, run_code, "report exits as the run did");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
-    assert!(
-        read(&json) == read(&again_json),
-        "JSON differs when rendered again"
-    );
-    assert_eq!(
-        read(&text),
-        read(&again_text),
-        "text differs when rendered again"
-    );
+/// The outputs a run writes into `dir`, to be rendered again.
+const FORMATS: [(&str, &str); 5] = [
+    ("json", "run.json"),
+    ("text", "run.txt"),
+    ("html", "run.html"),
+    ("csv", "run.csv"),
+    ("hdr", "run.hlog"),
+];
+
+fn outputs(dir: &std::path::Path) -> Vec<String> {
+    let mut args: Vec<String> = FORMATS
+        .iter()
+        .flat_map(|(f, file)| {
+            [
+                "-o".to_string(),
+                format!("{f}={}", dir.join(file).display()),
+            ]
+        })
+        .collect();
+    args.push("--quiet".into());
+    args
 }
 
-/// Issue 18: `regbench report RESULT.json` renders a saved result exactly as the run did — a
+/// Renders the run's JSON again with `regbench report` and checks every format comes out byte for
+/// byte as the run wrote it, with the run's exit code.
+fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
+    let again = dir.join("again");
+    std::fs::create_dir(&again).unwrap();
+    let mut args = vec![
+        "report".to_string(),
+        dir.join("run.json").display().to_string(),
+    ];
+    args.extend(outputs(&again));
+    let (code, _) = regbench(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, run_code, "report exits as the run did");
+    for (format, file) in FORMATS {
+        let (a, b) = (dir.join(file), again.join(file));
+        let (a, b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(a == b, "{format} differs when rendered again");
+    }
+    let summary = |d: &std::path::Path| std::fs::read(d.join("run.summary.csv")).unwrap();
+    assert!(summary(dir) == summary(&again), "the CSV summary differs");
+}
+
+/// Opens the HTML report in headless Chromium with a probe script added (only to this copy), which
+/// measures every chart as laid out and collects script and console errors. Network is off: a proxy
+/// that refuses everything, and the page must reference nothing outside itself.
+fn assert_renders_in_chromium(html: &std::path::Path, r: &Value) {
+    let page = std::fs::read_to_string(html).unwrap();
+    for external in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(
+            !page.contains(external),
+            "the report must be self-contained: {external}"
+        );
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium not found: apt-get install -y chromium (scripts/test.sh does)");
+    const PROBE: &str = r#"<script>
+window.__errors = [];
+addEventListener('error', e => __errors.push('error: ' + e.message));
+console.error = (...a) => __errors.push('console: ' + a.join(' '));
+addEventListener('load', () => {
+  const charts = [...document.querySelectorAll('svg.chart')];
+  const drawn = charts.filter(svg => {
+    const box = svg.getBoundingClientRect();
+    const marks = [...svg.querySelectorAll('polyline, rect.bar, circle')]
+      .filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
+    return box.width > 300 && box.height > 80 && marks.length > 0;
+  });
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({
+    charts: charts.length,
+    drawn: drawn.length,
+    windows: document.querySelectorAll('svg.chart rect.window').length,
+    sections: [...document.querySelectorAll('section')].map(s => s.id),
+    errors: __errors,
+  });
+  document.body.appendChild(out);
+});
+</script>"#;
+    let probed = html.with_extension("probe.html");
+    std::fs::write(
+        &probed,
+        page.replacen("<head>", &format!("<head>{PROBE}"), 1),
+    )
+    .unwrap();
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--enable-logging=stderr",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", probed.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let probe = dom
+        .split_once("<pre id=\"probe\">")
+        .and_then(|(_, rest)| rest.split_once("</pre>"))
+        .map(|(json, _)| {
+            json.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .unwrap_or_else(|| panic!("the probe did not run: {stderr}"));
+    let probe: Value = serde_json::from_str(&probe).unwrap();
+    assert_eq!(probe["errors"], serde_json::json!([]), "{probe}");
+    assert!(!stderr.contains("CONSOLE"), "console messages: {stderr}");
+    // One status chart, one per step that saw requests (up to 12), the spectrum, one per watched
+    // series with points.
+    let steps = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["requests"].as_u64().unwrap() > 0)
+        .count()
+        .min(12);
+    let series = r["target"]["series"].as_array().map_or(0, |s| {
+        s.iter()
+            .filter(|s| !s["points"].as_array().unwrap().is_empty())
+            .count()
+    });
+    let charts = 2 + steps + series;
+    assert_eq!(probe["charts"], charts, "{probe}");
+    assert_eq!(probe["drawn"], charts, "every chart is drawn: {probe}");
+    let mut sections = vec!["summary", "over-time", "spectrum", "steps"];
+    if !r["thresholds"].as_array().unwrap().is_empty() {
+        sections.insert(1, "thresholds");
+    }
+    if r["target"].is_object() {
+        sections.push("target");
+    }
+    if r["events"].is_object() {
+        sections.push("events");
+        assert!(
+            probe["windows"].as_u64().unwrap() > 0,
+            "event windows shaded: {probe}"
+        );
+    }
+    assert_eq!(probe["sections"], serde_json::json!(sections));
+}
+
+/// Issue 18: `regbench report RESULT.json` renders a saved result in every format exactly as the run
+/// did, and the HTML report of each run renders in headless Chromium with every chart drawn — a
 /// closed-model demo with registry flows, and a service-registry plan with open-model scenarios,
 /// events and their windows, a watched target and a failed threshold (exit 3 both times).
 #[test]
-fn a_saved_result_renders_again_exactly() {
+fn saved_results_render_again_exactly_and_the_html_draws_every_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let outputs = |d: &std::path::Path| {
-        [
-            "-o".to_string(),
-            format!("json={}", d.join("run.json").display()),
-            "-o".to_string(),
-            format!("text={}", d.join("run.txt").display()),
-            "--quiet".to_string(),
-        ]
-    };
     let demo = dir.path().join("demo");
     std::fs::create_dir(&demo).unwrap();
     let mut args = vec!["demo".to_string(), "--duration".into(), "2s".into()];
@@ -241,6 +362,9 @@ fn a_saved_result_renders_again_exactly() {
     let (code, _) = regbench(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0);
     assert_renders_again(&demo, 0);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("run.json")).unwrap()).unwrap();
+    assert_renders_in_chromium(&demo.join("run.html"), &r);
 
     let plan = dir.path().join("plan");
     std::fs::create_dir(&plan).unwrap();

@@ -16,6 +16,8 @@ pub struct SecondStats {
     pub n_errors: u64,
     pub n_dropped: u64,
     pub bytes_in: u64,
+    /// Responses by status code (requests without a response are `n_requests` minus their sum).
+    pub status: std::collections::BTreeMap<u16, u64>,
     /// Requests in flight during the second: the time-weighted mean (summed over workers, exact)
     /// and the sum of the workers' peaks (an upper bound of the peak).
     pub inflight: Inflight,
@@ -159,6 +161,7 @@ impl Collector {
                 n_errors: 0,
                 n_dropped: 0,
                 bytes_in: 0,
+                status: Default::default(),
                 inflight: Inflight::default(),
                 latency: Dist::of(&super::new_histogram()),
                 tags: Vec::new(),
@@ -185,6 +188,7 @@ impl Collector {
             n_errors: all.n_errors(),
             n_dropped: all.n_dropped,
             bytes_in: all.bytes_in,
+            status: all.status.clone(),
             inflight,
             latency: Dist::latency(&all),
             tags,

@@ -10,11 +10,13 @@ use super::RunReport;
 use crate::aggregate::decode_histogram;
 
 pub fn render(r: &RunReport) -> String {
-    let start = r
+    // Whole milliseconds, as the JSON records the start (a saved result renders the same log).
+    let ms = r
         .info
         .started_at
         .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+        .map_or(0, |d| d.as_millis());
+    let start = format!("{}.{:03}", ms / 1000, ms % 1000);
     let mut o = String::new();
     // invariant: writing into a String cannot fail.
     let _ = (|| -> std::fmt::Result {
@@ -24,8 +26,8 @@ pub fn render(r: &RunReport) -> String {
             "#[regbench {}: latency (done - intended) per step per second, in nanoseconds; Interval_Max in milliseconds]",
             env!("CARGO_PKG_VERSION")
         )?;
-        writeln!(o, "#[StartTime: {start:.3} (seconds since epoch)]")?;
-        writeln!(o, "#[BaseTime: {start:.3} (seconds since epoch)]")?;
+        writeln!(o, "#[StartTime: {start} (seconds since epoch)]")?;
+        writeln!(o, "#[BaseTime: {start} (seconds since epoch)]")?;
         writeln!(
             o,
             "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""

@@ -263,7 +263,7 @@ fn events(r: &RunReport, log: &crate::report::EventLog) -> Value {
 
 /// The unit a threshold's observed value is in: ns for request durations, the series' own for a
 /// target metric (per second for a slope).
-fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
+pub(super) fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
     if matches!(t.filter, crate::plan::threshold::Filter::Relative { .. }) {
         return "ratio".into();
     }
@@ -432,6 +432,7 @@ pub fn render(r: &RunReport) -> String {
                 "dropped_lag": t.dropped_lag,
             })).collect::<Vec<_>>(),
             "bytes_in": s.bytes_in,
+            "status_codes": s.status.iter().map(|(code, n)| (code.to_string(), Value::from(*n))).collect::<Map<String, Value>>(),
             "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),
             "latency_max_ns": ns(s.latency.max),

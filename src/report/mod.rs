@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod hdr;
+pub mod html;
 pub mod json;
 pub mod saved;
 pub mod stress;
@@ -409,11 +410,13 @@ pub enum Format {
     Csv,
     /// An HdrHistogram interval log.
     Hdr,
+    /// One self-contained page with charts.
+    Html,
 }
 
 impl Format {
     /// The names `-o` takes.
-    pub const NAMES: [&'static str; 4] = ["text", "json", "csv", "hdr"];
+    pub const NAMES: [&'static str; 5] = ["text", "json", "csv", "hdr", "html"];
 
     pub fn parse(s: &str) -> Option<Format> {
         match s {
@@ -421,6 +424,7 @@ impl Format {
             "json" => Some(Format::Json),
             "csv" => Some(Format::Csv),
             "hdr" => Some(Format::Hdr),
+            "html" => Some(Format::Html),
             _ => None,
         }
     }
@@ -431,6 +435,7 @@ impl Format {
             Format::Json => json::render(r),
             Format::Csv => csv::render(r),
             Format::Hdr => hdr::render(r),
+            Format::Html => html::render(r),
         }
     }
 

@@ -368,6 +368,16 @@ fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
         n_errors: s.u64("errors")?,
         n_dropped: s.u64("dropped")?,
         bytes_in: s.u64("bytes_in")?,
+        status: string_map_of(&s.get("status_codes")?, |v| v.as_u64())?
+            .into_iter()
+            .map(|(code, n)| {
+                Ok((
+                    code.parse()
+                        .map_err(|_| s.error("status_codes", "status codes"))?,
+                    n,
+                ))
+            })
+            .collect::<Result<_, String>>()?,
         inflight: Inflight {
             max: s.u64("inflight_max")?,
             mean: s.f64("inflight_mean")?,
@@ -479,11 +489,19 @@ fn occurrence(o: &At) -> Result<Occurrence, String> {
 
 /// `{"k": "v", …}` as pairs (in the JSON's order).
 fn string_map(m: &At) -> Result<Vec<(String, String)>, String> {
+    string_map_of(m, |v| v.as_str().map(String::from))
+}
+
+/// An object's fields as pairs, each value read by `value` (`None`: not what was expected).
+fn string_map_of<T>(
+    m: &At,
+    value: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<(String, T)>, String> {
     let obj = m.v.as_object().ok_or_else(|| m.error("", "an object"))?;
     obj.iter()
-        .map(|(k, v)| match v.as_str() {
-            Some(v) => Ok((k.clone(), v.to_string())),
-            None => Err(m.error(k, "a string")),
+        .map(|(k, v)| match value(v) {
+            Some(v) => Ok((k.clone(), v)),
+            None => Err(m.error(k, "a value of the expected type")),
         })
         .collect()
 }
