@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests start as real targets: the OCI registry (distribution 2.8) and htpasswd
 # (bcrypt entries for its Basic auth); util-linux (unshare, taskset) and iproute2 (ip) for the tests
 # that pin the generator to a CPU and give it a network namespace with a small port range; nginx-light
-# as an independent server (its gzip module, h2c); chromium opens the HTML report headless.
-packages=(docker-registry apache2-utils util-linux iproute2 nginx-light chromium)
+# as an independent server (its gzip module, h2c); chromium opens the HTML report headless; xmllint
+# (libxml2-utils) validates the JUnit report against its schema.
+packages=(docker-registry apache2-utils util-linux iproute2 nginx-light chromium libxml2-utils)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -28,6 +29,19 @@ fi
 python3 -c 'import hdrh' 2>/dev/null || {
   echo "test.sh: installing the Python package hdrhistogram" >&2
   python3 -m pip install -q hdrhistogram
+}
+
+# The JUnit schema CI systems read (Jenkins xunit-plugin's junit-10.xsd, MIT), as pytest ships it in
+# its source distribution to validate its own JUnit output: fetched, not vendored.
+xsd=target/test-deps/junit-10.xsd
+[[ -s $xsd ]] || {
+  echo "test.sh: fetching junit-10.xsd from pytest's source distribution" >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --no-binary :all: pytest==8.3.5 -d "$tmp"
+  mkdir -p "$(dirname "$xsd")"
+  tar xzf "$tmp"/pytest-8.3.5.tar.gz -O pytest-8.3.5/testing/example_scripts/junit-10.xsd > "$xsd.tmp"
+  mv "$xsd.tmp" "$xsd"
+  rm -rf "$tmp"
 }
 
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }

@@ -378,8 +378,8 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
 pub struct OutputArgs {
     /// Report output, repeatable: `json=FILE`, `text=FILE`, `csv=FILE` (per step per second, and
     /// FILE.summary.csv per step), `hdr=FILE` (an HdrHistogram interval log of each step's latency),
-    /// `html=FILE` (one self-contained page with charts), or a format alone to print it on stdout
-    /// instead of text. Files are written atomically, also
+    /// `html=FILE` (one self-contained page with charts), `junit=FILE` (thresholds, checks and
+    /// validity as JUnit test cases), or a format alone to print it on stdout instead of text. Files are written atomically, also
     /// after Ctrl-C (marked partial).
     #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
     pub outputs: Vec<OutputSpec>,

@@ -193,8 +193,9 @@ fn csv_and_hdr_logs_agree_with_the_json() {
 }
 
 /// The outputs a run writes into `dir`, to be rendered again.
-const FORMATS: [(&str, &str); 5] = [
+const FORMATS: [(&str, &str); 6] = [
     ("json", "run.json"),
+    ("junit", "run.xml"),
     ("text", "run.txt"),
     ("html", "run.html"),
     ("csv", "run.csv"),
@@ -234,6 +235,53 @@ fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
     }
     let summary = |d: &std::path::Path| std::fs::read(d.join("run.summary.csv")).unwrap();
     assert!(summary(dir) == summary(&again), "the CSV summary differs");
+}
+
+/// The JUnit report validates against the Jenkins xunit-plugin schema (junit-10.xsd, fetched by
+/// scripts/test.sh) with xmllint, and has a test case per threshold, per check and for validity,
+/// failures saying what was observed against what limit.
+fn assert_junit_valid(xml: &std::path::Path, r: &Value) {
+    let xsd =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-deps/junit-10.xsd");
+    assert!(
+        xsd.exists(),
+        "{} missing: run scripts/test.sh (it fetches pytest's copy of the schema)",
+        xsd.display()
+    );
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(xml)
+        .output()
+        .expect("xmllint not found: apt-get install -y libxml2-utils (scripts/test.sh does)");
+    assert!(
+        out.status.success(),
+        "JUnit report invalid: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = std::fs::read_to_string(xml).unwrap();
+    let thresholds = r["thresholds"].as_array().unwrap();
+    let checks: Vec<&Value> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .collect();
+    assert_eq!(
+        doc.matches("<testcase ").count(),
+        thresholds.len() + checks.len() + 1
+    );
+    let failed = thresholds.iter().filter(|t| t["pass"] == false).count()
+        + checks
+            .iter()
+            .filter(|c| c["failed"].as_u64().unwrap() > 0)
+            .count()
+        + usize::from(r["validity"]["valid"] == false);
+    assert_eq!(doc.matches("<failure ").count(), failed, "{doc}");
+    for t in thresholds.iter().filter(|t| t["pass"] == false) {
+        let expr = t["expr"].as_str().unwrap().replace('<', "&lt;");
+        assert!(doc.contains(&format!("limit {expr}")), "{doc}");
+    }
 }
 
 /// Opens the HTML report in headless Chromium with a probe script added (only to this copy), which
@@ -349,11 +397,12 @@ addEventListener('load', () => {
 }
 
 /// Issue 18: `regbench report RESULT.json` renders a saved result in every format exactly as the run
-/// did, and the HTML report of each run renders in headless Chromium with every chart drawn — a
+/// did; the HTML report of each run renders in headless Chromium with every chart drawn, and its
+/// JUnit report validates against the schema CI systems use — a
 /// closed-model demo with registry flows, and a service-registry plan with open-model scenarios,
 /// events and their windows, a watched target and a failed threshold (exit 3 both times).
 #[test]
-fn saved_results_render_again_exactly_and_the_html_draws_every_chart() {
+fn saved_results_render_again_exactly_html_draws_every_chart_junit_validates() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     std::fs::create_dir(&demo).unwrap();
@@ -365,6 +414,7 @@ fn saved_results_render_again_exactly_and_the_html_draws_every_chart() {
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(demo.join("run.json")).unwrap()).unwrap();
     assert_renders_in_chromium(&demo.join("run.html"), &r);
+    assert_junit_valid(&demo.join("run.xml"), &r);
 
     let plan = dir.path().join("plan");
     std::fs::create_dir(&plan).unwrap();

@@ -239,21 +239,9 @@ fn thresholds(o: &mut String, r: &RunReport) {
          <th>observed</th><th>result</th></tr>"
     );
     for t in &r.thresholds {
-        let observed = match (
-            t.observed,
-            super::json::threshold_unit(r, &t.threshold).as_str(),
-        ) {
-            (None, _) => "nothing measured".into(),
-            (Some(v), "ns") => fmt_ns(v),
-            (Some(v), "bytes") => fmt_bytes(v),
-            (Some(v), "bytes/s") => format!("{}/s", fmt_bytes(v)),
-            (Some(v), "") => format!("{v:.4}"),
-            (Some(v), unit) => format!("{v:.4} {}", esc(unit)),
-        };
-        let observed = match (&t.detail, t.censored) {
-            (Some(d), _) => format!("{observed} ({})", esc(d)),
-            (None, true) => format!("≥{observed} (lower bound)"),
-            (None, false) => observed,
+        let observed = match super::text::threshold_observed(r, t) {
+            (observed, Some(why)) => format!("{} ({})", esc(&observed), esc(&why)),
+            (observed, None) => esc(&observed),
         };
         let (v, c) = if t.pass {
             ("pass", "pass")

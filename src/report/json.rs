@@ -263,7 +263,7 @@ fn events(r: &RunReport, log: &crate::report::EventLog) -> Value {
 
 /// The unit a threshold's observed value is in: ns for request durations, the series' own for a
 /// target metric (per second for a slope).
-pub(super) fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
+fn threshold_unit(r: &RunReport, t: &crate::plan::threshold::Threshold) -> String {
     if matches!(t.filter, crate::plan::threshold::Filter::Relative { .. }) {
         return "ratio".into();
     }

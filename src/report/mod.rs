@@ -5,6 +5,7 @@ pub mod csv;
 pub mod hdr;
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod saved;
 pub mod stress;
 pub mod text;
@@ -412,11 +413,13 @@ pub enum Format {
     Hdr,
     /// One self-contained page with charts.
     Html,
+    /// JUnit XML: thresholds, checks and validity as test cases.
+    Junit,
 }
 
 impl Format {
     /// The names `-o` takes.
-    pub const NAMES: [&'static str; 5] = ["text", "json", "csv", "hdr", "html"];
+    pub const NAMES: [&'static str; 6] = ["text", "json", "csv", "hdr", "html", "junit"];
 
     pub fn parse(s: &str) -> Option<Format> {
         match s {
@@ -425,6 +428,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "hdr" => Some(Format::Hdr),
             "html" => Some(Format::Html),
+            "junit" => Some(Format::Junit),
             _ => None,
         }
     }
@@ -436,6 +440,7 @@ impl Format {
             Format::Csv => csv::render(r),
             Format::Hdr => hdr::render(r),
             Format::Html => html::render(r),
+            Format::Junit => junit::render(r),
         }
     }
 

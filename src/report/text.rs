@@ -513,28 +513,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?;
         for t in &r.thresholds {
             let th = &t.threshold;
-            let at_least = if t.censored { "≥ " } else { "" };
-            let series = r.target.as_ref().and_then(|tel| target::series_of(th, tel));
-            let observed = match t.observed {
-                None => "no data".to_string(),
-                Some(v) if matches!(th.filter, Filter::Relative { .. }) => format!("{v:.2}×"),
-                Some(v) if th.metric.is_slope() => {
-                    let [shown] = per_time(series.map_or(Unit::Value, |s| s.unit), [v]);
-                    shown
-                }
-                Some(v) if th.metric.is_target() => {
-                    series.map_or(format!("{v:.4}"), |s| value(s.unit, v))
-                }
-                Some(v) if th.metric.is_duration() => {
-                    format!("{at_least}{}", d(Duration::from_nanos(v.max(0.0) as u64)))
-                }
-                Some(v) if matches!(th.stat, Stat::Count) => format!("{v:.0}"),
-                Some(v) => format!("{v:.4}"),
-            };
-            let why = match (&t.detail, t.censored && !t.pass) {
-                (Some(detail), _) => format!(" ({detail})"),
-                (None, true) => " (a lower bound: dropped requests hide the true value)".into(),
-                (None, false) => String::new(),
+            let (observed, why) = threshold_observed(r, t);
+            let why = match why {
+                Some(why) => format!(" ({why})"),
+                None => String::new(),
             };
             writeln!(
                 o,
@@ -546,6 +528,37 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// A threshold's observed value in its unit (`≥` when only a lower bound), and what it was made of
+/// or why it is not known (every reporter says it the same way).
+pub(super) fn threshold_observed(
+    r: &RunReport,
+    t: &crate::aggregate::ThresholdResult,
+) -> (String, Option<String>) {
+    let th = &t.threshold;
+    let at_least = if t.censored { "≥ " } else { "" };
+    let series = r.target.as_ref().and_then(|tel| target::series_of(th, tel));
+    let observed = match t.observed {
+        None => "no data".to_string(),
+        Some(v) if matches!(th.filter, Filter::Relative { .. }) => format!("{v:.2}×"),
+        Some(v) if th.metric.is_slope() => {
+            let [shown] = per_time(series.map_or(Unit::Value, |s| s.unit), [v]);
+            shown
+        }
+        Some(v) if th.metric.is_target() => series.map_or(format!("{v:.4}"), |s| value(s.unit, v)),
+        Some(v) if th.metric.is_duration() => {
+            format!("{at_least}{}", d(Duration::from_nanos(v.max(0.0) as u64)))
+        }
+        Some(v) if matches!(th.stat, Stat::Count) => format!("{v:.0}"),
+        Some(v) => format!("{v:.4}"),
+    };
+    let why = match (&t.detail, t.censored && !t.pass) {
+        (Some(detail), _) => Some(detail.clone()),
+        (None, true) => Some("a lower bound: dropped requests hide the true value".into()),
+        (None, false) => None,
+    };
+    (observed, why)
 }
 
 /// Events: what each did, how long its windows took to converge, latency during each window vs
