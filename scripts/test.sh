@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # (bcrypt entries for its Basic auth); util-linux (unshare, taskset) and iproute2 (ip) for the tests
 # that pin the generator to a CPU and give it a network namespace with a small port range; nginx-light
 # as an independent server (its gzip module, h2c); chromium opens the HTML report headless; xmllint
-# (libxml2-utils) validates the JUnit report against its schema.
-packages=(docker-registry apache2-utils util-linux iproute2 nginx-light chromium libxml2-utils)
+# (libxml2-utils) validates the JUnit report against its schema; tmux shows the live terminal view.
+packages=(docker-registry apache2-utils util-linux iproute2 nginx-light chromium libxml2-utils tmux)
 
 missing=()
 for p in "${packages[@]}"; do

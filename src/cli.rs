@@ -168,8 +168,16 @@ pub struct ReportArgs {
     /// A JSON result written by `-o json=FILE`.
     #[arg(value_name = "RESULT.json")]
     pub result: PathBuf,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    /// Output, repeatable, as `run -o`: `json=FILE`, `text=FILE`, `csv=FILE`, `hdr=FILE`,
+    /// `html=FILE`, `junit=FILE`, or a format alone to print it on stdout instead of text.
+    #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
+    pub outputs: Vec<OutputSpec>,
+    /// Print the JSON on stdout instead of text (= -o json).
+    #[arg(short = 'j', long = "json")]
+    pub json: bool,
+    /// No notes on stderr.
+    #[arg(long)]
+    pub quiet: bool,
     /// Exit 4 when the run was invalid (as `run --strict`).
     #[arg(long)]
     pub strict: bool,
@@ -373,22 +381,42 @@ pub fn parse_output(s: &str) -> Result<OutputSpec, String> {
     })
 }
 
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A live view on a terminal; nothing otherwise.
+    Auto,
+    /// A line per scenario every 10 s, terminal or not (CI logs).
+    Plain,
+    /// Nothing.
+    None,
+}
+
 /// Options every load-running subcommand shares.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Report output, repeatable: `json=FILE`, `text=FILE`, `csv=FILE` (per step per second, and
     /// FILE.summary.csv per step), `hdr=FILE` (an HdrHistogram interval log of each step's latency),
     /// `html=FILE` (one self-contained page with charts), `junit=FILE` (thresholds, checks and
-    /// validity as JUnit test cases), or a format alone to print it on stdout instead of text. Files are written atomically, also
-    /// after Ctrl-C (marked partial).
+    /// validity as JUnit test cases), or a format alone to print it on stdout instead of text.
+    /// Files are written atomically, also after Ctrl-C (marked partial).
     #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
     pub outputs: Vec<OutputSpec>,
     /// Print the JSON report on stdout instead of text (= -o json; oha's -j).
     #[arg(short = 'j', long = "json")]
     pub json: bool,
-    /// No progress bar and no notes on stderr (the report still goes to stdout).
+    /// No progress and no notes on stderr (the report still goes to stdout).
     #[arg(long)]
     pub quiet: bool,
+    /// Live progress on stderr: `auto` (per scenario each second, on a terminal only), `plain` (a
+    /// line per scenario every 10 s, for CI logs), `none`.
+    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
+    pub progress: ProgressMode,
+    /// Serve live Prometheus/OpenMetrics metrics at http://ADDR/metrics during the run (requests,
+    /// responses by code, errors by kind, latency histograms per step, in flight, validity), e.g.
+    /// 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

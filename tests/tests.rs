@@ -20,6 +20,8 @@ mod flows;
 mod http2;
 /// The pipeline's import rules (DESIGN.md §2), read from the source.
 mod layout;
+/// Issue 18: live metrics (--metrics-addr), plain progress lines, the terminal view in tmux.
+mod live;
 /// The open model, stages, dropped requests, segments and --start-at.
 mod open;
 /// Against a real OCI registry (Debian docker-registry): push and pull flows, htpasswd auth.

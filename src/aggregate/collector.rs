@@ -62,6 +62,8 @@ pub struct Collector {
     n_requests: u64,
     /// Seconds from this one on also go into `judged`.
     judged: Option<(u64, Summary)>,
+    /// With live displays (`live`): the seconds finished since `take_finished_seconds`.
+    finished: Option<Vec<(u64, Summary, Inflight)>>,
 }
 
 impl Collector {
@@ -74,7 +76,24 @@ impl Collector {
             series: Vec::new(),
             n_requests: 0,
             judged: None,
+            finished: None,
         }
+    }
+
+    /// Keeps each finished second's whole summary for `take_finished_seconds` (live progress and
+    /// metrics read the same interval data the report does; nothing extra per request).
+    pub fn live(mut self, on: bool) -> Collector {
+        self.finished = on.then(Vec::new);
+        self
+    }
+
+    /// The seconds every worker has reported since the last call, oldest first (empty unless
+    /// `live`). Call it after every `handle`, so they do not pile up.
+    pub fn take_finished_seconds(&mut self) -> Vec<(u64, Summary, Inflight)> {
+        self.finished
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Also keeps the seconds from `sec` on apart: what is judged when the first seconds are a
@@ -148,6 +167,9 @@ impl Collector {
                 }
             }
             self.push_second(sec, &summary, inflight);
+            if let Some(finished) = self.finished.as_mut() {
+                finished.push((sec, summary, inflight));
+            }
         }
     }
 

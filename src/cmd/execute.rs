@@ -156,8 +156,24 @@ pub(crate) fn execute(
 
     let window_names = plan.window_names();
     let warmup_secs = plan.warmup_secs();
-    let mut collector = Collector::new(&tags, plan.n_workers).judging_from(warmup_secs);
-    let progress = Progress::new(&plan, output.quiet);
+    let mut progress = Progress::new(&plan, output.progress, output.quiet);
+    let mut metrics = match output.metrics_addr {
+        Some(addr) => {
+            let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
+            let lag_limit = any_open.then(|| plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT));
+            let m = super::metrics::Metrics::start(addr, &plan, lag_limit).map_err(|e| {
+                usage(anyhow!(e).context(format!("--metrics-addr {addr}: cannot listen there")))
+            })?;
+            if !output.quiet {
+                eprintln!("regbench: live metrics at http://{}/metrics", m.addr());
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let mut collector = Collector::new(&tags, plan.n_workers)
+        .judging_from(warmup_secs)
+        .live(progress.is_live() || metrics.is_some());
     let cut_off_at = plan
         .scheduled_end()
         .map(|end| start + end + plan.timeout.min(END_GRACE));
@@ -184,6 +200,12 @@ pub(crate) fn execute(
                 msg = inbox.recv() => match msg {
                     Some(m) => {
                         collector.handle(m);
+                        for (sec, second, inflight) in collector.take_finished_seconds() {
+                            progress.second(sec, &second, inflight);
+                            if let Some(m) = metrics.as_mut() {
+                                m.second(sec, &second, inflight);
+                            }
+                        }
                         if collector.is_finished() {
                             break;
                         }
@@ -233,6 +255,9 @@ pub(crate) fn execute(
     });
     let duration = Instant::now().saturating_duration_since(start);
     progress.finish();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     for h in handles {
         if h.join().is_err() {
             return Err(run_failed(anyhow!(

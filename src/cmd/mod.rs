@@ -7,6 +7,7 @@ pub mod docs;
 pub mod doctor;
 pub mod events;
 pub mod execute;
+pub mod metrics;
 pub mod oci;
 pub mod progress;
 pub mod report;

@@ -6,11 +6,19 @@ use std::io::Write;
 use anyhow::anyhow;
 
 use super::execute::{check_outputs, emit, verdict};
+use super::progress::ProgressMode;
 use crate::app::{run_failed, usage, Failure};
-use crate::cli::ReportArgs;
+use crate::cli::{OutputArgs, ReportArgs};
 
 pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    check_outputs(&a.output)?;
+    let output = OutputArgs {
+        outputs: a.outputs.clone(),
+        json: a.json,
+        quiet: a.quiet,
+        progress: ProgressMode::None,
+        metrics_addr: None,
+    };
+    check_outputs(&output)?;
     let text = std::fs::read_to_string(&a.result).map_err(|e| {
         run_failed(anyhow!(e).context(format!("cannot read '{}'", a.result.display())))
     })?;
@@ -20,6 +28,6 @@ pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Fail
             a.result.display()
         ))
     })?;
-    let code = emit(&report, &a.output, out)?;
-    Ok(verdict(&report, code, a.strict, a.output.quiet))
+    let code = emit(&report, &output, out)?;
+    Ok(verdict(&report, code, a.strict, a.quiet))
 }

@@ -285,6 +285,8 @@ impl Search<'_> {
             outputs: Vec::new(),
             json: false,
             quiet: true,
+            progress: super::progress::ProgressMode::None,
+            metrics_addr: None,
         };
         let report = execute(
             Arc::new(plan),
