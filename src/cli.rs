@@ -76,9 +76,9 @@ pub enum Command {
     /// found; 3: the SLO fails even at the lowest load; 4: the generator saturated first.
     #[command(after_help = STRESS_EXAMPLES)]
     Stress(Box<StressArgs>),
-    /// Render a saved JSON result (`-o json=FILE` of `run`, `demo` or `oci`) again, in any output
-    /// format, exactly as the run would have. Exit codes as the run's: 3 when its thresholds failed,
-    /// 4 when it was invalid and --strict is given, 130/143/129 when it was interrupted.
+    /// Render a saved JSON result (`-o json=FILE` of `run`, `demo`, `oci` or `stress`) again, in any
+    /// output format, exactly as the run would have. Exit codes as the run's: 3 when its thresholds
+    /// failed, 4 when it was invalid and --strict is given, 130/143/129 when it was interrupted.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Check this host for a planned load: open files, local ports and TIME_WAIT, listen queues,

@@ -32,9 +32,26 @@ fn f(v: &Value) -> f64 {
 fn finds_a_bounded_targets_capacity_knee_and_recovery() {
     let t = Served::start(&["--capacity", "2000/s", "--queue", "6000"]);
     let url = t.url();
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("stress.html");
+    let html_out = format!("html={}", html.display());
+    let (json, text) = (
+        dir.path().join("stress.json"),
+        dir.path().join("stress.txt"),
+    );
+    let (json_out, text_out) = (
+        format!("json={}", json.display()),
+        format!("text={}", text.display()),
+    );
     let search = || {
         stress_json(&[
             &url,
+            "-o",
+            &html_out,
+            "-o",
+            &json_out,
+            "-o",
+            &text_out,
             "--slo",
             "p(99)<50ms",
             "--slo",
@@ -114,6 +131,41 @@ fn finds_a_bounded_targets_capacity_knee_and_recovery() {
         (took - drain).abs() <= 0.2 * drain,
         "recovered after {took:.1}s; the queue drains in {drain:.1}s ({rec:#})"
     );
+    // Issue 18: the HTML page of the search draws the curve (throughput, latency, errors), shades
+    // where the SLO fails, and the recovery, in headless Chromium.
+    let probe = chromium_probe(&html);
+    assert_eq!(probe["charts"], 4, "{probe}");
+    assert_eq!(probe["drawn"], 4, "{probe}");
+    assert!(
+        probe["windows"].as_u64().unwrap() >= 3,
+        "SLO failure and knee marked: {probe}"
+    );
+    assert_eq!(
+        probe["sections"],
+        serde_json::json!(["summary", "curve", "recovery", "steps"])
+    );
+    // `regbench report` renders the saved search again, byte for byte, with its exit code.
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let (again_code, _) = regbench(&[
+        "report",
+        json.to_str().unwrap(),
+        "-o",
+        &format!("json={}", again.join("stress.json").display()),
+        "-o",
+        &format!("text={}", again.join("stress.txt").display()),
+        "-o",
+        &format!("html={}", again.join("stress.html").display()),
+        "--quiet",
+    ]);
+    assert_eq!(again_code, code);
+    for file in ["stress.json", "stress.txt", "stress.html"] {
+        let (a, b) = (dir.path().join(file), again.join(file));
+        assert!(
+            std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+            "{file} differs when rendered again"
+        );
+    }
 }
 
 /// nginx answers faster than one debug-build generator thread can send: the search must stop on
@@ -179,6 +231,13 @@ fn a_concurrency_sweep_fits_the_universal_scalability_law() {
         "USL peak {peak}/s for a 1000/s target: {usl}"
     );
     assert!(f(&usl["r2"]) > 0.8, "{usl}");
+    // The saved sweep renders again as it was (the USL fit included).
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("sweep.json");
+    std::fs::write(&saved, format!("{r:#}\n")).unwrap();
+    let (again_code, again) = regbench(&["report", saved.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(again_code, code);
+    assert_eq!(again, format!("{r:#}\n"));
 }
 
 /// --max-duration bounds the search; flags whose job the search does are refused.

@@ -9,6 +9,7 @@ use super::execute::{check_outputs, emit, verdict};
 use super::progress::ProgressMode;
 use crate::app::{run_failed, usage, Failure};
 use crate::cli::{OutputArgs, ReportArgs};
+use crate::report::saved::Saved;
 
 pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let output = OutputArgs {
@@ -22,12 +23,20 @@ pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Fail
     let text = std::fs::read_to_string(&a.result).map_err(|e| {
         run_failed(anyhow!(e).context(format!("cannot read '{}'", a.result.display())))
     })?;
-    let report = crate::report::saved::parse(&text).map_err(|e| {
+    let saved = crate::report::saved::parse_any(&text).map_err(|e| {
         usage(anyhow!(
-            "'{}' is not a regbench run result: {e}",
+            "'{}' is not a regbench result: {e}",
             a.result.display()
         ))
     })?;
-    let code = emit(&report, &output, out)?;
-    Ok(verdict(&report, code, a.strict, a.quiet))
+    match saved {
+        Saved::Run(report) => {
+            let code = emit(&report, &output, out)?;
+            Ok(verdict(&report, code, a.strict, a.quiet))
+        }
+        Saved::Stress(report) => {
+            super::stress::write_outputs(&report, &output, out)?;
+            Ok(super::stress::exit_code(&report))
+        }
+    }
 }

@@ -83,15 +83,22 @@ pub(crate) fn cmd_stress(a: StressArgs, out: &mut dyn Write, opts: Options) -> R
         None => s.search()?,
     };
     report.wall = s.started.elapsed();
-    let code = match report.verdict {
+    report.interrupted = s.interrupted;
+    write_outputs(&report, &a.run.output, out)?;
+    Ok(exit_code(&report))
+}
+
+/// 0: a limit was found (or none below the maximum); 3: the SLO fails even at the lowest load (or
+/// time ran out before any step held); 4: the generator saturated first; 128 + the signal when
+/// interrupted.
+pub(crate) fn exit_code(r: &StressReport) -> u8 {
+    match r.verdict {
         Verdict::Limit | Verdict::NoLimitBelowMax => exit::OK,
-        Verdict::OutOfTime if report.max_sustainable.is_some() => exit::OK,
+        Verdict::OutOfTime if r.max_sustainable.is_some() => exit::OK,
         Verdict::OutOfTime | Verdict::FailsAtLowest => exit::THRESHOLDS,
         Verdict::GeneratorSaturated => exit::INVALID,
-        Verdict::Interrupted => s.interrupted.unwrap_or(exit::INTERRUPTED),
-    };
-    write_outputs(&report, &a.run.output, out)?;
-    Ok(code)
+        Verdict::Interrupted => r.interrupted.unwrap_or(exit::INTERRUPTED),
+    }
 }
 
 /// The flags whose job the search does.
@@ -257,6 +264,7 @@ impl Search<'_> {
             recovery: None,
             usl: None,
             wall: self.started.elapsed(),
+            interrupted: self.interrupted,
         }
     }
 
@@ -353,7 +361,8 @@ impl Search<'_> {
                     .map(|k| (k.name().to_string(), all.errors[k.index()])),
             )
             .collect();
-        errors.sort_by_key(|e| std::cmp::Reverse(e.1));
+        // Most frequent first, then by name: an order a saved result reproduces.
+        errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let slo: Vec<(String, String, bool)> = report
             .thresholds
             .iter()
@@ -747,12 +756,19 @@ fn second_within_slo(
 }
 
 /// The report on stdout (text, or JSON with -j / -o json) and in every `-o FORMAT=FILE`.
-fn write_outputs(r: &StressReport, o: &OutputArgs, out: &mut dyn Write) -> Result<(), Failure> {
+pub(crate) fn write_outputs(
+    r: &StressReport,
+    o: &OutputArgs,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
     let render = |format: &str| -> Result<String, Failure> {
         match format {
             "text" => Ok(crate::report::stress::text(r)),
             "json" => Ok(format!("{:#}\n", crate::report::stress::json(r))),
-            other => Err(usage(anyhow!("-o '{other}': stress writes text or json"))),
+            "html" => Ok(crate::report::html::render_stress(r)),
+            other => Err(usage(anyhow!(
+                "-o '{other}': stress writes text, json or html"
+            ))),
         }
     };
     for spec in &o.outputs {

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::stress::{StepRow, StressReport, Verdict};
 use super::RunReport;
 use crate::aggregate::{decode_histogram, Dist, TagStats, QUANTILES};
+use crate::analyze::stress::Broke;
 use crate::telemetry::Unit;
 use crate::util::{fmt_bytes, fmt_duration};
 
@@ -378,7 +380,7 @@ fn over_time(o: &mut String, r: &RunReport, shades: &[Shade]) {
         let _ = writeln!(o, "<h3>{}</h3>", esc(&t.name));
         o.push_str(&line_chart(
             &format!("latency of {}", t.name),
-            Axis::Linear { max: x_max },
+            Axis::Time { max: x_max },
             &lines,
             shades,
             SHORT,
@@ -548,7 +550,7 @@ fn target(o: &mut String, r: &RunReport, shades: &[Shade]) {
         };
         o.push_str(&chart(
             &s.name,
-            Axis::Linear {
+            Axis::Time {
                 max: x_max.max(line.points.last().map_or(1.0, |p| p.0 + 0.5)),
             },
             &[line],
@@ -593,6 +595,256 @@ fn events(o: &mut String, r: &RunReport) {
     let _ = writeln!(o, "</table></section>");
 }
 
+/// `regbench stress -o html=FILE`: the degradation curve — achieved rate, latency and errors against
+/// the offered load, with the SLO's limit, the knee and the breaking point marked — the recovery after
+/// the burst, and every step.
+pub fn render_stress(r: &StressReport) -> String {
+    let mut o = String::with_capacity(32 * 1024);
+    let title = format!("regbench stress — {}", r.target);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let (unit, load) = match r.model {
+        "closed" => (" VUs", "virtual users"),
+        _ => ("/s", "offered rate"),
+    };
+    let show = |v: f64| format!("{v:.1}{unit}");
+    let class = match r.verdict {
+        Verdict::Limit | Verdict::NoLimitBelowMax => "pass",
+        Verdict::Interrupted | Verdict::OutOfTime => "warn",
+        _ => "fail",
+    };
+    let _ = writeln!(
+        o,
+        "<section id=\"summary\"><h2>Result</h2><p><span class=\"verdict {class}\">{}</span></p><dl>",
+        r.verdict.name()
+    );
+    let mut facts = vec![
+        ("target", esc(&r.target)),
+        ("SLO", esc(&r.slo.join(", "))),
+        (
+            "steps",
+            format!(
+                "{} of {} ({} settling), precision {:.0}%",
+                r.steps.len(),
+                fmt_duration(r.step),
+                fmt_duration(r.settle),
+                100.0 * r.precision
+            ),
+        ),
+        (
+            "max sustainable",
+            r.max_sustainable.map_or("–".into(), show),
+        ),
+        ("first failing", r.first_failing.map_or("–".into(), show)),
+        ("knee", r.knee.map_or("–".into(), show)),
+        (
+            "breaking point",
+            r.breaking_point.map_or("–".into(), |(v, why)| {
+                let why = match why {
+                    Broke::Errors => "errors above 5%",
+                    Broke::Throughput => "throughput fell while the load rose",
+                };
+                format!("{} ({why})", show(v))
+            }),
+        ),
+    ];
+    if let Some((at, why)) = &r.generator_saturated {
+        facts.push((
+            "generator saturated",
+            format!("at {}: {}", show(*at), esc(why)),
+        ));
+    }
+    if let Some(u) = &r.usl {
+        facts.push((
+            "USL fit",
+            format!(
+                "λ {:.1}/s, σ {:.4}, κ {:.6}, peak {} (R² {:.3})",
+                u.lambda,
+                u.sigma,
+                u.kappa,
+                u.peak_n.map_or("none".into(), |n| format!("at {n:.0} VUs")),
+                u.r2
+            ),
+        ));
+    }
+    facts.push(("took", fmt_duration(r.wall)));
+    for (k, v) in facts {
+        let _ = writeln!(o, "<dt>{k}</dt><dd>{v}</dd>");
+    }
+    let _ = writeln!(o, "</dl></section>");
+
+    let mut rows: Vec<&StepRow> = r.steps.iter().collect();
+    rows.sort_by(|a, b| a.offered.total_cmp(&b.offered));
+    let x_max = rows.last().map_or(1.0, |s| s.offered) * 1.05;
+    let x = Axis::Load { max: x_max, unit };
+    let mut marks = Vec::new();
+    if let Some(first) = r.first_failing {
+        marks.push(Shade {
+            from: first,
+            to: x_max,
+            label: format!("the SLO fails from {}", show(first)),
+        });
+    }
+    for (at, label) in [
+        (r.knee, "knee"),
+        (r.breaking_point.map(|b| b.0), "breaking point"),
+    ] {
+        if let Some(at) = at {
+            marks.push(Shade {
+                from: at,
+                to: at + x_max / 400.0,
+                label: format!("{label} at {}", show(at)),
+            });
+        }
+    }
+    let _ = writeln!(
+        o,
+        "<section id=\"curve\"><h2>Degradation curve</h2><p class=\"note\">Each point is a step, \
+         measured after its settling time, against the {load}; shaded where the SLO fails, with the \
+         knee and the breaking point marked.</p><h3>Achieved requests per second</h3>"
+    );
+    let mut throughput = vec![Line {
+        name: "achieved".into(),
+        color: PALETTE[0],
+        points: rows.iter().map(|s| (s.offered, s.achieved)).collect(),
+    }];
+    if r.model != "closed" {
+        throughput.push(Line {
+            name: "offered".into(),
+            color: "#bbbbbb",
+            points: vec![(0.0, 0.0), (x_max, x_max)],
+        });
+    }
+    legend(
+        &mut o,
+        throughput.iter().map(|l| (l.name.as_str(), l.color)),
+    );
+    o.push_str(&chart(
+        "achieved",
+        x,
+        &throughput,
+        &[],
+        &marks,
+        ValueFormat::Plain,
+        TALL,
+    ));
+    let _ = writeln!(o, "<h3>Latency</h3>");
+    let latency: Vec<Line> = ["p50", "p95", "p99", "p99.9"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Line {
+            name: name.to_string(),
+            color: PALETTE[i],
+            points: rows
+                .iter()
+                .filter_map(|s| Some((s.offered, s.latency[i]?.as_nanos() as f64)))
+                .collect(),
+        })
+        .collect();
+    legend(&mut o, latency.iter().map(|l| (l.name.as_str(), l.color)));
+    o.push_str(&chart(
+        "latency",
+        x,
+        &latency,
+        &[],
+        &marks,
+        ValueFormat::Duration,
+        TALL,
+    ));
+    let _ = writeln!(o, "<h3>Errors (% of requests)</h3>");
+    let errors = [Line {
+        name: "errors %".into(),
+        color: PALETTE[1],
+        points: rows
+            .iter()
+            .map(|s| (s.offered, 100.0 * s.error_rate))
+            .collect(),
+    }];
+    o.push_str(&chart(
+        "errors",
+        x,
+        &errors,
+        &[],
+        &marks,
+        ValueFormat::Plain,
+        SHORT,
+    ));
+    let _ = writeln!(o, "</section>");
+
+    if let Some(rec) = &r.recovery {
+        let _ = writeln!(
+            o,
+            "<section id=\"recovery\"><h2>Recovery</h2><p class=\"note\">{} for {}, then {}: \
+             p99 each second after the burst ended; {}.</p>",
+            show(rec.burst_rate),
+            fmt_duration(rec.burst_for),
+            show(rec.safe_rate),
+            match rec.recovered_after {
+                Some(d) => format!("within the SLO again for good after {}", fmt_duration(d)),
+                None => format!("not back within the SLO in {}", fmt_duration(rec.window)),
+            }
+        );
+        let p99 = [Line {
+            name: "p99".into(),
+            color: PALETTE[2],
+            points: rec
+                .seconds
+                .iter()
+                .filter_map(|(t, p99, ..)| Some((*t as f64 + 0.5, (*p99)?.as_nanos() as f64)))
+                .collect(),
+        }];
+        let secs = rec.seconds.len().max(1) as f64;
+        o.push_str(&chart(
+            "recovery",
+            Axis::Time { max: secs },
+            &p99,
+            &[],
+            &[],
+            ValueFormat::Duration,
+            SHORT,
+        ));
+        let _ = writeln!(o, "</section>");
+    }
+
+    let _ = writeln!(
+        o,
+        "<section id=\"steps\"><h2>Steps</h2><table><tr><th>phase</th><th>{load}</th>\
+         <th>achieved/s</th><th>requests</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th>\
+         <th>errors</th><th>SLO</th><th>valid</th></tr>"
+    );
+    for s in &r.steps {
+        let q = |d: Option<Duration>| d.map_or("–".into(), fmt_duration);
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.2}%</td><td>{}</td><td>{}</td></tr>",
+            s.phase,
+            show(s.offered),
+            s.achieved,
+            s.requests,
+            q(s.latency[0]),
+            q(s.latency[1]),
+            q(s.latency[2]),
+            q(s.latency[3]),
+            100.0 * s.error_rate,
+            if s.slo_pass { "held" } else { "FAILED" },
+            if s.valid { "yes" } else { "no" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</table></section><footer>regbench {}</footer></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    o
+}
+
 fn legend<'a>(o: &mut String, items: impl Iterator<Item = (&'a str, &'a str)>) {
     let _ = write!(o, "<div class=\"legend\">");
     for (name, color) in items {
@@ -613,8 +865,10 @@ struct Line {
 
 #[derive(Clone, Copy)]
 enum Axis {
-    /// Seconds from 0 to `max`.
-    Linear { max: f64 },
+    /// Seconds from 0 to `max`; a second's point sits at its middle (t + 0.5).
+    Time { max: f64 },
+    /// Offered load (a stress curve) from 0 to `max`, in `unit` (`/s`, ` VUs`).
+    Load { max: f64, unit: &'static str },
     /// log10(1 / (1 − q)) from 0 (p0) to 5 (p99.999).
     Percentile,
 }
@@ -655,7 +909,7 @@ fn line_chart(title: &str, x: Axis, lines: &[Line], shades: &[Shade], height: f6
 fn bar_chart(title: &str, x_max: f64, bars: &[(&str, &str, Vec<f64>)], shades: &[Shade]) -> String {
     chart(
         title,
-        Axis::Linear { max: x_max },
+        Axis::Time { max: x_max },
         &[],
         bars,
         shades,
@@ -678,7 +932,7 @@ fn chart(
     let log = matches!(fmt, ValueFormat::Duration);
     let (pw, ph) = (W - LEFT - RIGHT, height - TOP - BOTTOM);
     let x_max = match x {
-        Axis::Linear { max } => max.max(1.0),
+        Axis::Time { max } | Axis::Load { max, .. } => max.max(1.0),
         Axis::Percentile => 5.0,
     };
     let n_bars = bars.first().map_or(0, |b| b.2.len());
@@ -699,7 +953,7 @@ fn chart(
         }
         false => (
             0.0,
-            nice_ceiling(hi.max(if lo.is_finite() { lo } else { 0.0 })),
+            linear_scale(hi.max(if lo.is_finite() { lo } else { 0.0 })).0,
         ),
     };
     let sx = |v: f64| LEFT + pw * (v / x_max).clamp(0.0, 1.0);
@@ -738,7 +992,13 @@ fn chart(
             }
             t
         }
-        false => (0..=4).map(|i| y_hi * i as f64 / 4.0).collect(),
+        false => {
+            let step = linear_scale(y_hi).1;
+            (0..)
+                .map(|i| i as f64 * step)
+                .take_while(|v| *v <= y_hi * 1.0001)
+                .collect()
+        }
     };
     for t in ticks {
         let y = sy(t);
@@ -759,12 +1019,17 @@ fn chart(
             .enumerate()
             .map(|(i, l)| (i as f64, l.to_string()))
             .collect(),
-        Axis::Linear { .. } => {
-            let step = nice_step(x_max / 8.0);
+        Axis::Time { .. } | Axis::Load { .. } => {
+            let unit = match x {
+                Axis::Load { unit, .. } => unit,
+                _ => "s",
+            };
+            // Whole seconds (or whole units of load) at least.
+            let step = nice_step(x_max / 8.0).max(1.0);
             (0..)
                 .map(|i| i as f64 * step)
                 .take_while(|v| *v <= x_max + 1e-9)
-                .map(|v| (v, format!("{v}s")))
+                .map(|v| (v, format!("{v}{unit}")))
                 .collect()
         }
     };
@@ -826,7 +1091,8 @@ fn chart(
         );
         for (px, y) in &l.points {
             let at = match x {
-                Axis::Linear { .. } => format!("{:.0}s", px - 0.5),
+                Axis::Time { .. } => format!("{:.0}s", px - 0.5),
+                Axis::Load { unit, .. } => format!("{px:.0}{unit}"),
                 Axis::Percentile => format!("p{}", fmt_percentile(*px)),
             };
             let _ = write!(
@@ -861,14 +1127,15 @@ fn nice_step(v: f64) -> f64 {
         .map(|m| m * p)
         .find(|s| *s >= v)
         .unwrap_or(10.0 * p)
-        .max(1.0)
 }
 
-fn nice_ceiling(v: f64) -> f64 {
-    match v > 0.0 {
-        true => nice_step(v / 4.0) * 4.0,
-        false => 1.0,
+/// A linear axis's top and tick step for values up to `v`: four or five round steps.
+fn linear_scale(v: f64) -> (f64, f64) {
+    if v <= 0.0 {
+        return (1.0, 0.25);
     }
+    let step = nice_step(v / 5.0);
+    ((v / step).ceil().max(1.0) * step, step)
 }
 
 #[cfg(test)]
@@ -890,6 +1157,10 @@ mod tests {
         assert_eq!(nice_step(3.0), 5.0);
         assert_eq!(nice_step(7.0), 10.0);
         assert_eq!(nice_step(130.0), 200.0);
+        assert_eq!(nice_step(0.12), 0.2);
+        assert_eq!(linear_scale(2100.0), (2500.0, 500.0));
+        let (top, step) = linear_scale(0.6);
+        assert!((top - 0.6).abs() < 1e-9 && (step - 0.2).abs() < 1e-12);
         assert_eq!(fmt_percentile(2.0), "99");
         assert_eq!(fmt_percentile(5.0), "99.999");
     }

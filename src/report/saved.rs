@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::stress::{Recovery, StepRow, StressReport, Verdict};
 use super::{
     EventLog, EventReport, Interrupt, Occurrence, PlanRecord, RunInfo, RunReport, ScenarioInfo,
     ScenarioRecord, StepRecord, WatchRecord, WindowRun,
@@ -16,19 +17,37 @@ use crate::aggregate::{
     ThresholdResult, Validity, WorkerStats,
 };
 use crate::analyze::diagnosis::Diagnosis;
+use crate::analyze::stress::{Broke, Usl};
 use crate::plan::threshold::Threshold;
 use crate::plan::{Arrival, HttpOptions, HttpVersion, Model, Profile, Segment, Stage, Stop};
 use crate::telemetry::{Series, Telemetry, Unit, WatchInfo};
 
-/// Reads a JSON result (`-o json`). Errors name the field at fault (`run.scenarios[0].window_ns`).
-pub fn parse(text: &str) -> Result<RunReport, String> {
+/// A saved result: a run's or a stress search's.
+pub enum Saved {
+    Run(Box<RunReport>),
+    Stress(Box<StressReport>),
+}
+
+/// Reads a JSON result (`-o json` of a run, or of `stress`). Errors name the field at fault
+/// (`run.scenarios[0].window_ns`).
+pub fn parse_any(text: &str) -> Result<Saved, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let root = At::root(&doc);
-    if root.get("kind").is_ok() {
-        return Err(
-            "this is a `regbench stress` result; `regbench report` renders run results".into(),
-        );
+    match doc.get("kind").and_then(Value::as_str) {
+        Some("stress") => Ok(Saved::Stress(Box::new(stress(&At::root(&doc))?))),
+        _ => Ok(Saved::Run(Box::new(run(&doc)?))),
     }
+}
+
+/// Reads a run's JSON result.
+pub fn parse(text: &str) -> Result<RunReport, String> {
+    match parse_any(text)? {
+        Saved::Run(r) => Ok(*r),
+        Saved::Stress(_) => Err("this is a `regbench stress` result, not a run's".into()),
+    }
+}
+
+fn run(doc: &Value) -> Result<RunReport, String> {
+    let root = At::root(doc);
     let version = root.u64("schema_version")?;
     if version != u64::from(super::json::SCHEMA_VERSION) {
         return Err(format!(
@@ -177,6 +196,136 @@ pub fn parse(text: &str) -> Result<RunReport, String> {
         diagnosis,
         target,
         events,
+    })
+}
+
+/// A `regbench stress` result (`"kind": "stress"`, docs/stress.md).
+fn stress(root: &At) -> Result<StressReport, String> {
+    let model = match root.str("model")? {
+        "open" => "open",
+        "closed" => "closed",
+        _ => return Err(root.error("model", "open or closed")),
+    };
+    let steps = root
+        .array("steps")?
+        .iter()
+        .map(|s| {
+            let lat = s.get("latency")?;
+            let q = |k: &str| lat.opt_ns(k);
+            Ok(StepRow {
+                phase: match s.str("phase")? {
+                    "ramp" => "ramp",
+                    "bisect" => "bisect",
+                    "sweep" => "sweep",
+                    _ => return Err(s.error("phase", "ramp, bisect or sweep")),
+                },
+                offered: s.f64("offered")?,
+                achieved: s.f64("achieved_rps")?,
+                requests: s.u64("requests")?,
+                latency: [q("p50_ns")?, q("p95_ns")?, q("p99_ns")?, q("p99_9_ns")?],
+                error_rate: s.f64("error_rate")?,
+                errors: {
+                    let mut e = string_map_of(&s.get("errors")?, Value::as_u64)?;
+                    // The order the search wrote them in: most frequent first, then by name.
+                    e.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    e
+                },
+                slo: s
+                    .array("slo")?
+                    .iter()
+                    .map(|x| {
+                        Ok((
+                            x.str("slo")?.to_string(),
+                            x.str("observed")?.to_string(),
+                            x.bool("pass")?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+                slo_pass: s.bool("slo_pass")?,
+                valid: s.bool("valid")?,
+                generator_bound: s.bool("generator_bound")?,
+                reasons: s.strings("reasons")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let res = root.get("result")?;
+    let verdict = res.str("verdict")?;
+    let broke = match res.opt("breaking_point") {
+        Some(b) => {
+            let why = b.str("why")?;
+            let why = [Broke::Errors, Broke::Throughput]
+                .into_iter()
+                .find(|w| super::stress::broke_name(*w) == why)
+                .ok_or_else(|| b.error("why", "why the target broke"))?;
+            Some((b.f64("offered")?, why))
+        }
+        None => None,
+    };
+    let recovery = match res.opt("recovery") {
+        Some(rec) => Some(Recovery {
+            burst_rate: rec.f64("burst_rps")?,
+            burst_for: rec.ns("burst_ns")?,
+            safe_rate: rec.f64("safe_rps")?,
+            window: rec.ns("window_ns")?,
+            recovered_after: rec.opt_ns("recovered_after_ns")?,
+            seconds: rec
+                .array("seconds")?
+                .iter()
+                .map(|x| {
+                    Ok((
+                        x.u64("t_s")?,
+                        x.opt_ns("p99_ns")?,
+                        x.f64("error_rate")?,
+                        x.bool("within_slo")?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?,
+        }),
+        None => None,
+    };
+    let usl = match res.opt("usl") {
+        Some(u) => Some(Usl {
+            lambda: u.f64("lambda")?,
+            sigma: u.f64("sigma")?,
+            kappa: u.f64("kappa")?,
+            peak_n: u.opt_f64("peak_vus")?,
+            // Without a peak the throughput approaches an asymptote the JSON cannot hold.
+            peak_x: u.opt_f64("peak_rps")?.unwrap_or(f64::INFINITY),
+            r2: u.f64("r2")?,
+        }),
+        None => None,
+    };
+    Ok(StressReport {
+        target: root.str("target")?.to_string(),
+        model,
+        slo: root.strings("slo")?,
+        step: root.ns("step_ns")?,
+        settle: root.ns("settle_ns")?,
+        precision: root.f64("precision")?,
+        steps,
+        verdict: Verdict::from_name(verdict)
+            .ok_or_else(|| res.error("verdict", "a verdict of the search"))?,
+        max_sustainable: res.opt_f64("max_sustainable")?,
+        first_failing: res.opt_f64("first_failing")?,
+        generator_saturated: match res.opt_f64("generator_saturated_at")? {
+            Some(at) => Some((
+                at,
+                res.opt_str("generator_saturated_because")?
+                    .unwrap_or("")
+                    .to_string(),
+            )),
+            None => None,
+        },
+        knee: match res.opt("knee") {
+            Some(k) => Some(k.f64("offered")?),
+            None => None,
+        },
+        knee_factor: root.f64("knee_factor")?,
+        breaking_point: broke,
+        recovery,
+        usl,
+        wall: root.ns("wall_ns")?,
+        interrupted: root.opt_u64("interrupted_exit_code")?.map(|c| c as u8),
     })
 }
 

@@ -51,6 +51,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Limit,
+        Verdict::NoLimitBelowMax,
+        Verdict::FailsAtLowest,
+        Verdict::GeneratorSaturated,
+        Verdict::OutOfTime,
+        Verdict::Interrupted,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Limit => "limit-found",
@@ -99,6 +112,8 @@ pub struct StressReport {
     pub recovery: Option<Recovery>,
     pub usl: Option<Usl>,
     pub wall: Duration,
+    /// The exit code of the signal that interrupted the search (128 + its number).
+    pub interrupted: Option<u8>,
 }
 
 fn unit(r: &StressReport) -> &'static str {
@@ -324,6 +339,14 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Why the breaking point broke, as the JSON says it.
+pub fn broke_name(why: Broke) -> &'static str {
+    match why {
+        Broke::Errors => "errors above 5%",
+        Broke::Throughput => "throughput fell while offered load rose",
+    }
+}
+
 pub fn json(r: &StressReport) -> Value {
     let steps: Vec<Value> = r
         .steps
@@ -361,6 +384,8 @@ pub fn json(r: &StressReport) -> Value {
         "settle_ns": ns(r.settle),
         "precision": r.precision,
         "wall_ns": ns(r.wall),
+        "knee_factor": r.knee_factor,
+        "interrupted_exit_code": r.interrupted,
         "steps": steps,
         "result": {
             "verdict": r.verdict.name(),
@@ -374,7 +399,7 @@ pub fn json(r: &StressReport) -> Value {
             })),
             "breaking_point": r.breaking_point.map(|(v, why)| json!({
                 "offered": v,
-                "why": match why { Broke::Errors => "errors above 5%", Broke::Throughput => "throughput fell while offered load rose" },
+                "why": broke_name(why),
             })),
             "recovery": r.recovery.as_ref().map(|rec| json!({
                 "burst_rps": rec.burst_rate,

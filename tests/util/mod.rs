@@ -371,3 +371,85 @@ pub fn answer_requests<S: Read + Write>(s: S, mut respond: impl FnMut(&str, &[St
         }
     }
 }
+
+/// Opens an HTML report in headless Chromium with a probe script added (only to a copy), which
+/// measures every chart as laid out and collects script and console errors; asserts there were none
+/// and returns what the probe saw (`charts`, `drawn`, `windows`, `sections`). Network is off: a proxy
+/// that refuses everything, and the page must reference nothing outside itself.
+pub fn chromium_probe(html: &std::path::Path) -> Value {
+    let page = std::fs::read_to_string(html).unwrap();
+    for external in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(
+            !page.contains(external),
+            "the report must be self-contained: {external}"
+        );
+    }
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium not found: apt-get install -y chromium (scripts/test.sh does)");
+    const PROBE: &str = r#"<script>
+window.__errors = [];
+addEventListener('error', e => __errors.push('error: ' + e.message));
+console.error = (...a) => __errors.push('console: ' + a.join(' '));
+addEventListener('load', () => {
+  const charts = [...document.querySelectorAll('svg.chart')];
+  const drawn = charts.filter(svg => {
+    const box = svg.getBoundingClientRect();
+    const marks = [...svg.querySelectorAll('polyline, rect.bar, circle')]
+      .filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
+    return box.width > 300 && box.height > 80 && marks.length > 0;
+  });
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({
+    charts: charts.length,
+    drawn: drawn.length,
+    windows: document.querySelectorAll('svg.chart rect.window').length,
+    sections: [...document.querySelectorAll('section')].map(s => s.id),
+    errors: __errors,
+  });
+  document.body.appendChild(out);
+});
+</script>"#;
+    let probed = html.with_extension("probe.html");
+    std::fs::write(
+        &probed,
+        page.replacen("<head>", &format!("<head>{PROBE}"), 1),
+    )
+    .unwrap();
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--enable-logging=stderr",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", probed.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let probe = dom
+        .split_once("<pre id=\"probe\">")
+        .and_then(|(_, rest)| rest.split_once("</pre>"))
+        .map(|(json, _)| {
+            json.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&")
+        })
+        .unwrap_or_else(|| panic!("the probe did not run: {stderr}"));
+    let probe: Value = serde_json::from_str(&probe).unwrap();
+    assert_eq!(probe["errors"], serde_json::json!([]), "{probe}");
+    assert!(!stderr.contains("CONSOLE"), "console messages: {stderr}");
+    probe
+}
