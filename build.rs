@@ -1,6 +1,9 @@
 //! Records the commit and the build date for `regbench --version` (no dependencies: `git` when the
 //! source is a checkout, "unknown" otherwise; the date from the clock, or SOURCE_DATE_EPOCH).
 
+#[path = "src/civil.rs"]
+mod civil;
+
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,16 +33,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
 }
 
-/// Days since 1970-01-01 → "YYYY-MM-DD" (the civil calendar; Howard Hinnant's algorithm).
+/// Days since 1970-01-01 → "YYYY-MM-DD".
 fn ymd(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = civil::from_days(days as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }

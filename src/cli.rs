@@ -168,16 +168,8 @@ pub struct ReportArgs {
     /// A JSON result written by `-o json=FILE`.
     #[arg(value_name = "RESULT.json")]
     pub result: PathBuf,
-    /// Output, repeatable, as `run -o`: `json=FILE`, `text=FILE`, `csv=FILE`, `hdr=FILE`,
-    /// `html=FILE`, `junit=FILE`, or a format alone to print it on stdout instead of text.
-    #[arg(short = 'o', long = "output", value_name = "FORMAT[=FILE]", value_parser = parse_output)]
-    pub outputs: Vec<OutputSpec>,
-    /// Print the JSON on stdout instead of text (= -o json).
-    #[arg(short = 'j', long = "json")]
-    pub json: bool,
-    /// No notes on stderr.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Exit 4 when the run was invalid (as `run --strict`).
     #[arg(long)]
     pub strict: bool,
@@ -408,6 +400,11 @@ pub struct OutputArgs {
     /// No progress and no notes on stderr (the report still goes to stdout).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// What a load-running subcommand shows while it runs.
+#[derive(Clone, Debug, Args)]
+pub struct LiveArgs {
     /// Live progress on stderr: `auto` (per scenario each second, on a terminal only), `plain` (a
     /// line per scenario every 10 s, for CI logs), `none`.
     #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
@@ -417,6 +414,14 @@ pub struct OutputArgs {
     /// 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl LiveArgs {
+    /// Nothing live (a stress search's steps).
+    pub const NONE: LiveArgs = LiveArgs {
+        progress: ProgressMode::None,
+        metrics_addr: None,
+    };
 }
 
 #[derive(Debug, Args)]
@@ -575,6 +580,8 @@ pub struct RunArgs {
     pub tags: Vec<(String, String)>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
     // Last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -754,6 +761,8 @@ pub struct DemoArgs {
     pub threads: usize,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Debug, Args, Clone)]

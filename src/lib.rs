@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod analyze;
 pub mod app;
+pub mod civil;
 pub mod cli;
 pub mod cmd;
 pub mod engine;

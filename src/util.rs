@@ -269,22 +269,13 @@ pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::new(secs as u64, nanos as u32))
 }
 
-/// `2026-12-08 00:39:49 UTC`: a time for people, in UTC (the inverse of the civil-date arithmetic
-/// above, Howard Hinnant's `civil_from_days`).
+/// `2026-12-08 00:39:49 UTC`: a time for people, in UTC.
 pub fn fmt_utc(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::civil::from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
-use super::execute::{emit, execute, Thresholds};
+use super::execute::{emit, execute, Show, Thresholds};
 use crate::app::{run_failed, usage, Failure, Options};
 use crate::cli::DemoArgs;
 use crate::engine::connect;
@@ -64,7 +64,10 @@ pub(crate) fn cmd_demo(a: DemoArgs, out: &mut dyn Write, opts: Options) -> Resul
         resolved,
         None,
         &Thresholds::default(),
-        &a.output,
+        Show {
+            output: &a.output,
+            live: &a.live,
+        },
         opts,
         false,
     )?;

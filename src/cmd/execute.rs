@@ -16,7 +16,7 @@ use crate::aggregate::{judge, Collector};
 use crate::analyze::diagnosis;
 use crate::analyze::doctor::{self, Severity};
 use crate::app::{exit, run_failed, usage, Failure, Options};
-use crate::cli::OutputArgs;
+use crate::cli::{LiveArgs, OutputArgs};
 use crate::engine::{self, connect};
 use crate::host::HostFacts;
 use crate::plan::threshold::{Metric, Stat};
@@ -81,16 +81,24 @@ pub(crate) fn load_of(plan: &Plan, addr: SocketAddr) -> doctor::Load {
     }
 }
 
+/// What a run shows: its report outputs (checked before it starts) and its live displays.
+#[derive(Clone, Copy)]
+pub(crate) struct Show<'a> {
+    pub(crate) output: &'a OutputArgs,
+    pub(crate) live: &'a LiveArgs,
+}
+
 /// Runs a plan: workers on their threads, the collector (and progress, and Ctrl-C) on this one.
 pub(crate) fn execute(
     plan: Arc<Plan>,
     resolved: connect::Resolved,
     start_at: Option<SystemTime>,
     judge_by: &Thresholds,
-    output: &OutputArgs,
+    show: Show,
     opts: Options,
     strict: bool,
 ) -> Result<RunReport, Failure> {
+    let Show { output, live } = show;
     check_outputs(output)?;
     let host_before = preflight(&plan, resolved.addr, output.quiet, strict)?;
     let scenario_tags = |name: &str| judge_by.scenario_tags.get(name).cloned();
@@ -156,8 +164,8 @@ pub(crate) fn execute(
 
     let window_names = plan.window_names();
     let warmup_secs = plan.warmup_secs();
-    let mut progress = Progress::new(&plan, output.progress, output.quiet);
-    let mut metrics = match output.metrics_addr {
+    let mut progress = Progress::new(&plan, live.progress, output.quiet);
+    let mut metrics = match live.metrics_addr {
         Some(addr) => {
             let any_open = plan.scenarios.iter().any(|s| s.model.is_open());
             let lag_limit = any_open.then(|| plan.max_lag.unwrap_or(DEFAULT_LAG_LIMIT));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::aggregate::{new_histogram, Inflight, Summary, TagStats};
-pub use crate::cli::ProgressMode;
+use crate::cli::ProgressMode;
 use crate::plan::Plan;
 use crate::util::fmt_duration;
 

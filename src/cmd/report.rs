@@ -6,20 +6,13 @@ use std::io::Write;
 use anyhow::anyhow;
 
 use super::execute::{check_outputs, emit, verdict};
-use super::progress::ProgressMode;
 use crate::app::{run_failed, usage, Failure};
-use crate::cli::{OutputArgs, ReportArgs};
+use crate::cli::ReportArgs;
 use crate::report::saved::Saved;
 
 pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    let output = OutputArgs {
-        outputs: a.outputs.clone(),
-        json: a.json,
-        quiet: a.quiet,
-        progress: ProgressMode::None,
-        metrics_addr: None,
-    };
-    check_outputs(&output)?;
+    let output = &a.output;
+    check_outputs(output)?;
     let text = std::fs::read_to_string(&a.result).map_err(|e| {
         run_failed(anyhow!(e).context(format!("cannot read '{}'", a.result.display())))
     })?;
@@ -31,11 +24,11 @@ pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Fail
     })?;
     match saved {
         Saved::Run(report) => {
-            let code = emit(&report, &output, out)?;
-            Ok(verdict(&report, code, a.strict, a.quiet))
+            let code = emit(&report, output, out)?;
+            Ok(verdict(&report, code, a.strict, output.quiet))
         }
         Saved::Stress(report) => {
-            super::stress::write_outputs(&report, &output, out)?;
+            super::stress::write_outputs(&report, output, out)?;
             Ok(super::stress::exit_code(&report))
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 
-use super::execute::{emit, execute, verdict, Thresholds};
+use super::execute::{emit, execute, verdict, Show, Thresholds};
 use crate::app::{run_failed, usage, Failure, Options};
 use crate::cli::{RunArgs, WatchArgs};
 use crate::engine::connect;
@@ -131,7 +131,10 @@ pub(crate) fn run_plan(
         resolved,
         a.start_at,
         judge_by,
-        &a.output,
+        Show {
+            output: &a.output,
+            live: &a.live,
+        },
         opts,
         a.strict,
     )?;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::execute::{execute, Thresholds};
+use super::execute::{execute, Show, Thresholds};
 use super::run::{family, is_scenario_file, parse_pins, plan_from_args, scenario_from_args};
 use crate::aggregate::{Dist, SecondStats};
 use crate::analyze::stress::{self as analysis, Level, SecondVerdict};
 use crate::app::{exit, run_failed, usage, Failure, Options};
-use crate::cli::{OutputArgs, StressArgs};
+use crate::cli::{LiveArgs, OutputArgs, ProgressMode, StressArgs};
 use crate::engine::connect;
 use crate::plan::threshold::{Filter, Metric, Stat, Threshold};
 use crate::plan::{Arrival, Model, Plan, Profile, Stage, Stop};
@@ -114,6 +114,14 @@ fn refuse_run_flags(a: &StressArgs) -> Result<(), Failure> {
         ("--start-at", r.start_at.is_some()),
         ("--threshold (stress takes --slo)", !r.thresholds.is_empty()),
         ("--warmup (each step's is --settle)", r.warmup.is_some()),
+        (
+            "--metrics-addr (not for a search yet)",
+            r.live.metrics_addr.is_some(),
+        ),
+        (
+            "--progress (a search prints a line per step)",
+            r.live.progress != ProgressMode::Auto,
+        ),
     ] {
         if given {
             return Err(usage(anyhow!(
@@ -293,15 +301,16 @@ impl Search<'_> {
             outputs: Vec::new(),
             json: false,
             quiet: true,
-            progress: super::progress::ProgressMode::None,
-            metrics_addr: None,
         };
         let report = execute(
             Arc::new(plan),
             self.resolved,
             None,
             &self.slo,
-            &quiet,
+            Show {
+                output: &quiet,
+                live: &LiveArgs::NONE,
+            },
             self.opts,
             false,
         )?;

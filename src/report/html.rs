@@ -83,18 +83,7 @@ gap:2px 16px;margin:8px 0}dt{color:#666}dd{margin:0}\
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}svg,table{break-inside:avoid}}";
 
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_markup(s, false)
 }
 
 fn fmt_ns(v: f64) -> String {
@@ -345,13 +334,7 @@ fn over_time(o: &mut String, r: &RunReport, shades: &[Shade]) {
     );
     let names: Vec<&str> = QUANTILE_LINES.iter().map(|(n, _)| *n).collect();
     legend(o, names.iter().copied().zip(PALETTE));
-    let tags: Vec<&TagStats> = r
-        .agg
-        .total
-        .tags
-        .iter()
-        .filter(|t| t.n_requests > 0)
-        .collect();
+    let tags = timed_steps(r);
     for t in tags.iter().take(MAX_STEP_CHARTS) {
         let mut lines: Vec<Line> = QUANTILE_LINES
             .iter()
@@ -413,15 +396,19 @@ fn second_latency(latency: &str, dropped: &str) -> Option<Histogram<u64>> {
     (!h.is_empty()).then_some(h)
 }
 
-/// The percentile spectrum of each step's latency: log scale to 99.999%, as HdrHistogram plots it.
-fn spectrum(o: &mut String, r: &RunReport) {
-    let tags: Vec<&TagStats> = r
-        .agg
+/// The steps (tags) that saw requests: the ones with something to chart.
+fn timed_steps(r: &RunReport) -> Vec<&TagStats> {
+    r.agg
         .total
         .tags
         .iter()
         .filter(|t| t.n_requests > 0)
-        .collect();
+        .collect()
+}
+
+/// The percentile spectrum of each step's latency: log scale to 99.999%, as HdrHistogram plots it.
+fn spectrum(o: &mut String, r: &RunReport) {
+    let tags = timed_steps(r);
     if tags.is_empty() {
         return;
     }

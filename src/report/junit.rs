@@ -150,38 +150,12 @@ fn seconds(s: f64) -> String {
     format!("{s:.3}")
 }
 
-/// Escapes an attribute value; control characters XML 1.0 cannot carry become spaces.
 fn attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_markup(s, true)
 }
 
-/// Escapes element text.
 fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\n' | '\t' => out.push(c),
-            c if (c as u32) < 0x20 => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_markup(s, false)
 }
 
 #[cfg(test)]
@@ -195,6 +169,7 @@ mod tests {
             "a&lt;b &amp; &quot;c&quot;&#10; "
         );
         assert_eq!(text("p(99)<1s & \u{7}x\ny"), "p(99)&lt;1s &amp;  x\ny");
+        assert_eq!(text("it's \"x\""), "it&#39;s &quot;x&quot;");
         assert_eq!(seconds(12.34567), "12.346");
     }
 }
