@@ -44,6 +44,12 @@ xsd=target/test-deps/junit-10.xsd
   rm -rf "$tmp"
 }
 
+# kubernetes-validate checks the Kubernetes manifests against the API's OpenAPI schemas.
+command -v kubernetes-validate >/dev/null || {
+  echo "test.sh: installing the Python package kubernetes-validate" >&2
+  python3 -m pip install -q kubernetes-validate
+}
+
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
 
 cargo test --locked "$@"

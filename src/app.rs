@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::cli::{Command, OciCommand};
+use crate::cli::{Command, K8sCommand, OciCommand};
 use crate::cmd;
 
 /// Exit codes (DESIGN.md §6).
@@ -114,6 +114,8 @@ where
         Command::Doctor(a) => cmd::doctor::cmd_doctor(&a, out),
         Command::Stress(a) => cmd::stress::cmd_stress(*a, out, opts),
         Command::Report(a) => cmd::report::cmd_report(&a, out),
+        Command::Merge(a) => cmd::merge::cmd_merge(&a, out),
+        Command::K8s(K8sCommand::Render(a)) => cmd::k8s::cmd_render(&a, out),
         Command::Completions { shell } => cmd::docs::cmd_completions(shell, out),
         Command::Man => cmd::docs::cmd_man(out),
     };

@@ -81,6 +81,15 @@ pub enum Command {
     /// failed, 4 when it was invalid and --strict is given, 130/143/129 when it was interrupted.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// Merge the shards of one distributed run (`run --segment i/n --start-at T -o json=…`) into one
+    /// report, as if one process had run it: counters and histograms summed (in total, per second,
+    /// per step), the thresholds judged once on the whole. Exit 2 when a shard is missing, doubled
+    /// or from another run; 3 when a threshold fails.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+    /// Kubernetes: the manifests of a distributed run (deploy/kubernetes/, docs/distributed.md).
+    #[command(subcommand)]
+    K8s(K8sCommand),
     /// Check this host for a planned load: open files, local ports and TIME_WAIT, listen queues,
     /// conntrack, CPU and memory; each finding with the command that fixes it. Changes nothing.
     /// Exit 0: all good; 1: warnings; 3: the load will fail here as the host is.
@@ -106,6 +115,11 @@ Examples:
   regbench report result.json                          # the text report again
   regbench report result.json -o html=report.html -o junit=junit.xml
   regbench report result.json -o csv=per-second.csv --quiet";
+
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  regbench merge shard-0.json shard-1.json shard-2.json shard-3.json -o html=report.html
+  kubectl logs -l job-name=regbench --tail=-1 | regbench merge - -o json=merged.json";
 
 const DOCTOR_EXAMPLES: &str = "\
 Examples:
@@ -171,6 +185,65 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Exit 4 when the run was invalid (as `run --strict`).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Print the manifests (a ConfigMap with the scenario, an Indexed Job of N pods each running one
+    /// segment, all starting at one time with one seed) for `kubectl apply -f -`.
+    #[command(after_help = K8S_EXAMPLES)]
+    Render(K8sRenderArgs),
+}
+
+const K8S_EXAMPLES: &str = "\
+Examples:
+  regbench k8s render --parallelism 4 plan.toml | kubectl apply -f -
+  regbench k8s render --parallelism 8 --start-in 5m --image registry.example/regbench:0.1.0 \\
+      plan.toml -- -e base_url=http://registry.default.svc:5000";
+
+#[derive(Debug, Args)]
+pub struct K8sRenderArgs {
+    /// The scenario file every pod runs (put in a ConfigMap).
+    #[arg(value_name = "SCENARIO.toml")]
+    pub plan: PathBuf,
+    /// Pods, each running one segment of the schedule, all at once.
+    #[arg(long, default_value = "4", value_name = "N")]
+    pub parallelism: u64,
+    /// The pods start sending this long after rendering: long enough to schedule them and pull
+    /// the image.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub start_in: Duration,
+    /// The pods start sending at this time instead (RFC 3339, or unix milliseconds).
+    #[arg(long, value_parser = crate::util::parse_time, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// The schedule's seed [default: a fresh one, written into the manifests].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The Job's name (and the ConfigMap's prefix).
+    #[arg(long, default_value = "regbench")]
+    pub name: String,
+    /// The regbench image the pods run (deploy/Containerfile builds it).
+    #[arg(long, default_value = "regbench:0.1.0")]
+    pub image: String,
+    /// CPU each pod requests (a generator pod wants a core of its own).
+    #[arg(long, default_value = "1")]
+    pub cpu: String,
+    /// More `regbench run` arguments for every pod, after `--` (-e KEY=VALUE, --threads 2, …).
+    #[arg(last = true, value_name = "RUN ARGS")]
+    pub run_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' JSON results (`-` reads stdin; a file may hold several results one after
+    /// another, as `kubectl logs` of every pod prints them).
+    #[arg(value_name = "SHARD.json", required = true)]
+    pub shards: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Exit 4 when the merged run is invalid.
     #[arg(long)]
     pub strict: bool,
 }
@@ -550,6 +623,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict: bool,
     /// Run only stripe I of N of the global schedule (distributed runs; counts split exactly).
+    /// `auto/N` takes I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod).
     #[arg(long, value_name = "I/N")]
     pub segment: Option<String>,
     /// Start at this absolute time (RFC 3339, or unix milliseconds), so segments start together.

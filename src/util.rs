@@ -269,19 +269,24 @@ pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::new(secs as u64, nanos as u32))
 }
 
-/// `2026-12-08 00:39:49 UTC`: a time for people, in UTC.
-pub fn fmt_utc(t: std::time::SystemTime) -> String {
+/// `2026-12-08T00:39:49Z`: RFC 3339 in UTC, whole seconds (what `--start-at` reads).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = crate::civil::from_days(days);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// `2026-12-08 00:39:49 UTC`: a time for people, in UTC.
+pub fn fmt_utc(t: std::time::SystemTime) -> String {
+    rfc3339(t).replacen('T', " ", 1).replace('Z', " UTC")
 }
 
 /// SplitMix64: a tiny, fast, seedable generator. Each worker and each server thread owns one, so no

@@ -11,6 +11,8 @@ mod compression;
 mod demo;
 /// Issue 20: doctor, pre-flight and the diagnosis of failures.
 mod diagnosis;
+/// Issue 19: Kubernetes manifests, four local pods merged into one run, merge refusals.
+mod distributed;
 /// Issue 16: events, windows and convergence — the service-registry plan, sync and reload times,
 /// during-vs-outside gates, downtime.
 mod events;

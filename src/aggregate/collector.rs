@@ -27,6 +27,90 @@ pub struct SecondStats {
     pub tags: Vec<SecondTag>,
 }
 
+impl SecondStats {
+    /// The second's latency distribution: its requests' histograms together, whole iterations
+    /// (`iteration(name)`) left out — as the collector computes it from the second's summary.
+    pub fn latency_of(
+        tags: &[SecondTag],
+        iteration: &dyn Fn(&str) -> bool,
+    ) -> Result<Dist, String> {
+        let mut all = super::TagStats::new("all");
+        for t in tags.iter().filter(|t| !iteration(&t.name)) {
+            for (text, into) in [
+                (&t.latency, &mut all.latency),
+                (&t.dropped_lag, &mut all.dropped_lag),
+            ] {
+                let h = super::decode_histogram(text)?;
+                into.add(&h)
+                    .map_err(|e| format!("a histogram out of range: {e}"))?;
+            }
+        }
+        Ok(Dist::latency(&all))
+    }
+
+    /// Adds the same second of another process of a distributed run. `order` is the tag names in
+    /// plan order (tags keep it); `iteration` says which are whole iterations.
+    pub fn merge(
+        &mut self,
+        o: &SecondStats,
+        order: &[&str],
+        iteration: &dyn Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        self.n_requests += o.n_requests;
+        self.n_errors += o.n_errors;
+        self.n_dropped += o.n_dropped;
+        self.bytes_in += o.bytes_in;
+        for (code, n) in &o.status {
+            *self.status.entry(*code).or_default() += n;
+        }
+        self.inflight += o.inflight;
+        for t in &o.tags {
+            match self.tags.iter_mut().find(|x| x.name == t.name) {
+                Some(x) => x.merge(t)?,
+                None => self.tags.push(t.clone()),
+            }
+        }
+        let rank = |name: &str| order.iter().position(|n| *n == name).unwrap_or(usize::MAX);
+        self.tags.sort_by_key(|t| rank(&t.name));
+        self.latency = SecondStats::latency_of(&self.tags, iteration)?;
+        Ok(())
+    }
+
+    /// A second in which nothing finished.
+    pub fn empty(t_s: u64) -> SecondStats {
+        SecondStats {
+            t_s,
+            n_requests: 0,
+            n_errors: 0,
+            n_dropped: 0,
+            bytes_in: 0,
+            status: Default::default(),
+            inflight: Inflight::default(),
+            latency: Dist::of(&super::new_histogram()),
+            tags: Vec::new(),
+        }
+    }
+}
+
+impl SecondTag {
+    fn merge(&mut self, o: &SecondTag) -> Result<(), String> {
+        self.n_requests += o.n_requests;
+        self.n_failed += o.n_failed;
+        self.n_dropped += o.n_dropped;
+        for (mine, theirs) in [
+            (&mut self.latency, &o.latency),
+            (&mut self.service_time, &o.service_time),
+            (&mut self.dropped_lag, &o.dropped_lag),
+        ] {
+            let mut h = super::decode_histogram(mine)?;
+            h.add(&super::decode_histogram(theirs)?)
+                .map_err(|e| format!("a histogram out of range: {e}"))?;
+            *mine = encode_histogram(&h);
+        }
+        Ok(())
+    }
+}
+
 /// One tag's second: counters and HdrHistograms (V2-deflate, base64, ns) of latency and service
 /// time. Dropped requests' lower bounds are in `dropped_lag`.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,18 +260,8 @@ impl Collector {
     fn push_second(&mut self, sec: u64, s: &Summary, inflight: Inflight) {
         // Seconds in which nothing finished still get a row, so the series has no holes.
         while (self.series.len() as u64) < sec {
-            let t_s = self.series.len() as u64;
-            self.series.push(SecondStats {
-                t_s,
-                n_requests: 0,
-                n_errors: 0,
-                n_dropped: 0,
-                bytes_in: 0,
-                status: Default::default(),
-                inflight: Inflight::default(),
-                latency: Dist::of(&super::new_histogram()),
-                tags: Vec::new(),
-            });
+            self.series
+                .push(SecondStats::empty(self.series.len() as u64));
         }
         let all = s.total();
         let tags = s
@@ -321,5 +395,125 @@ mod tests {
             1,
             "one tag saw requests in second 0"
         );
+    }
+
+    /// A recorded run's samples split into 4 shards (striped, as segments split a schedule), each
+    /// collected on its own and merged — totals, the judged seconds and every second of the series —
+    /// equal the whole run collected in one process, bit for bit.
+    #[test]
+    fn shards_merged_equal_the_whole_run() {
+        let specs = vec![
+            TagSpec {
+                name: "flow".to_string(),
+                checks: Vec::new(),
+                iteration: true,
+            },
+            TagSpec {
+                name: "a".to_string(),
+                checks: Vec::new(),
+                iteration: false,
+            },
+            TagSpec {
+                name: "b".to_string(),
+                checks: Vec::new(),
+                iteration: false,
+            },
+        ];
+        let base = Instant::now();
+        let mut rng = crate::util::Rng::new(7);
+        // 30,000 samples over 6 seconds, on 3 tags, with failures, drops and lag.
+        let samples: Vec<(u64, Sample)> = (0..30_000u64)
+            .map(|i| {
+                let at = Duration::from_micros(rng.next_u64() % 6_000_000);
+                let lat = Duration::from_nanos(1_000 + rng.next_u64() % 80_000_000);
+                let done = base + at + lat;
+                let outcome = match rng.next_u64() % 20 {
+                    0 => Outcome::Dropped,
+                    1 => Outcome::Error(crate::sample::ErrorKind::Timeout),
+                    2 => Outcome::Status(503),
+                    _ => Outcome::Status(200),
+                };
+                let sample = Sample {
+                    tag: (i % 3) as u16,
+                    intended: base + at,
+                    sent: base + at + Duration::from_nanos(rng.next_u64() % 50_000),
+                    first_byte: Some(done),
+                    done,
+                    outcome,
+                    bytes_in: 10,
+                    body_bytes: 5,
+                    coding: crate::sample::Coding::Identity,
+                    decoded_bytes: 5,
+                    bytes_out: 3,
+                    connect: None,
+                    tls: None,
+                    reused: true,
+                };
+                ((done - base).as_secs(), sample)
+            })
+            .collect();
+        // Collects `samples` (one worker), judged from second 2 on.
+        let collect = |samples: &[&(u64, Sample)]| {
+            let mut c = Collector::new(&specs, 1).judging_from(2);
+            let last = samples.iter().map(|(sec, _)| *sec).max().unwrap_or(0);
+            for sec in 0..=last {
+                let mut summary = Summary::with_specs(&specs);
+                for (_, s) in samples.iter().filter(|(at, _)| *at == sec) {
+                    summary.tags[s.tag as usize].record(s);
+                }
+                let inflight = Inflight {
+                    max: sec + 1,
+                    mean: 0.5,
+                };
+                c.handle(Msg::Interval {
+                    worker: 0,
+                    sec,
+                    summary,
+                    inflight,
+                });
+            }
+            c.handle(Msg::Done {
+                worker: 0,
+                stats: WorkerStats::default(),
+            });
+            c.finish()
+        };
+        let all: Vec<&(u64, Sample)> = samples.iter().collect();
+        let whole = collect(&all);
+        let shards: Vec<Aggregate> = (0..4)
+            .map(|k| collect(&samples.iter().skip(k).step_by(4).collect::<Vec<_>>()))
+            .collect();
+
+        let order = ["flow", "a", "b"];
+        let iteration = |name: &str| name == "flow";
+        let mut merged = shards[0].clone();
+        for shard in &shards[1..] {
+            merged.total += &shard.total;
+            if let (Some(j), Some(o)) = (merged.judged.as_mut(), shard.judged.as_ref()) {
+                *j += o;
+            }
+            for s in &shard.series {
+                while merged.series.len() as u64 <= s.t_s {
+                    let t = merged.series.len() as u64;
+                    merged.series.push(SecondStats::empty(t));
+                }
+                merged.series[s.t_s as usize]
+                    .merge(s, &order, &iteration)
+                    .unwrap();
+            }
+        }
+        assert_eq!(merged.total, whole.total);
+        assert_eq!(merged.judged, whole.judged);
+        assert_eq!(merged.series.len(), whole.series.len());
+        for (m, w) in merged.series.iter().zip(&whole.series) {
+            // The in-flight gauges of 4 processes add up (their means exactly, their peaks as a
+            // bound); everything else is the same second.
+            assert_eq!(m.inflight.mean, 4.0 * w.inflight.mean);
+            let m = SecondStats {
+                inflight: w.inflight,
+                ..m.clone()
+            };
+            assert_eq!(&m, w, "second {}", w.t_s);
+        }
     }
 }

@@ -355,35 +355,17 @@ pub(crate) fn execute(
         max_rss: usage.max_rss,
         aborted_by,
         tags: Vec::new(),
+        shards: 1,
     };
-    let (judged, judged_for) = match &agg.judged {
-        Some(j) => (j, duration.saturating_sub(Duration::from_secs(warmup_secs))),
-        None => (&agg.total, duration),
-    };
-    // Each window occurrence's span, for target thresholds `{during:W}`.
-    let intervals: Vec<(&str, Duration, Duration)> = events
-        .iter()
-        .flat_map(|l| &l.events)
-        .flat_map(|e| &e.occurrences)
-        .flat_map(|o| {
-            o.windows
-                .iter()
-                .map(|w| (w.name.as_str(), o.fired, o.fired + w.duration))
-        })
-        .collect();
-    let thresholds = judge_by
-        .list
-        .iter()
-        .map(|t| match (&target, t.metric) {
-            (Some(tel), m) if m.is_target() => {
-                crate::analyze::target::evaluate_in(t, tel, warmup_secs, &intervals)
-            }
-            (_, Metric::Convergence) => convergence(t, events.as_ref()),
-            _ => {
-                crate::aggregate::evaluate_in(t, judged, judged_for, &scenario_tags, &window_names)
-            }
-        })
-        .collect();
+    let thresholds = judge_all(
+        &judge_by.list,
+        &agg,
+        duration,
+        warmup_secs,
+        target.as_ref(),
+        events.as_ref(),
+        &scenario_tags,
+    );
     let host_after = HostFacts::read();
     let diagnosis = diagnosis::diagnose(
         &agg.total.total(),
@@ -404,6 +386,50 @@ pub(crate) fn execute(
         target,
         events,
     })
+}
+
+/// Judges thresholds on a finished run: target metrics on what was watched, window convergence on
+/// the events, everything else on the requests of the judged seconds (after the warm-up).
+pub(crate) fn judge_all(
+    list: &[crate::plan::threshold::Threshold],
+    agg: &crate::aggregate::Aggregate,
+    duration: Duration,
+    warmup_secs: u64,
+    target: Option<&crate::telemetry::Telemetry>,
+    events: Option<&crate::report::EventLog>,
+    scenario_tags: &dyn Fn(&str) -> Option<std::ops::Range<usize>>,
+) -> Vec<crate::aggregate::ThresholdResult> {
+    let (judged, judged_for) = match &agg.judged {
+        Some(j) => (j, duration.saturating_sub(Duration::from_secs(warmup_secs))),
+        None => (&agg.total, duration),
+    };
+    // Each window occurrence's span, for target thresholds `{during:W}`.
+    let intervals: Vec<(&str, Duration, Duration)> = events
+        .iter()
+        .flat_map(|l| &l.events)
+        .flat_map(|e| &e.occurrences)
+        .flat_map(|o| {
+            o.windows
+                .iter()
+                .map(|w| (w.name.as_str(), o.fired, o.fired + w.duration))
+        })
+        .collect();
+    // The plan's windows in order (the order of `TagStats::during`): every event is in the log,
+    // with its windows in plan order.
+    let window_names: Vec<&str> = events
+        .iter()
+        .flat_map(|l| &l.events)
+        .flat_map(|e| e.windows.iter().map(String::as_str))
+        .collect();
+    list.iter()
+        .map(|t| match (target, t.metric) {
+            (Some(tel), m) if m.is_target() => {
+                crate::analyze::target::evaluate_in(t, tel, warmup_secs, &intervals)
+            }
+            (_, Metric::Convergence) => convergence(t, events),
+            _ => crate::aggregate::evaluate_in(t, judged, judged_for, scenario_tags, &window_names),
+        })
+        .collect()
 }
 
 /// A threshold on an event window's convergence times (the ones that converged; a window that
@@ -493,12 +519,16 @@ pub(crate) fn check_outputs(output: &OutputArgs) -> Result<(), Failure> {
 }
 
 /// The exit code of a reported run: `emitted` (an abort or a signal) first, then failed thresholds
-/// (3), then an invalid run under `--strict` (4); each said on stderr unless `quiet`.
+/// (3; not for one segment of a distributed run, whose thresholds see only its share — `regbench
+/// merge` judges the whole), then an invalid run under `--strict` (4); each said on stderr unless
+/// `quiet`.
 pub(crate) fn verdict(report: &RunReport, emitted: u8, strict: bool, quiet: bool) -> u8 {
     if emitted != exit::OK {
         return emitted;
     }
-    if report.thresholds.iter().any(|t| !t.pass) {
+    // A shard of a distributed run judged only its share: the verdict is the merged result's.
+    let shard = report.info.segment.count > 1;
+    if report.thresholds.iter().any(|t| !t.pass) && !shard {
         if !quiet {
             let n = report.thresholds.iter().filter(|t| !t.pass).count();
             eprintln!("regbench: {n} threshold(s) failed (the table ends the report)");

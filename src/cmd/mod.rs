@@ -7,6 +7,8 @@ pub mod docs;
 pub mod doctor;
 pub mod events;
 pub mod execute;
+pub mod k8s;
+pub mod merge;
 pub mod metrics;
 pub mod oci;
 pub mod progress;

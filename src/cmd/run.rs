@@ -27,17 +27,22 @@ const START_LEAD: Duration = Duration::from_millis(5);
 pub(crate) const MAX_START_AT_PAST: Duration = Duration::from_secs(10);
 
 pub(crate) fn cmd_run(a: RunArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
-    let (plan, judge_by) = if is_scenario_file(&a.url) {
-        scenario_from_args(&a)?
-    } else {
-        if !a.vars.is_empty() {
-            return Err(usage(anyhow!(
-                "-e KEY=VALUE sets scenario-file constants; a URL run has none"
-            )));
-        }
-        (plan_from_args(&a)?, Thresholds::default())
-    };
+    let (plan, judge_by) = plan_for(&a)?;
     run_plan(plan, &judge_by, &a, out, opts)
+}
+
+/// The plan a `run` command line asks for (a scenario file's, or the URL and flags'), and the
+/// thresholds from the file.
+pub(crate) fn plan_for(a: &RunArgs) -> Result<(Plan, Thresholds), Failure> {
+    if is_scenario_file(&a.url) {
+        return scenario_from_args(a);
+    }
+    if !a.vars.is_empty() {
+        return Err(usage(anyhow!(
+            "-e KEY=VALUE sets scenario-file constants; a URL run has none"
+        )));
+    }
+    Ok((plan_from_args(a)?, Thresholds::default()))
 }
 
 /// `--watch-pid`, `--watch-cmd`, `--scrape`, `--scrape-metric` → watches (a scrape named like a
@@ -250,10 +255,7 @@ pub(crate) fn scenario_from_args(a: &RunArgs) -> Result<(Plan, Thresholds), Fail
              override -z/--duration, -e KEY=VALUE, --threads, --segment, --start-at, --seed, --max-lag)"
         )));
     }
-    let segment = match &a.segment {
-        Some(s) => Segment::parse(s).map_err(usage)?,
-        None => Segment::WHOLE,
-    };
+    let segment = segment(a)?;
     if a.threads == Some(0) {
         return Err(usage(anyhow!("--threads must be at least 1")));
     }
@@ -363,10 +365,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     if a.threads == Some(0) {
         return Err(usage(anyhow!("--threads must be at least 1")));
     }
-    let segment = match &a.segment {
-        Some(s) => Segment::parse(s).map_err(usage)?,
-        None => Segment::WHOLE,
-    };
+    let segment = segment(a)?;
     let stages = a
         .stages
         .as_deref()
@@ -486,6 +485,30 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     Ok(plan)
 }
 
+/// `--segment I/N`, or `auto/N`: I from `JOB_COMPLETION_INDEX`, which Kubernetes sets in the pods of
+/// an Indexed Job (deploy/kubernetes/).
+pub(crate) fn segment(a: &RunArgs) -> Result<Segment, Failure> {
+    let Some(text) = &a.segment else {
+        return Ok(Segment::WHOLE);
+    };
+    match text.strip_prefix("auto/") {
+        Some(n) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                usage(anyhow!(
+                    "--segment {text}: JOB_COMPLETION_INDEX is not set (Kubernetes sets it in the \
+                     pods of an Indexed Job; elsewhere give --segment I/N)"
+                ))
+            })?;
+            Segment::parse(&format!("{}/{n}", index.trim())).map_err(|e| {
+                usage(anyhow!(e).context(format!(
+                    "--segment {text} with JOB_COMPLETION_INDEX={index}"
+                )))
+            })
+        }
+        None => Segment::parse(text).map_err(usage),
+    }
+}
+
 /// The run's seed: `--seed`, or a fresh random one (recorded in the report, so `--seed` replays the
 /// run's Poisson schedule and random picks). A distributed run's processes must draw one schedule,
 /// so `--segment` needs an explicit seed.
@@ -495,14 +518,14 @@ pub(crate) fn run_seed(a: &RunArgs) -> Result<u64, Failure> {
         (None, Some(_)) => Err(usage(anyhow!(
             "--segment needs --seed: every process of a distributed run must draw the same schedule"
         ))),
-        (None, None) => {
-            let nanos = SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            Ok(
-                crate::util::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32))
-                    .next_u64(),
-            )
-        }
+        (None, None) => Ok(fresh_seed()),
     }
+}
+
+/// A seed no other run is likely to draw (the clock and the process id, mixed).
+pub(crate) fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    crate::util::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32)).next_u64()
 }

@@ -379,6 +379,7 @@ pub fn render(r: &RunReport) -> String {
             "proxy": info.proxy.map(|p| p.to_string()),
             "scenarios": info.scenarios.iter().map(|sc| scenario(r, sc)).collect::<Vec<_>>(),
             "segment": { "index": info.segment.index, "count": info.segment.count },
+            "shards": info.shards,
             "seed": info.seed,
             "plan": plan(&info.plan),
             "started_at_unix_ms": started_ms,
@@ -483,6 +484,7 @@ pub fn render(r: &RunReport) -> String {
             "significant_digits": HIST_SIGFIG,
             "encoding": "hdrhistogram-v2-deflate-base64",
             "summary": r.agg.total,
+            "judged": r.agg.judged,
         },
     });
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {

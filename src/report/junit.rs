@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::RunReport;
-use crate::util::fmt_utc;
+use crate::util::rfc3339;
 
 pub fn render(r: &RunReport) -> String {
     let cases = cases(r);
@@ -21,9 +21,7 @@ pub fn render(r: &RunReport) -> String {
         cases.len()
     );
     // `timestamp` as ISO 8601 without a zone (the form Surefire and Ant write), in UTC.
-    let timestamp = fmt_utc(r.info.started_at)
-        .trim_end_matches(" UTC")
-        .replace(' ', "T");
+    let timestamp = rfc3339(r.info.started_at).replace('Z', "");
     let _ = writeln!(
         o,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{n_failed}\" errors=\"0\" skipped=\"0\" \

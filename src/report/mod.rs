@@ -57,6 +57,8 @@ pub struct RunInfo {
     pub aborted_by: Option<String>,
     /// `--tag KEY=VALUE`s.
     pub tags: Vec<(String, String)>,
+    /// The processes whose results this report merges (`regbench merge`); 1 for a run's own.
+    pub shards: u64,
 }
 
 /// What the report keeps of the whole run's plan (every segment's): what it sends and when, without

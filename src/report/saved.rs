@@ -13,8 +13,7 @@ use super::{
     ScenarioRecord, StepRecord, WatchRecord, WindowRun,
 };
 use crate::aggregate::{
-    decode_histogram, Aggregate, Dist, Inflight, SecondStats, SecondTag, Summary, TagStats,
-    ThresholdResult, Validity, WorkerStats,
+    Aggregate, Inflight, SecondStats, SecondTag, Summary, ThresholdResult, Validity, WorkerStats,
 };
 use crate::analyze::diagnosis::Diagnosis;
 use crate::analyze::stress::{Broke, Usl};
@@ -116,11 +115,20 @@ fn run(doc: &Value) -> Result<RunReport, String> {
         max_rss: generator.u64("max_rss_bytes")?,
         aborted_by: run.opt_str("aborted_by")?.map(String::from),
         tags: string_map(&run.get("tags")?)?,
+        shards: run.u64("shards")?,
         plan,
     };
     let histograms = root.get("histograms")?;
-    let total: Summary = serde_json::from_value(histograms.get("summary")?.v.clone())
-        .map_err(|e| histograms.error("summary", &format!("a summary of every step ({e})")))?;
+    let summary = |key: &str| -> Result<Option<Summary>, String> {
+        match histograms.opt(key) {
+            Some(s) => serde_json::from_value(s.v.clone())
+                .map(Some)
+                .map_err(|e| histograms.error(key, &format!("a summary of every step ({e})"))),
+            None => Ok(None),
+        }
+    };
+    let total = summary("summary")?.ok_or_else(|| histograms.error("summary", "a summary"))?;
+    let judged = summary("judged")?;
     let series = root
         .array("time_series")?
         .iter()
@@ -186,8 +194,7 @@ fn run(doc: &Value) -> Result<RunReport, String> {
         info,
         agg: Aggregate {
             total,
-            // Thresholds are not judged again: their results are read back as judged.
-            judged: None,
+            judged,
             series,
             workers,
         },
@@ -477,16 +484,14 @@ fn scenario(
     })
 }
 
-/// One second of the series; its latency distribution is that of its requests' histograms together
-/// (whole iterations left out), as the collector computed it.
+/// One second of the series; its latency distribution is recomputed as the collector computed it.
 fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
     let iteration = |name: &str| total.tags.iter().any(|t| t.iteration && t.name == name);
-    let mut all = TagStats::new("all");
     let tags = s
         .array("tags")?
         .iter()
         .map(|t| {
-            let tag = SecondTag {
+            Ok(SecondTag {
                 name: t.str("name")?.to_string(),
                 n_requests: t.u64("requests")?,
                 n_failed: t.u64("failed")?,
@@ -494,21 +499,7 @@ fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
                 latency: t.str("latency")?.to_string(),
                 service_time: t.str("service_time")?.to_string(),
                 dropped_lag: t.str("dropped_lag")?.to_string(),
-            };
-            if iteration(&tag.name) {
-                return Ok(tag);
-            }
-            for (field, into) in [
-                ("latency", &mut all.latency),
-                ("dropped_lag", &mut all.dropped_lag),
-            ] {
-                let h = decode_histogram(t.str(field)?).map_err(|e| t.error(field, &e))?;
-                into.add(&h)
-                    .map_err(|e| t.error(field, &format!("a histogram in range ({e})")))?;
-            }
-            all.n_requests += tag.n_requests;
-            all.n_dropped += tag.n_dropped;
-            Ok(tag)
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(SecondStats {
@@ -531,7 +522,7 @@ fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
             max: s.u64("inflight_max")?,
             mean: s.f64("inflight_mean")?,
         },
-        latency: Dist::latency(&all),
+        latency: SecondStats::latency_of(&tags, &iteration).map_err(|e| s.error("tags", &e))?,
         tags,
     })
 }

@@ -133,6 +133,14 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             }
         }
     }
+    if info.shards > 1 {
+        writeln!(
+            o,
+            "  merged       {} processes' shards (regbench merge): the whole run, as if one \
+             process had sent it",
+            info.shards
+        )?;
+    }
     if info.segment.count > 1 {
         writeln!(
             o,
@@ -507,9 +515,13 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         let failed = r.thresholds.iter().filter(|t| !t.pass).count();
         writeln!(
             o,
-            "\nThresholds ({} of {} passed)",
+            "\nThresholds ({} of {} passed{})",
             r.thresholds.len() - failed,
-            r.thresholds.len()
+            r.thresholds.len(),
+            match r.info.segment.count > 1 {
+                true => "; this segment's share only: regbench merge judges the whole run",
+                false => "",
+            }
         )?;
         for t in &r.thresholds {
             let th = &t.threshold;
