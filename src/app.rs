@@ -115,6 +115,7 @@ where
         Command::Stress(a) => cmd::stress::cmd_stress(*a, out, opts),
         Command::Report(a) => cmd::report::cmd_report(&a, out),
         Command::Merge(a) => cmd::merge::cmd_merge(&a, out),
+        Command::Compare(a) => cmd::compare::cmd_compare(&a, out),
         Command::K8s(K8sCommand::Render(a)) => cmd::k8s::cmd_render(&a, out),
         Command::Completions { shell } => cmd::docs::cmd_completions(shell, out),
         Command::Man => cmd::docs::cmd_man(out),

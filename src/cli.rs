@@ -87,6 +87,11 @@ pub enum Command {
     /// or from another run; 3 when a threshold fails.
     #[command(after_help = MERGE_EXAMPLES)]
     Merge(MergeArgs),
+    /// Compare a run with its baseline: per step and overall, each metric's change with a 95%
+    /// confidence interval (a bootstrap over the runs' seconds); verdict regressed / improved / no
+    /// significant change. Exit 3 only when a regression beyond --max-regression is significant.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
     /// Kubernetes: the manifests of a distributed run (deploy/kubernetes/, docs/distributed.md).
     #[command(subcommand)]
     K8s(K8sCommand),
@@ -187,6 +192,51 @@ pub struct ReportArgs {
     /// Exit 4 when the run was invalid (as `run --strict`).
     #[arg(long)]
     pub strict: bool,
+}
+
+const COMPARE_EXAMPLES: &str = "\
+Examples:
+  regbench compare baseline.json result.json                      # p50, p95, p99, rps, errors; 20%
+  regbench compare baseline.json result.json --max-regression 10% --metric p50,p99
+  regbench compare baseline.json result.json -o html=compare.html -o json=compare.json";
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline's JSON result.
+    #[arg(value_name = "BASE.json")]
+    pub base: PathBuf,
+    /// The run to judge against it.
+    #[arg(value_name = "NEW.json")]
+    pub new: PathBuf,
+    /// The worsening allowed before a significant change fails the gate (latency up, rps down,
+    /// error rate up by this share).
+    #[arg(long, default_value = "20%", value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_regression: f64,
+    /// The metrics to compare: pN (p50, p95, p99, p99.9), rps, errors.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "p50,p95,p99,rps,errors",
+        value_name = "LIST"
+    )]
+    pub metric: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `20%` or `0.2`.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let (number, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (s, 1.0),
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v / scale)
+        .ok_or_else(|| format!("'{s}' is not a percentage (20% or 0.2)"))
 }
 
 #[derive(Debug, Subcommand)]

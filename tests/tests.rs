@@ -5,6 +5,8 @@ mod util;
 
 /// The binary as a user runs it: exit codes, Ctrl-C writes a partial report.
 mod cli;
+/// Issue 19: compare as a CI gate: reruns pass, a slower target fails.
+mod compare;
 /// Compressed responses against nginx's gzip, and --connect-to.
 mod compression;
 /// `regbench demo` end to end.

@@ -4,6 +4,7 @@
 //!
 //! Must not import `engine` or `report`.
 
+pub mod compare;
 pub mod diagnosis;
 pub mod doctor;
 pub mod stress;

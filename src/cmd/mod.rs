@@ -2,6 +2,7 @@
 //! and maps failures to exit codes through `app`. `execute` runs a built plan for `run`, `demo` and
 //! `oci`; `progress` is its progress bar; `events` carries out a plan's events beside the load.
 
+pub mod compare;
 pub mod demo;
 pub mod docs;
 pub mod doctor;

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::stress::{StepRow, StressReport, Verdict};
+use super::compare::CompareReport;
+use super::stress::{StepRow, StressReport, Verdict as StressVerdict};
 use super::RunReport;
 use crate::aggregate::{decode_histogram, Dist, TagStats, QUANTILES};
+use crate::analyze::compare::Verdict;
 use crate::analyze::stress::Broke;
 use crate::telemetry::Unit;
 use crate::util::{fmt_bytes, fmt_duration};
@@ -602,8 +604,8 @@ pub fn render_stress(r: &StressReport) -> String {
     };
     let show = |v: f64| format!("{v:.1}{unit}");
     let class = match r.verdict {
-        Verdict::Limit | Verdict::NoLimitBelowMax => "pass",
-        Verdict::Interrupted | Verdict::OutOfTime => "warn",
+        StressVerdict::Limit | StressVerdict::NoLimitBelowMax => "pass",
+        StressVerdict::Interrupted | StressVerdict::OutOfTime => "warn",
         _ => "fail",
     };
     let _ = writeln!(
@@ -822,6 +824,144 @@ pub fn render_stress(r: &StressReport) -> String {
             100.0 * s.error_rate,
             if s.slo_pass { "held" } else { "FAILED" },
             if s.valid { "yes" } else { "no" }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</table></section><footer>regbench {}</footer></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    o
+}
+
+/// `regbench compare -o html=FILE`: the verdict, and per step and metric the change from the
+/// baseline with its 95% interval drawn on one axis (a forest plot) beside the table.
+pub fn render_compare(r: &CompareReport) -> String {
+    use super::compare::{change, value};
+    let mut o = String::with_capacity(16 * 1024);
+    let title = format!("regbench compare — {} → {}", r.base, r.new);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let n = r.regressions().count();
+    let (verdict, class) = match n {
+        0 => ("no regression beyond the limit".to_string(), "pass"),
+        n => (
+            format!("{n} regressed beyond {:.0}%", 100.0 * r.limit),
+            "fail",
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "<section id=\"summary\"><h2>Verdict</h2><p><span class=\"verdict {class}\">{verdict}</span></p>\
+         <p class=\"note\">Bootstrap over whole seconds ({} and {}), 95% intervals; a regression is \
+         significant (its interval excludes no change) and worse than {:.0}%.</p>",
+        r.seconds.0,
+        r.seconds.1,
+        100.0 * r.limit
+    );
+    for note in &r.notes {
+        let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(note));
+    }
+    let _ = writeln!(o, "</section>");
+
+    // The forest plot: relative changes (errors in percentage points share the axis as %).
+    let rows: Vec<&crate::analyze::compare::Change> =
+        r.changes.iter().filter(|c| c.low.is_finite()).collect();
+    let span = rows
+        .iter()
+        .flat_map(|c| [c.low.abs(), c.high.abs(), c.change.abs()])
+        .fold(r.limit * 1.5, f64::max)
+        .min(10.0)
+        * 100.0;
+    let (row_h, label_w, plot_w) = (22.0, 240.0, W - 240.0 - RIGHT);
+    let height = TOP + BOTTOM + row_h * rows.len().max(1) as f64;
+    let sx = |pct: f64| label_w + plot_w * ((pct.clamp(-span, span) + span) / (2.0 * span));
+    let _ = write!(
+        o,
+        "<section id=\"changes\"><h2>Changes</h2><svg xmlns=\"http://www.w3.org/2000/svg\" \
+         viewBox=\"0 0 {W} {height}\" width=\"100%\" role=\"img\" aria-label=\"changes\" class=\"chart\">"
+    );
+    for (x, dash) in [
+        (0.0, ""),
+        (100.0 * r.limit, "4 3"),
+        (-100.0 * r.limit, "4 3"),
+    ] {
+        let _ = write!(
+            o,
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1:.1}\" stroke=\"#999\" \
+             stroke-dasharray=\"{dash}\"/><text x=\"{0:.1}\" y=\"{2:.1}\" text-anchor=\"middle\">{3:+.0}%</text>",
+            sx(x),
+            height - BOTTOM,
+            height - 8.0,
+            x
+        );
+    }
+    for (i, c) in rows.iter().enumerate() {
+        let y = TOP + row_h * (i as f64 + 0.5);
+        let color = match c.verdict {
+            Verdict::Regressed => "#d62728",
+            Verdict::WorseWithinLimit => "#ff7f0e",
+            Verdict::Improved => "#2ca02c",
+            _ => "#1f77b4",
+        };
+        let tip = format!(
+            "{} {}: {} → {}, {} [{}, {}], {}",
+            c.step,
+            c.metric.name(),
+            value(c.metric, c.base),
+            value(c.metric, c.new),
+            change(c.metric, c.change),
+            change(c.metric, c.low),
+            change(c.metric, c.high),
+            c.verdict.name()
+        );
+        let _ = write!(
+            o,
+            "<text x=\"4\" y=\"{:.1}\">{} {}</text>\
+             <line class=\"line\" x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"2\"><title>{}</title></line>\
+             <circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"{color}\"><title>{}</title></circle>",
+            y + 4.0,
+            esc(&c.step),
+            c.metric.name(),
+            sx(100.0 * c.low),
+            sx(100.0 * c.high),
+            esc(&tip),
+            sx(100.0 * c.change),
+            esc(&tip)
+        );
+    }
+    let _ = writeln!(o, "</svg>");
+    let _ = writeln!(
+        o,
+        "<table><tr><th>step</th><th>metric</th><th>base</th><th>new</th><th>change</th>\
+         <th>95% interval</th><th>verdict</th></tr>"
+    );
+    for c in &r.changes {
+        let class = match c.verdict {
+            Verdict::Regressed => "fail",
+            Verdict::Improved => "pass",
+            Verdict::WorseWithinLimit => "warn",
+            _ => "",
+        };
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td>\
+             <td><span class=\"verdict {class}\" style=\"color:{}\">{}</span></td></tr>",
+            esc(&c.step),
+            c.metric.name(),
+            value(c.metric, c.base),
+            value(c.metric, c.new),
+            change(c.metric, c.change),
+            change(c.metric, c.low),
+            change(c.metric, c.high),
+            if class.is_empty() { "#222" } else { "#fff" },
+            c.verdict.name()
         );
     }
     let _ = writeln!(

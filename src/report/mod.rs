@@ -1,6 +1,7 @@
 //! Stage: report — formats a finished (or interrupted) run. Text for people, JSON for machines (with a
 //! versioned, checked-in schema). Reporters only format: every number comes from `aggregate`.
 
+pub mod compare;
 pub mod csv;
 pub mod hdr;
 pub mod html;
