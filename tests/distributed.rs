@@ -1,5 +1,5 @@
-//! Issue 19: distributed runs — the Kubernetes manifests validate against the Kubernetes OpenAPI
-//! schemas, four local "pods" run the rendered Job's command and `regbench merge` makes of their
+//! Issue 19: distributed runs — the Kubernetes manifests (rendered, and the Kustomize base built
+//! with `kubectl kustomize`) validate against the Kubernetes OpenAPI schemas, four local "pods" run the rendered Job's command and `regbench merge` makes of their
 //! shards exactly the run one process makes; a missing, doubled or foreign shard is refused.
 
 use std::process::{Command, Stdio};
@@ -71,8 +71,24 @@ fn manifests_validate_against_the_kubernetes_schemas() {
     assert_eq!(code, 0, "{yaml}");
     let rendered = dir.path().join("rendered.yaml");
     std::fs::write(&rendered, &yaml).unwrap();
+    // The Kustomize base, built as `kubectl apply -k` builds it.
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/base");
-    kubernetes_validate(&[&rendered, &base.join("job.yaml")]);
+    let built = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&base)
+        .output()
+        .expect("kubectl not found (its `kubectl kustomize` builds the base): install kubectl");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let kustomized = dir.path().join("kustomized.yaml");
+    std::fs::write(&kustomized, &built.stdout).unwrap();
+    let kustomized_text = String::from_utf8_lossy(&built.stdout);
+    assert!(kustomized_text.contains("completionMode: Indexed"));
+    assert!(kustomized_text.contains("auto/$(SEGMENTS)"));
+    kubernetes_validate(&[&rendered, &kustomized]);
     assert!(yaml.contains("completionMode: Indexed"));
     // Mistakes fail at render time, not in N pods.
     let (code, _) = regbench(&[
