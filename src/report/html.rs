@@ -41,16 +41,7 @@ const CLASSES: [(&str, &str); 6] = [
 const MAX_STEP_CHARTS: usize = 12;
 
 pub fn render(r: &RunReport) -> String {
-    let mut o = String::with_capacity(64 * 1024);
-    let title = format!("regbench — {}", r.info.target);
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n",
-        esc(&title)
-    );
-    let _ = writeln!(o, "<h1>{}</h1>", esc(&title));
+    let mut o = page(&format!("regbench — {}", r.info.target));
     summary(&mut o, r);
     thresholds(&mut o, r);
     let shades = shades(r);
@@ -83,6 +74,19 @@ svg text{font:11px system-ui,sans-serif;fill:#444}.legend span{margin-right:14px
 footer{margin-top:32px;color:#888;font-size:12px}dl{display:grid;grid-template-columns:max-content 1fr;\
 gap:2px 16px;margin:8px 0}dt{color:#666}dd{margin:0}\
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}svg,table{break-inside:avoid}}";
+
+/// A page's head (styles inline) and its title as the first heading.
+fn page(title: &str) -> String {
+    let mut o = String::with_capacity(64 * 1024);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{0}</title><style>{STYLE}</style></head><body>\n<h1>{0}</h1>\n",
+        esc(title)
+    );
+    o
+}
 
 fn esc(s: &str) -> String {
     super::escape_markup(s, false)
@@ -588,16 +592,7 @@ fn events(o: &mut String, r: &RunReport) {
 /// the offered load, with the SLO's limit, the knee and the breaking point marked — the recovery after
 /// the burst, and every step.
 pub fn render_stress(r: &StressReport) -> String {
-    let mut o = String::with_capacity(32 * 1024);
-    let title = format!("regbench stress — {}", r.target);
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
+    let mut o = page(&format!("regbench stress — {}", r.target));
     let (unit, load) = match r.model {
         "closed" => (" VUs", "virtual users"),
         _ => ("/s", "offered rate"),
@@ -838,16 +833,7 @@ pub fn render_stress(r: &StressReport) -> String {
 /// baseline with its 95% interval drawn on one axis (a forest plot) beside the table.
 pub fn render_compare(r: &CompareReport) -> String {
     use super::compare::{change, value};
-    let mut o = String::with_capacity(16 * 1024);
-    let title = format!("regbench compare — {} → {}", r.base, r.new);
-    let _ = write!(
-        o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
+    let mut o = page(&format!("regbench compare — {} → {}", r.base, r.new));
     let n = r.regressions().count();
     let (verdict, class) = match n {
         0 => ("no regression beyond the limit".to_string(), "pass"),
