@@ -1,6 +1,7 @@
 //! One file per subcommand: each wires the stages for its command, owns its help examples' meaning,
-//! and maps failures to exit codes through `app`. `execute` runs a built plan for `run`, `demo` and
-//! `oci`; `progress` is its progress bar; `events` carries out a plan's events beside the load.
+//! and maps failures to exit codes through `app`. `execute` runs a built plan for `run`, `demo`,
+//! `oci` and `stress`; `progress` (the live view) and `metrics` (the live endpoint) show it going;
+//! `events` carries out a plan's events beside the load.
 
 pub mod compare;
 pub mod demo;
