@@ -18,7 +18,7 @@ fn json_report_validates_against_the_schema() {
         "3",
     ]);
     assert_valid(&refused);
-    assert_eq!(ok["schema_version"], 2);
+    assert_eq!(ok["schema_version"], 3);
 }
 
 #[test]
@@ -417,6 +417,17 @@ fn report_names_what_is_wrong_with_a_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("run.scenarios[0].window_ns: missing"), "{err}");
+    // A result from another schema version says so rather than naming a missing field.
+    let mut older: Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
+    older["schema_version"] = Value::from(2);
+    std::fs::write(&bad, older.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
+        .args(["report", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("schema_version 2: this regbench reads version 3"));
     std::fs::write(&bad, "{\"kind\": \"stress\", \"model\": \"open\"}").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
         .args(["report", bad.to_str().unwrap()])

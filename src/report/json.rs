@@ -12,7 +12,7 @@ use crate::analyze::target;
 use crate::plan::{HttpVersion, Model, Stage};
 use crate::telemetry::Telemetry;
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
