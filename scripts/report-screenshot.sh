@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { echo "needs chromium: apt-get install -y chromium" >&2; exit 1; }
-cargo build --quiet --locked
-bin=target/debug/regbench
+cargo build --release --quiet --locked
+bin=target/release/regbench
 work=$(mktemp -d)
 trap 'kill "$served" 2>/dev/null || true; rm -rf "$work"' EXIT
 addr=127.0.0.1:18655

@@ -24,6 +24,8 @@ pub(crate) struct Progress {
     plain: bool,
     /// Each scenario's name and its tags (steps and flow phases).
     scenarios: Vec<(String, Range<usize>)>,
+    /// The longest scenario name: the lines' columns line up.
+    width: usize,
     /// The run's scheduled length, when it has one.
     span: Option<Duration>,
     /// The last finished second, per scenario, and the run's in-flight requests in it.
@@ -70,6 +72,11 @@ impl Progress {
             bar,
             by_count,
             plain,
+            width: scenarios
+                .iter()
+                .map(|(n, _)| n.chars().count())
+                .max()
+                .unwrap_or(0),
             pending: vec![Span::default(); scenarios.len()],
             scenarios,
             span,
@@ -135,7 +142,7 @@ impl Progress {
                 inflight.max
             ));
             for ((name, _), span) in self.scenarios.iter().zip(spans) {
-                msg.push_str(&format!("\n  {}", span.line(name, 1)));
+                msg.push_str(&format!("\n  {}", span.line(name, self.width, 1)));
             }
         }
         bar.set_message(msg);
@@ -151,7 +158,7 @@ impl Progress {
             eprintln!(
                 "regbench {}{total} {}",
                 clock(Duration::from_secs(at)),
-                span.line(name, secs)
+                span.line(name, self.width, secs)
             );
         }
         self.pending.iter_mut().for_each(|p| *p = Span::default());
@@ -227,14 +234,15 @@ impl Span {
         let _ = self.lag.add(&o.lag);
     }
 
-    /// `list  50.0 req/s  p50 6.9ms  p99 21.6ms  failed 0  2xx 50  lag p99 0.3ms` over `secs`.
-    fn line(&self, name: &str, secs: u64) -> String {
+    /// `list  50.0 req/s  p50 6.9ms  p99 21.6ms  failed 0  2xx=50  lag p99 0.3ms` over `secs`, the
+    /// name padded to `width`. Status classes as `class=count`, so `4xx=429` is never read as a code.
+    fn line(&self, name: &str, width: usize, secs: u64) -> String {
         let q = |h: &Histogram<u64>, q: f64| match h.is_empty() {
             true => "–".to_string(),
             false => fmt_duration(Duration::from_nanos(h.value_at_quantile(q))),
         };
         let mut line = format!(
-            "{name:<14} {:>9.1} req/s  p50 {:>7}  p99 {:>7}  failed {}",
+            "{name:<width$} {:>9.1} req/s  p50 {:>7}  p99 {:>7}  failed {}",
             self.requests as f64 / secs as f64,
             q(&self.latency, 0.5),
             q(&self.latency, 0.99),
@@ -246,11 +254,11 @@ impl Span {
             .zip(["2xx", "3xx", "4xx", "5xx", "no response"])
         {
             if *n > 0 {
-                line.push_str(&format!("  {label} {n}"));
+                line.push_str(&format!("  {label}={n}"));
             }
         }
         if self.dropped > 0 {
-            line.push_str(&format!("  dropped {}", self.dropped));
+            line.push_str(&format!("  dropped={}", self.dropped));
         }
         if !self.lag.is_empty() {
             line.push_str(&format!("  lag p99 {}", q(&self.lag, 0.99)));
