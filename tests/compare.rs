@@ -40,6 +40,7 @@ fn compare(base: &std::path::Path, new: &std::path::Path, extra: &[&str]) -> (u8
 
 #[test]
 fn reruns_pass_the_gate_and_a_30_percent_slower_target_fails_it() {
+    let _machine = machine();
     let dir = tempfile::tempdir().unwrap();
     // Latency mostly the target's own (50 ms), so that other tests loading the machine move it
     // little; the slower target adds 30%.

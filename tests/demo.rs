@@ -2,6 +2,7 @@ use crate::util::*;
 
 #[test]
 fn demo_runs_a_mixed_registry_plan_and_exits_0() {
+    let _machine = machine();
     let (code, out) = regbench(&["demo", "--duration", "2s", "-c", "8", "--quiet"]);
     assert_eq!(code, 0, "{out}");
     for needle in [

@@ -146,6 +146,7 @@ fn merge(stdin: &[u8], extra: &[&str]) -> (Option<i32>, String, String) {
 /// 2,000/s sends, thresholds judged once on the whole, and histograms that are the shards' sum.
 #[test]
 fn four_pods_merge_into_the_run_one_process_makes() {
+    let _machine = machine();
     let t = demo_target(ServeConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let plan = plan(dir.path(), &t.url());
@@ -271,4 +272,20 @@ fn four_pods_merge_into_the_run_one_process_makes() {
     let (code, _, err) = merge(mixed.as_bytes(), &["-"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("not a shard of the same run"), "{err}");
+    // A corrupt segment is an error naming it, never a panic or a huge allocation.
+    for (field, value, says) in [
+        (
+            "index",
+            7u64,
+            "run.segment.index: expected an index below the count",
+        ),
+        ("count", 1u64 << 50, "not a run's"),
+    ] {
+        let mut bad = shards[0].clone();
+        bad["run"]["segment"][field] = Value::from(value);
+        let text = [format!("{bad:#}\n"), shard_text[1..].concat()].concat();
+        let (code, _, err) = merge(text.as_bytes(), &["-"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 }

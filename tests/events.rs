@@ -61,6 +61,7 @@ fn windows<'r>(r: &'r Value, name: &str) -> Vec<&'r Value> {
 /// of the target's own, over ≥ 3 syncs; reload detection within 100 ms of the target's reload.
 #[test]
 fn the_service_registry_plan_passes_and_a_slowing_sync_fails_its_gate() {
+    let _machine = machine();
     let dir = tempfile::tempdir().unwrap();
     let (calm_conf, slow_conf) = (dir.path().join("calm.conf"), dir.path().join("slow.conf"));
     let calm = registry(&calm_conf, &[]);

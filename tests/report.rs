@@ -328,6 +328,7 @@ fn assert_renders_in_chromium(html: &std::path::Path, r: &Value) {
 /// events and their windows, a watched target and a failed threshold (exit 3 both times).
 #[test]
 fn saved_results_render_again_exactly_html_draws_every_chart_junit_validates() {
+    let _machine = machine();
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     std::fs::create_dir(&demo).unwrap();
@@ -417,6 +418,16 @@ fn report_names_what_is_wrong_with_a_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("run.scenarios[0].window_ns: missing"), "{err}");
+    // A series row out of place is a damaged file (merge must not size anything by it).
+    let mut holed: Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
+    holed["time_series"][0]["t_s"] = Value::from(1u64 << 40);
+    std::fs::write(&bad, holed.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regbench"))
+        .args(["report", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time_series[0].t_s: expected 0"));
     // A result from another schema version says so rather than naming a missing field.
     let mut older: Value = serde_json::from_str(&std::fs::read_to_string(&good).unwrap()).unwrap();
     older["schema_version"] = Value::from(2);

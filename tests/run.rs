@@ -95,6 +95,7 @@ fn resetting_server_gives_reset() {
 
 #[test]
 fn latency_against_fixed_20ms_target() {
+    let _machine = machine();
     let target = demo_target(ServeConfig {
         latency: LatencyModel::Fixed(Duration::from_millis(20)),
         ..ServeConfig::default()

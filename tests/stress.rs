@@ -30,6 +30,7 @@ fn f(v: &Value) -> f64 {
 /// own draining within 20%.
 #[test]
 fn finds_a_bounded_targets_capacity_knee_and_recovery() {
+    let _machine = machine();
     let t = Served::start(&["--capacity", "2000/s", "--queue", "6000"]);
     let url = t.url();
     let dir = tempfile::tempdir().unwrap();
@@ -172,6 +173,7 @@ fn finds_a_bounded_targets_capacity_knee_and_recovery() {
 /// the generator, exit 4, and say so — never call the generator's limit the target's.
 #[test]
 fn a_generator_slower_than_the_target_stops_the_search_with_exit_4() {
+    let _machine = machine();
     let n = Nginx::start(&[("ok.txt", b"ok, fine, good\n")]);
     let url = format!("http://{}/ok.txt", n.addr);
     let (code, out) = regbench(&[

@@ -68,6 +68,10 @@ pub(crate) fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, Strin
         return Err("no shards to merge".into());
     };
     let n = first.info.segment.count;
+    // Read from a file: the count sizes an allocation below, and must be one a run could have.
+    if n == 0 || n > 1_000_000 {
+        return Err(format!("a segment count of {n} is not a run's"));
+    }
     let mut by_index: Vec<Option<(String, RunReport)>> = (0..n).map(|_| None).collect();
     for (name, r) in shards.iter().cloned() {
         let seg = r.info.segment;
@@ -76,14 +80,15 @@ pub(crate) fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, Strin
             return Err(format!(
                 "{name} is not a shard of the same run as the first (plan {}…/{}…, seed {}/{}, \
                  segments {}/{}): merge takes the shards of one `--segment i/n` run",
-                &fr[..12.min(fr.len())],
-                &f0[..12.min(f0.len())],
+                fr.chars().take(12).collect::<String>(),
+                f0.chars().take(12).collect::<String>(),
                 r.info.seed,
                 first.info.seed,
                 seg.count,
                 n
             ));
         }
+        // invariant: a result read back has index < count (saved::parse checks), and count == n.
         match &by_index[seg.index as usize] {
             Some((other, _)) => {
                 return Err(format!(
@@ -101,11 +106,16 @@ pub(crate) fn merge(shards: Vec<(String, RunReport)>) -> Result<RunReport, Strin
         .map(|(i, _)| format!("{i}/{n}"))
         .collect();
     if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        let more = match missing.len() > shown.len() {
+            true => format!(" and {} more", missing.len() - shown.len()),
+            false => String::new(),
+        };
         return Err(format!(
-            "shard{} {} missing: a merged report of part of a run would show less load than was \
-             sent",
+            "shard{} {}{more} missing: a merged report of part of a run would show less load than \
+             was sent",
             if missing.len() > 1 { "s" } else { "" },
-            missing.join(", ")
+            shown.join(", ")
         ));
     }
     let shards: Vec<(String, RunReport)> = by_index.into_iter().flatten().collect();

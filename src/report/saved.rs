@@ -58,9 +58,9 @@ fn run(doc: &Value) -> Result<RunReport, String> {
     let run = root.get("run")?;
     let plan = plan(&run.get("plan")?)?;
     let segment = run.get("segment")?;
-    let segment = Segment {
-        index: segment.u64("index")?,
-        count: segment.u64("count")?,
+    let segment = match (segment.u64("index")?, segment.u64("count")?) {
+        (index, count) if index < count => Segment { index, count },
+        _ => return Err(segment.error("index", "an index below the count")),
     };
     let scenarios = run
         .array("scenarios")?
@@ -129,10 +129,16 @@ fn run(doc: &Value) -> Result<RunReport, String> {
     };
     let total = summary("summary")?.ok_or_else(|| histograms.error("summary", "a summary"))?;
     let judged = summary("judged")?;
+    // The series has a row for every second, in order (the collector leaves no holes): a row
+    // out of place is a damaged file, and merging must not size anything by a stray `t_s`.
     let series = root
         .array("time_series")?
         .iter()
-        .map(|s| second(s, &total))
+        .enumerate()
+        .map(|(i, s)| match s.u64("t_s")? == i as u64 {
+            true => second(s, &total),
+            false => Err(s.error("t_s", &format!("{i} (one row per second, in order)"))),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let workers = generator
         .array("workers")?

@@ -453,3 +453,14 @@ addEventListener('load', () => {
     assert!(!stderr.contains("CONSOLE"), "console messages: {stderr}");
     probe
 }
+
+/// Tests that load the machine hard (several generators, a browser, a stress search) or judge
+/// latency against tight bounds take this, so that no two of them overlap on a 2-core machine: a
+/// timing test beside a heavy one would measure its neighbour. Other tests still run beside them.
+pub fn machine() -> std::sync::MutexGuard<'static, ()> {
+    static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding it poisoned nothing the next one needs.
+    MACHINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
