@@ -890,12 +890,7 @@ pub fn render_compare(r: &CompareReport) -> String {
     }
     for (i, c) in rows.iter().enumerate() {
         let y = TOP + row_h * (i as f64 + 0.5);
-        let color = match c.verdict {
-            Verdict::Regressed => "#d62728",
-            Verdict::WorseWithinLimit => "#ff7f0e",
-            Verdict::Improved => "#2ca02c",
-            _ => "#1f77b4",
-        };
+        let (color, _) = verdict_style(c.verdict);
         let tip = format!(
             "{} {}: {} → {}, {} [{}, {}], {}",
             c.step,
@@ -929,12 +924,7 @@ pub fn render_compare(r: &CompareReport) -> String {
          <th>95% interval</th><th>verdict</th></tr>"
     );
     for c in &r.changes {
-        let class = match c.verdict {
-            Verdict::Regressed => "fail",
-            Verdict::Improved => "pass",
-            Verdict::WorseWithinLimit => "warn",
-            _ => "",
-        };
+        let (_, class) = verdict_style(c.verdict);
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td>\
@@ -956,6 +946,16 @@ pub fn render_compare(r: &CompareReport) -> String {
         env!("CARGO_PKG_VERSION")
     );
     o
+}
+
+/// A comparison verdict's colour in the plot and its badge class in the table (none: plain text).
+fn verdict_style(v: Verdict) -> (&'static str, &'static str) {
+    match v {
+        Verdict::Regressed => ("#d62728", "fail"),
+        Verdict::WorseWithinLimit => ("#ff7f0e", "warn"),
+        Verdict::Improved => ("#2ca02c", "pass"),
+        _ => ("#1f77b4", ""),
+    }
 }
 
 fn legend<'a>(o: &mut String, items: impl Iterator<Item = (&'a str, &'a str)>) {
