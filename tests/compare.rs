@@ -101,6 +101,8 @@ fn compare_refuses_what_it_cannot_judge() {
     std::fs::write(&bogus, "{}").unwrap();
     let (code, _) = regbench(&["compare", bogus.to_str().unwrap(), bogus.to_str().unwrap()]);
     assert_eq!(code, 2);
+    let (code, _) = regbench(&["compare", "a.json", "b.json", "-o", "hdr"]);
+    assert_eq!(code, 2);
     let (code, _) = regbench(&["compare", "a.json", "b.json", "--metric", "p100"]);
     assert_eq!(code, 2);
     let (code, _) = regbench(&["compare", "a.json", "b.json", "--max-regression", "-5%"]);

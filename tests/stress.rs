@@ -273,6 +273,8 @@ fn max_duration_bounds_the_search_and_run_flags_are_refused() {
         vec!["--slo", "p(99) < banana"],
         // No SLO and no file with thresholds: nothing to search against.
         vec![],
+        // A format stress does not write is refused before the search, not after it.
+        vec!["--slo", "p(99)<1s", "-o", "csv=out.csv"],
     ] {
         let mut all = vec!["stress", "http://127.0.0.1:9/"];
         all.extend(args.iter().copied());

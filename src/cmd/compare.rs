@@ -7,6 +7,7 @@ use std::io::Write;
 
 use anyhow::anyhow;
 
+use super::execute::{check_outputs_in, deliver};
 use crate::analyze::compare::{compare, Metric, Seconds};
 use crate::app::{exit, run_failed, usage, Failure};
 use crate::cli::CompareArgs;
@@ -14,14 +15,7 @@ use crate::report::compare::CompareReport;
 use crate::report::RunReport;
 
 pub(crate) fn cmd_compare(a: &CompareArgs, out: &mut dyn Write) -> Result<u8, Failure> {
-    for o in &a.output.outputs {
-        if !["text", "json", "html"].contains(&o.format.as_str()) {
-            return Err(usage(anyhow!(
-                "-o '{}': compare writes text, json or html",
-                o.format
-            )));
-        }
-    }
+    check_outputs_in(&a.output, &["text", "json", "html"], " of compare")?;
     if !(0.0..=10.0).contains(&a.max_regression) {
         return Err(usage(anyhow!(
             "--max-regression {}%: between 0% and 1000%",
@@ -145,28 +139,5 @@ fn write_outputs(r: &CompareReport, a: &CompareArgs, out: &mut dyn Write) -> Res
         "html" => crate::report::html::render_compare(r),
         _ => crate::report::compare::text(r),
     };
-    for spec in &a.output.outputs {
-        if let Some(path) = &spec.path {
-            crate::util::write_atomic(path, render(&spec.format).as_bytes()).map_err(|e| {
-                run_failed(anyhow!(e).context(format!("cannot write '{}'", path.display())))
-            })?;
-        }
-    }
-    let stdout_format = a
-        .output
-        .outputs
-        .iter()
-        .filter(|s| s.path.is_none())
-        .map(|s| s.format.as_str())
-        .next_back()
-        .unwrap_or(if a.output.json { "json" } else { "text" });
-    match out
-        .write_all(render(stdout_format).as_bytes())
-        .and_then(|_| out.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(run_failed(
-            anyhow!(e).context("cannot write the comparison to stdout"),
-        )),
-        _ => Ok(()),
-    }
+    deliver(&a.output, out, &render, &|_, _| Vec::new())
 }

@@ -499,14 +499,24 @@ pub(crate) async fn termination_signal() -> Interrupt {
     }
 }
 
-/// Checks every `-o` names a format and its file can be written, before anything runs.
+/// Checks every `-o` names a report format and its file can be written, before anything runs.
 pub(crate) fn check_outputs(output: &OutputArgs) -> Result<(), Failure> {
+    check_outputs_in(output, &Format::NAMES, "")
+}
+
+/// Checks every `-o` names one of `formats` (`what` says whose, for the message) and its file can be
+/// written: before a run, a search or a comparison, so a typo never loses its result.
+pub(crate) fn check_outputs_in(
+    output: &OutputArgs,
+    formats: &[&str],
+    what: &str,
+) -> Result<(), Failure> {
     for o in &output.outputs {
-        if Format::parse(&o.format).is_none() {
+        if !formats.contains(&o.format.as_str()) {
             return Err(usage(anyhow!(
-                "-o '{}' is not an output format (expected {})",
+                "-o '{}' is not an output format{what} (expected {})",
                 o.format,
-                Format::NAMES.join(" or ")
+                formats.join(" or ")
             )));
         }
     }
@@ -516,6 +526,56 @@ pub(crate) fn check_outputs(output: &OutputArgs) -> Result<(), Failure> {
             .map_err(run_failed)?;
     }
     Ok(())
+}
+
+/// The files a format writes beside its own (`FILE.summary.csv`): (path, contents).
+pub(crate) type Beside<'a> =
+    dyn Fn(&str, &std::path::Path) -> Vec<(std::path::PathBuf, String)> + 'a;
+
+/// Writes every `-o FORMAT=FILE` atomically, with the files its format writes beside it (`beside`),
+/// and the stdout format: the last bare `-o FORMAT`, else json with `-j`, else text. A file that
+/// cannot be written stops neither the others nor stdout (nothing else is lost); the first error
+/// is returned. Formats were checked before the run (`check_outputs_in`).
+pub(crate) fn deliver(
+    output: &OutputArgs,
+    out: &mut dyn Write,
+    render: &dyn Fn(&str) -> String,
+    beside: &Beside,
+) -> Result<(), Failure> {
+    let mut error = None;
+    for o in &output.outputs {
+        if let Some(path) = &o.path {
+            let main = (path.clone(), render(&o.format));
+            for (file, text) in std::iter::once(main).chain(beside(&o.format, path)) {
+                if let Err(e) = crate::util::write_atomic(&file, text.as_bytes()) {
+                    error.get_or_insert(
+                        anyhow!(e)
+                            .context(format!("cannot write the report to '{}'", file.display())),
+                    );
+                }
+            }
+        }
+    }
+    let stdout_format = output
+        .outputs
+        .iter()
+        .filter(|o| o.path.is_none())
+        .map(|o| o.format.as_str())
+        .next_back()
+        .unwrap_or(if output.json { "json" } else { "text" });
+    if let Err(e) = out
+        .write_all(render(stdout_format).as_bytes())
+        .and_then(|_| out.flush())
+    {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            error.get_or_insert(anyhow!(e).context("cannot write the report to stdout"));
+        }
+    }
+    match error {
+        Some(e) => Err(run_failed(e)),
+        None => Ok(()),
+    }
 }
 
 /// The exit code of a reported run: `emitted` (an abort or a signal) first, then failed thresholds
@@ -552,44 +612,13 @@ pub(crate) fn emit(
     output: &OutputArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Failure> {
-    let mut file_error = None;
-    for o in &output.outputs {
-        if let Some(path) = &o.path {
-            let format = Format::parse(&o.format).unwrap_or(Format::Text);
-            let main = (path.clone(), format.render(report));
-            for (file, text) in std::iter::once(main).chain(format.companions(path, report)) {
-                if let Err(e) = crate::util::write_atomic(&file, text.as_bytes()) {
-                    file_error.get_or_insert(
-                        anyhow!(e)
-                            .context(format!("cannot write the report to '{}'", file.display())),
-                    );
-                }
-            }
-        }
-    }
-    let stdout_format = output
-        .outputs
-        .iter()
-        .filter(|o| o.path.is_none())
-        // Names were checked before the run (`execute`).
-        .filter_map(|o| Format::parse(&o.format))
-        .next_back()
-        .unwrap_or(match output.json {
-            true => Format::Json,
-            false => Format::Text,
-        });
-    if let Err(e) = out
-        .write_all(stdout_format.render(report).as_bytes())
-        .and_then(|_| out.flush())
-    {
-        // A closed pipe (`| head`) is the reader's choice, not a failure.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            file_error.get_or_insert(anyhow!(e).context("cannot write the report to stdout"));
-        }
-    }
-    if let Some(e) = file_error {
-        return Err(run_failed(e));
-    }
+    let format = |name: &str| Format::parse(name).unwrap_or(Format::Text);
+    deliver(
+        output,
+        out,
+        &|name| format(name).render(report),
+        &|name, path| format(name).companions(path, report),
+    )?;
     Ok(if report.info.aborted_by.is_some() {
         exit::THRESHOLDS
     } else if let Some(sig) = report.info.interrupted {

@@ -5,14 +5,13 @@ use std::io::Write;
 
 use anyhow::anyhow;
 
-use super::execute::{check_outputs, emit, verdict};
+use super::execute::{check_outputs, check_outputs_in, emit, verdict};
 use crate::app::{run_failed, usage, Failure};
 use crate::cli::ReportArgs;
 use crate::report::saved::Saved;
 
 pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let output = &a.output;
-    check_outputs(output)?;
     let text = std::fs::read_to_string(&a.result).map_err(|e| {
         run_failed(anyhow!(e).context(format!("cannot read '{}'", a.result.display())))
     })?;
@@ -24,10 +23,12 @@ pub(crate) fn cmd_report(a: &ReportArgs, out: &mut dyn Write) -> Result<u8, Fail
     })?;
     match saved {
         Saved::Run(report) => {
+            check_outputs(output)?;
             let code = emit(&report, output, out)?;
             Ok(verdict(&report, code, a.strict, output.quiet))
         }
         Saved::Stress(report) => {
+            check_outputs_in(output, &super::stress::FORMATS, " of a stress result")?;
             super::stress::write_outputs(&report, output, out)?;
             Ok(super::stress::exit_code(&report))
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::execute::{execute, Show, Thresholds};
+use super::execute::{check_outputs_in, deliver, execute, Show, Thresholds};
 use super::run::{family, is_scenario_file, parse_pins, plan_from_args, scenario_from_args};
 use crate::aggregate::{Dist, SecondStats};
 use crate::analyze::stress::{self as analysis, Level, SecondVerdict};
@@ -33,6 +33,7 @@ const STABLE_SECONDS: u64 = 3;
 
 pub(crate) fn cmd_stress(a: StressArgs, out: &mut dyn Write, opts: Options) -> Result<u8, Failure> {
     refuse_run_flags(&a)?;
+    check_outputs_in(&a.run.output, &FORMATS, " of stress")?;
     let file = is_scenario_file(&a.run.url);
     let (mut base, file_thresholds) = match file {
         true => scenario_from_args(&a.run)?,
@@ -764,42 +765,19 @@ fn second_within_slo(
     (s.t_s, p99, err, ok)
 }
 
+/// What `stress -o` writes.
+pub(crate) const FORMATS: [&str; 3] = ["text", "json", "html"];
+
 /// The report on stdout (text, or JSON with -j / -o json) and in every `-o FORMAT=FILE`.
 pub(crate) fn write_outputs(
     r: &StressReport,
     o: &OutputArgs,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let render = |format: &str| -> Result<String, Failure> {
-        match format {
-            "text" => Ok(crate::report::stress::text(r)),
-            "json" => Ok(format!("{:#}\n", crate::report::stress::json(r))),
-            "html" => Ok(crate::report::html::render_stress(r)),
-            other => Err(usage(anyhow!(
-                "-o '{other}': stress writes text, json or html"
-            ))),
-        }
+    let render = |format: &str| match format {
+        "json" => format!("{:#}\n", crate::report::stress::json(r)),
+        "html" => crate::report::html::render_stress(r),
+        _ => crate::report::stress::text(r),
     };
-    for spec in &o.outputs {
-        let body = render(&spec.format)?;
-        if let Some(path) = &spec.path {
-            crate::util::write_atomic(path, body.as_bytes()).map_err(|e| {
-                run_failed(anyhow!(e).context(format!("cannot write '{}'", path.display())))
-            })?;
-        }
-    }
-    let stdout_format = o
-        .outputs
-        .iter()
-        .filter(|s| s.path.is_none())
-        .map(|s| s.format.as_str())
-        .next_back()
-        .unwrap_or(if o.json { "json" } else { "text" });
-    let body = render(stdout_format)?;
-    match out.write_all(body.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(run_failed(
-            anyhow!(e).context("cannot write the report to stdout"),
-        )),
-        _ => Ok(()),
-    }
+    deliver(o, out, &render, &|_, _| Vec::new())
 }
