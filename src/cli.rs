@@ -696,6 +696,8 @@ pub struct RunArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub grpc: GrpcArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -709,6 +711,26 @@ pub struct RunArgs {
     // Last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// gRPC (`grpc://HOST:PORT/package.Service/Method`): where the method's descriptors come from, and
+/// the call's deadline. The request message is `-d '{"json":…}'` (protobuf's JSON mapping).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "gRPC")]
+pub struct GrpcArgs {
+    /// A .proto file defining the method (repeatable; compiled at load, no protoc needed).
+    #[arg(long = "proto", value_name = "FILE")]
+    pub protos: Vec<PathBuf>,
+    /// A directory the .proto files' imports are searched in (repeatable; each file's own
+    /// directory is searched too).
+    #[arg(long = "import-path", value_name = "DIR")]
+    pub import_paths: Vec<PathBuf>,
+    /// A compiled descriptor set (protoc --descriptor_set_out --include_imports, buf build -o).
+    #[arg(long, value_name = "FILE")]
+    pub protoset: Option<PathBuf>,
+    /// The call's deadline, sent as grpc-timeout: the server gives up with DEADLINE_EXCEEDED.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub deadline: Option<Duration>,
 }
 
 /// The target's resources and metrics, sampled each second beside the load (docs/scenarios.md,

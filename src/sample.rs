@@ -149,6 +149,9 @@ impl ErrorKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Status(u16),
+    /// A gRPC call's status code (`grpc-status` of an HTTP 200 response): 0 is OK. A gRPC call
+    /// answered with another HTTP status (a proxy's 503) is that `Status`.
+    Grpc(u8),
     Error(ErrorKind),
     Dropped,
 }
@@ -158,6 +161,7 @@ impl Outcome {
     pub fn is_failure(self) -> bool {
         match self {
             Outcome::Status(code) => code >= 400,
+            Outcome::Grpc(code) => code != 0,
             Outcome::Error(_) => true,
             Outcome::Dropped => false,
         }
@@ -168,9 +172,53 @@ impl Outcome {
     pub fn as_failure(self) -> Outcome {
         match self {
             Outcome::Status(code) if code < 400 => Outcome::Status(599),
+            // gRPC has no "failed but OK" code: UNKNOWN is what a client says of an unexpected answer.
+            Outcome::Grpc(0) => Outcome::Grpc(GRPC_UNKNOWN),
             other => other,
         }
     }
+}
+
+/// gRPC's status codes by number (grpc/doc/statuscodes.md), as reports name them.
+pub const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+const GRPC_UNKNOWN: u8 = 2;
+
+/// A gRPC status code's name (`OK`, `UNAVAILABLE`); a code outside the 17 defined ones is its number.
+pub fn grpc_code_name(code: u8) -> std::borrow::Cow<'static, str> {
+    match GRPC_CODES.get(usize::from(code)) {
+        Some(name) => (*name).into(),
+        None => code.to_string().into(),
+    }
+}
+
+/// Parses a gRPC status code by name (any case) or number.
+pub fn grpc_code_from_name(name: &str) -> Option<u8> {
+    if let Ok(n) = name.parse::<u8>() {
+        return Some(n);
+    }
+    GRPC_CODES
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(name))
+        .map(|i| i as u8)
 }
 
 /// The response body's content coding, as far as the report needs it: whether its decoded size is

@@ -18,6 +18,8 @@ pub struct SecondStats {
     pub bytes_in: u64,
     /// Responses by status code (requests without a response are `n_requests` minus their sum).
     pub status: std::collections::BTreeMap<u16, u64>,
+    /// gRPC calls by gRPC status code (not in `status`).
+    pub grpc: std::collections::BTreeMap<u8, u64>,
     /// Requests in flight during the second: the time-weighted mean (summed over workers, exact)
     /// and the sum of the workers' peaks (an upper bound of the peak).
     pub inflight: Inflight,
@@ -63,6 +65,9 @@ impl SecondStats {
         for (code, n) in &o.status {
             *self.status.entry(*code).or_default() += n;
         }
+        for (code, n) in &o.grpc {
+            *self.grpc.entry(*code).or_default() += n;
+        }
         self.inflight += o.inflight;
         for t in &o.tags {
             match self.tags.iter_mut().find(|x| x.name == t.name) {
@@ -85,6 +90,7 @@ impl SecondStats {
             n_dropped: 0,
             bytes_in: 0,
             status: Default::default(),
+            grpc: Default::default(),
             inflight: Inflight::default(),
             latency: Dist::of(&super::new_histogram()),
             tags: Vec::new(),
@@ -285,6 +291,7 @@ impl Collector {
             n_dropped: all.n_dropped,
             bytes_in: all.bytes_in,
             status: all.status.clone(),
+            grpc: all.grpc.clone(),
             inflight,
             latency: Dist::latency(&all),
             tags,

@@ -115,6 +115,9 @@ impl Recorder {
         let failed = match s.outcome {
             Outcome::Error(_) => true,
             Outcome::Status(code) => code >= 500,
+            // The codes a server that is down or overwhelmed answers with (a 5xx's peers):
+            // UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+            Outcome::Grpc(code) => matches!(code, 2 | 4 | 13 | 14 | 15),
             Outcome::Dropped => return,
         };
         match (failed, self.outage_since) {

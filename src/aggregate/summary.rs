@@ -55,6 +55,9 @@ pub struct TagStats {
     pub n_requests: u64,
     /// Responses per HTTP status code.
     pub status: BTreeMap<u16, u64>,
+    /// gRPC calls per gRPC status code (answered with HTTP 200; not in `status`).
+    #[serde(default)]
+    pub grpc: BTreeMap<u8, u64>,
     /// Failures per error kind.
     #[serde(with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
@@ -170,8 +173,8 @@ impl WindowStats {
     fn record(&mut self, s: &Sample) {
         self.n_requests += 1;
         match s.outcome {
-            Outcome::Status(code) => {
-                self.n_failed += u64::from(code >= 400);
+            Outcome::Status(_) | Outcome::Grpc(_) => {
+                self.n_failed += u64::from(s.outcome.is_failure());
                 record(&mut self.latency, s.latency());
             }
             Outcome::Error(kind) => {
@@ -322,6 +325,7 @@ impl TagStats {
             name: name.to_string(),
             n_requests: 0,
             status: BTreeMap::new(),
+            grpc: BTreeMap::new(),
             errors: [0; ErrorKind::COUNT],
             bytes_in: 0,
             body_bytes: 0,
@@ -382,6 +386,10 @@ impl TagStats {
                 *self.status.entry(code).or_insert(0) += 1;
                 true
             }
+            Outcome::Grpc(code) => {
+                *self.grpc.entry(code).or_insert(0) += 1;
+                true
+            }
             Outcome::Error(kind) => {
                 self.errors[kind.index()] += 1;
                 // A timeout is a real (lower-bound) latency; a refused or reset request has none.
@@ -426,9 +434,11 @@ impl TagStats {
         self.errors.iter().sum()
     }
 
-    /// Responses with a status below 400, and expected auth challenges.
+    /// Responses with a status below 400, gRPC calls that returned OK, and expected auth challenges.
     pub fn n_success(&self) -> u64 {
-        self.status.range(..400).map(|(_, n)| n).sum::<u64>() + self.n_challenges
+        self.status.range(..400).map(|(_, n)| n).sum::<u64>()
+            + self.grpc.get(&0).copied().unwrap_or(0)
+            + self.n_challenges
     }
 
     /// Failed requests: transport errors plus 4xx/5xx responses.
@@ -443,6 +453,9 @@ impl AddAssign<&TagStats> for TagStats {
         self.n_challenges += o.n_challenges;
         for (code, n) in &o.status {
             *self.status.entry(*code).or_insert(0) += n;
+        }
+        for (code, n) in &o.grpc {
+            *self.grpc.entry(*code).or_insert(0) += n;
         }
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;

@@ -188,6 +188,13 @@ fn observe_count(t: &Threshold, s: &TagStats, duration: Duration) -> Option<f64>
             (s.n_requests > 0).then(|| s.n_failed() as f64 / s.n_requests as f64)
         }
         (Metric::Errors, Stat::Count) => Some(s.n_failed() as f64),
+        (Metric::Grpc(code), stat) => {
+            let n = s.grpc.get(&code).copied().unwrap_or(0) as f64;
+            match stat {
+                Stat::Rate => (s.n_requests > 0).then(|| n / s.n_requests as f64),
+                _ => Some(n),
+            }
+        }
         (Metric::Checks, stat) => {
             let (passed, failed) = s.check_totals();
             match stat {

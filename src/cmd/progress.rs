@@ -183,8 +183,8 @@ struct Span {
     requests: u64,
     failed: u64,
     dropped: u64,
-    /// 2xx, 3xx, 4xx, 5xx, and failures without a response.
-    classes: [u64; 5],
+    /// 2xx, 3xx, 4xx, 5xx, gRPC OK, gRPC errors, and failures without a response.
+    classes: [u64; 7],
     latency: Histogram<u64>,
     lag: Histogram<u64>,
 }
@@ -195,7 +195,7 @@ impl Default for Span {
             requests: 0,
             failed: 0,
             dropped: 0,
-            classes: [0; 5],
+            classes: [0; 7],
             latency: new_histogram(),
             lag: new_histogram(),
         }
@@ -218,7 +218,12 @@ impl Span {
             }
             answered += n;
         }
-        self.classes[4] += t.n_requests.saturating_sub(answered);
+        let grpc_ok = t.grpc.get(&0).copied().unwrap_or(0);
+        let grpc = t.grpc.values().sum::<u64>();
+        self.classes[4] += grpc_ok;
+        self.classes[5] += grpc - grpc_ok;
+        answered += grpc;
+        self.classes[6] += t.n_requests.saturating_sub(answered);
         let _ = self.latency.add(&t.latency);
         let _ = self.lag.add(&t.lag);
     }
@@ -248,11 +253,15 @@ impl Span {
             q(&self.latency, 0.99),
             self.failed
         );
-        for (n, label) in self
-            .classes
-            .iter()
-            .zip(["2xx", "3xx", "4xx", "5xx", "no response"])
-        {
+        for (n, label) in self.classes.iter().zip([
+            "2xx",
+            "3xx",
+            "4xx",
+            "5xx",
+            "grpc-ok",
+            "grpc-error",
+            "no response",
+        ]) {
             if *n > 0 {
                 line.push_str(&format!("  {label}={n}"));
             }

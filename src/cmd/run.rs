@@ -346,7 +346,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             headers.push((name.into(), v.clone()));
         }
     }
-    if a.body.is_some() && matches!(method.as_str(), "GET" | "HEAD") {
+    if a.body.is_some() && !target.grpc && matches!(method.as_str(), "GET" | "HEAD") {
         // k6's -d is a duration; here it is the body.
         eprintln!(
             "regbench: warning: sending a body with {method} (-d is the request body; the run's \
@@ -372,10 +372,28 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map(plan::parse_stages)
         .transpose()
         .map_err(usage)?;
+    // gRPC rides HTTP/2: h2c with prior knowledge on grpc://, ALPN h2 on grpcs://.
+    let base = plan::HttpOptions {
+        version: match target.grpc {
+            true => plan::HttpVersion::Http2,
+            false => plan::HttpOptions::default().version,
+        },
+        ..plan::HttpOptions::default()
+    };
     let http = a
         .http
-        .apply(plan::HttpOptions::default(), target.tls)
+        .apply(base, target.tls)
         .map_err(|e| usage(anyhow!(e)))?;
+    if target.grpc && http.version != plan::HttpVersion::Http2 {
+        return Err(usage(anyhow!("gRPC needs HTTP/2: drop --http1")));
+    }
+    if !target.grpc
+        && (!a.grpc.protos.is_empty() || a.grpc.protoset.is_some() || a.grpc.deadline.is_some())
+    {
+        return Err(usage(anyhow!(
+            "--proto, --protoset and --deadline are for gRPC: the URL is grpc://HOST:PORT/package.Service/Method"
+        )));
+    }
     // With HTTP/2 each of the -c connections carries --streams requests at once: the closed model's
     // virtual users, and the open model's in-flight cap, are connections × streams.
     let connections = a.connections.unwrap_or(50).saturating_mul(http.streams);
@@ -442,18 +460,24 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         },
         duration: a.duration,
     };
-    let path = target.path.clone();
-    let request = RequestSpec {
-        name: format!("{method} {path}"),
-        method,
-        path,
-        headers,
-        body,
+    let step = match target.grpc {
+        true => grpc_step(a, &target, &headers, &body)?,
+        false => {
+            let path = target.path.clone();
+            let request = RequestSpec {
+                name: format!("{method} {path}"),
+                method,
+                path,
+                headers,
+                body,
+            };
+            let mut step = Step::new(request);
+            if !a.disable_compression {
+                step.ask_compressed();
+            }
+            step
+        }
     };
-    let mut step = Step::new(request);
-    if !a.disable_compression {
-        step.ask_compressed();
-    }
     let mut plan = Plan {
         target,
         scenarios: vec![ScenarioPlan {
@@ -483,6 +507,36 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
     plan.validate().map_err(usage)?;
     plan.clamp_workers();
     Ok(plan)
+}
+
+/// The step of `grpc://HOST:PORT/package.Service/Method`: the method from `--proto`/`--protoset`,
+/// `-d` as its JSON request message, `-H` as metadata.
+fn grpc_step(
+    a: &RunArgs,
+    target: &Target,
+    headers: &[(String, String)],
+    body: &Bytes,
+) -> Result<Step, Failure> {
+    let protos = crate::scenario::grpc::Protos {
+        files: a.grpc.protos.clone(),
+        includes: a.grpc.import_paths.clone(),
+        protoset: a.grpc.protoset.clone(),
+    };
+    if protos.is_empty() {
+        return Err(usage(anyhow!(
+            "a gRPC call needs its method's descriptors: add --proto FILE.proto (or --protoset FILE)"
+        )));
+    }
+    if a.method.is_some() {
+        return Err(usage(anyhow!(
+            "-m/--method is HTTP's: a gRPC call's method is the URL's path (package.Service/Method)"
+        )));
+    }
+    let pool = protos.load().map_err(|e| usage(anyhow!(e)))?;
+    let json = std::str::from_utf8(body)
+        .map_err(|_| usage(anyhow!("the gRPC request message (-d) must be JSON text")))?;
+    crate::scenario::grpc::step(&pool, None, &target.path, json, headers, a.grpc.deadline)
+        .map_err(|e| usage(anyhow!(e)))
 }
 
 /// `--segment I/N`, or `auto/N`: I from `JOB_COMPLETION_INDEX`, which Kubernetes sets in the pods of

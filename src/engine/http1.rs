@@ -125,6 +125,9 @@ pub struct Capture {
     pub max_body: usize,
     pub head: Vec<u8>,
     pub body: Vec<u8>,
+    /// gRPC: when each response message was complete (HTTP/2 swaps its buffer in, so capacity is
+    /// kept).
+    pub messages: Vec<Instant>,
 }
 
 impl Capture {
@@ -151,6 +154,9 @@ pub struct Response {
     pub decoded_bytes: u64,
     /// The connection can carry another request (keep-alive, body framing known and fully read).
     pub reusable: bool,
+    /// gRPC (HTTP/2 only): the call's `grpc-status`, and whether its body ended mid-message.
+    pub grpc_status: Option<u8>,
+    pub grpc_truncated: bool,
 }
 
 /// A failed exchange.
@@ -428,6 +434,8 @@ impl Conn {
             coding,
             decoded_bytes: decoded.size(body_bytes),
             reusable,
+            grpc_status: None,
+            grpc_truncated: false,
         })
     }
 }

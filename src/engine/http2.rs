@@ -98,6 +98,9 @@ const MAX_STREAM_ID: u32 = (1 << 31) - 1;
 pub struct H2Request {
     block: Bytes,
     pub body: Bytes,
+    /// A gRPC call (`content-type: application/grpc…`): its response's messages are counted and
+    /// its `grpc-status` read.
+    pub grpc: bool,
 }
 
 /// Why an HTTP/1.1-encoded request cannot be sent over HTTP/2.
@@ -143,6 +146,9 @@ impl H2Request {
         hpack::put_field(&mut block, b":authority", authority);
         hpack::put_field(&mut block, b":path", path.as_bytes());
         let mut name = Vec::new();
+        let grpc = req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("content-type") && h.value.starts_with(b"application/grpc")
+        });
         for h in req.headers.iter() {
             if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
                 continue;
@@ -155,6 +161,7 @@ impl H2Request {
         Ok(H2Request {
             block: Bytes::from(block),
             body: Bytes::copy_from_slice(&encoded[head_len..]),
+            grpc,
         })
     }
 }
@@ -237,6 +244,10 @@ struct Entry {
     send_window: i64,
     /// Bytes received and not yet given back with a WINDOW_UPDATE.
     recv_unacked: u32,
+    /// A gRPC call: its `grpc-status` once read, and its response's messages.
+    grpc: bool,
+    grpc_status: Option<u8>,
+    framing: super::grpc::Framing,
 }
 
 /// A connection's state, shared by its handles and its task on one thread.
@@ -353,6 +364,9 @@ impl State {
             e.hasher = c.hasher.take();
         }
         e.end = None;
+        e.grpc = req.grpc;
+        e.grpc_status = None;
+        e.framing.reset();
         e.body_sent = 0;
         e.send_window = self.initial_send_window;
         e.recv_unacked = 0;
@@ -485,6 +499,9 @@ impl State {
                 c.hasher = e.hasher.take();
             }
             std::mem::swap(&mut c.body, &mut e.body_kept);
+            if e.grpc {
+                std::mem::swap(&mut c.messages, &mut e.framing.arrivals);
+            }
             if e.wants_head && e.status != 0 {
                 std::mem::swap(&mut c.head, &mut e.head);
             }
@@ -521,6 +538,8 @@ impl State {
                 coding: e.decoded.coding(),
                 decoded_bytes: e.decoded.size(e.bytes_in),
                 reusable: true,
+                grpc_status: e.grpc_status,
+                grpc_truncated: e.framing.truncated(),
             })),
         }
     }
@@ -675,7 +694,7 @@ impl Proto {
             }
         }
         match ty {
-            DATA => self.data(flags, id, payload),
+            DATA => self.data(flags, id, payload, now),
             HEADERS => {
                 if id == 0 {
                     return Err(ConnError(PROTOCOL_ERROR));
@@ -785,7 +804,7 @@ impl Proto {
         }
     }
 
-    fn data(&mut self, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
+    fn data(&mut self, flags: u8, id: u32, payload: &[u8], now: Instant) -> Result<(), ConnError> {
         if id == 0 {
             return Err(ConnError(PROTOCOL_ERROR));
         }
@@ -812,6 +831,9 @@ impl Proto {
         }
         e.bytes_in += data.len() as u64;
         e.decoded.feed(data);
+        if e.grpc {
+            e.framing.feed(data, now);
+        }
         if let Some(h) = e.hasher.as_mut() {
             sha2::Digest::update(h, data);
         }
@@ -852,6 +874,8 @@ impl Proto {
         let mut bad_status = false;
         let mut coding = Coding::Identity;
         let record = e.wants_head && !trailers;
+        let grpc = e.grpc;
+        let mut grpc_status = None;
         let head = &mut e.head;
         self.decoder
             .decode(block, |name, value| {
@@ -874,6 +898,8 @@ impl Proto {
                     }
                 } else if name.eq_ignore_ascii_case(b"content-encoding") {
                     coding = Coding::from_header(value);
+                } else if grpc && name == b"grpc-status" {
+                    grpc_status = super::grpc::parse_status(value);
                 }
                 if record && name.first() != Some(&b':') {
                     head.extend_from_slice(name);
@@ -891,6 +917,9 @@ impl Proto {
         if malformed {
             st.stream_error(i, PROTOCOL_ERROR);
             return Ok(());
+        }
+        if grpc_status.is_some() {
+            e.grpc_status = grpc_status;
         }
         if !trailers && !(100..200).contains(&status) {
             // The final head (1xx heads are informational: the real one follows).

@@ -7,6 +7,7 @@
 
 pub mod coding;
 pub mod connect;
+pub mod grpc;
 mod hpack;
 pub mod http1;
 pub mod http2;
@@ -325,6 +326,12 @@ impl Examples {
                 crate::headers::header_value(&capture.head, "retry-after").map(str::to_string),
                 None,
             ),
+            Outcome::Grpc(code) => (
+                format!("grpc {}", crate::sample::grpc_code_name(code)),
+                String::new(),
+                None,
+                None,
+            ),
             Outcome::Error(kind) => (
                 kind.name().to_string(),
                 String::new(),
@@ -479,7 +486,7 @@ impl Worker {
         let result = tokio::time::timeout_at(deadline, attempt).await;
         s.done = Instant::now();
         s.outcome = match result {
-            Ok(Ok(status)) => Outcome::Status(status),
+            Ok(Ok(outcome)) => outcome,
             Ok(Err(kind)) => Outcome::Error(kind),
             Err(_elapsed) => Outcome::Error(ErrorKind::Timeout),
         };
@@ -609,7 +616,7 @@ impl Worker {
         head_only: bool,
         mut capture: Option<&mut Capture>,
         s: &mut Sample,
-    ) -> Result<u16, ErrorKind> {
+    ) -> Result<Outcome, ErrorKind> {
         let idx = slot % self.h2.borrow().len().max(1);
         let mut parsed: Option<H2Request> = None;
         let mut retries = 0;
@@ -652,7 +659,14 @@ impl Worker {
                     if !self.plan.keepalive {
                         self.drop_h2(idx, gen);
                     }
-                    return Ok(resp.status);
+                    if r.grpc {
+                        return Ok(grpc::outcome(
+                            resp.status,
+                            resp.grpc_status,
+                            resp.grpc_truncated,
+                        ));
+                    }
+                    return Ok(Outcome::Status(resp.status));
                 }
                 Err(f) => {
                     if f.conn_dead {
@@ -680,7 +694,7 @@ impl Worker {
         head_only: bool,
         mut capture: Option<&mut Capture>,
         s: &mut Sample,
-    ) -> Result<u16, ErrorKind> {
+    ) -> Result<Outcome, ErrorKind> {
         let mut may_retry = true;
         loop {
             let reused = conn.is_some();
@@ -703,7 +717,7 @@ impl Worker {
                     if !r.reusable || !self.plan.keepalive {
                         *conn = None;
                     }
-                    return Ok(r.status);
+                    return Ok(Outcome::Status(r.status));
                 }
                 Err(f) => {
                     *conn = None;

@@ -325,6 +325,9 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 unconnected |= sample.got_no_connection();
                 let mut recorder = worker.recorder.borrow_mut();
                 recorder.record(&sample);
+                if step.grpc.as_ref().is_some_and(|c| c.server_streaming) {
+                    record_messages(&mut recorder, tag + 1, &sample, &vu.capture.messages);
+                }
                 if sample.outcome.is_failure() && !worker.examples.done(tag) {
                     // A failure without a response has nothing more to capture.
                     let complete = captured || matches!(sample.outcome, Outcome::Error(_));
@@ -350,8 +353,12 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     Outcome::Status(code) => Some(code),
                     _ => None,
                 };
-                // A step succeeds when its status check passes, or, without one, on a 2xx/3xx.
-                let mut ok = matches!(sample.outcome, Outcome::Status(100..=399));
+                // A step succeeds when its status check passes, or, without one, on a 2xx/3xx (or
+                // gRPC OK).
+                let mut ok = matches!(
+                    sample.outcome,
+                    Outcome::Status(100..=399) | Outcome::Grpc(0)
+                );
                 if !step.checks.is_empty() || !step.extracts.is_empty() {
                     let resp =
                         Response::new(status, &vu.capture.head, &vu.capture.body, sample.latency());
@@ -441,6 +448,36 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         // The closed model's next iteration is intended when this one ended (its last think
         // included), plus any back-off.
         slot.prev_done = Some(intended + backoff);
+    }
+}
+
+/// A gRPC server stream's messages, each timed from the one before it (the first from the send)
+/// under the step's `message` tag: their latency is the gap the client waited for each.
+fn record_messages(
+    recorder: &mut crate::aggregate::Recorder,
+    tag: usize,
+    call: &Sample,
+    arrivals: &[Instant],
+) {
+    let mut prev = call.sent;
+    for &at in arrivals {
+        recorder.record_iteration(&Sample {
+            tag: tag as u16,
+            intended: prev,
+            sent: prev,
+            first_byte: None,
+            done: at,
+            outcome: Outcome::Grpc(0),
+            bytes_in: 0,
+            body_bytes: 0,
+            coding: Coding::Identity,
+            decoded_bytes: 0,
+            bytes_out: 0,
+            connect: None,
+            tls: None,
+            reused: false,
+        });
+        prev = at;
     }
 }
 

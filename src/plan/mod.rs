@@ -7,6 +7,7 @@ pub mod check;
 pub mod data;
 pub mod event;
 pub mod flow;
+pub mod grpc;
 mod profile;
 mod step;
 mod target;
@@ -32,7 +33,9 @@ pub use profile::{parse_stages, Profile, Stage};
 pub enum PlanError {
     #[error("'{0}' is not a valid URL: {1}")]
     BadUrl(String, String),
-    #[error("'{0}': scheme '{1}' is not supported (expected http:// or https://)")]
+    #[error(
+        "'{0}': scheme '{1}' is not supported (expected http://, https://, grpc:// or grpcs://)"
+    )]
     UnsupportedScheme(String, String),
     #[error("'{0}' has no host")]
     NoHost(String),
@@ -322,16 +325,17 @@ impl Plan {
             .iter()
             .flat_map(|s| s.steps.iter())
             .flat_map(|st| {
-                let phases = st.flow.as_ref().map_or(&[][..], |f| f.phases());
                 std::iter::once(TagSpec {
                     name: st.name.clone(),
                     checks: st.checks.iter().map(|c| c.name.clone()).collect(),
                     iteration: st.flow.is_some(),
                 })
-                .chain(phases.iter().map(|p| TagSpec {
+                .chain(st.phases().iter().map(|p| TagSpec {
                     name: format!("{}/{p}", st.name),
                     checks: Vec::new(),
-                    iteration: false,
+                    // A flow's phases are its requests; a gRPC stream's messages are parts of
+                    // one call, not requests of their own.
+                    iteration: st.grpc.is_some(),
                 }))
             });
         let iterations = self

@@ -92,6 +92,8 @@ pub struct Step {
     pub verify_digest: Option<Template>,
     /// A registry workflow run instead of `request` (which then only names the step).
     pub flow: Option<Arc<flow::Flow>>,
+    /// A gRPC call: `request` is its HTTP/2 POST (framed message, gRPC headers), encoded once.
+    pub grpc: Option<super::grpc::Call>,
 }
 
 /// How a step walks pages.
@@ -191,6 +193,7 @@ impl Step {
             paginate: None,
             verify_digest: None,
             flow: None,
+            grpc: None,
         }
     }
 
@@ -204,7 +207,7 @@ impl Step {
                 .template
                 .as_ref()
                 .is_some_and(|t| t.headers.iter().any(|(n, _)| named(n)));
-        if own || self.verify_digest.is_some() || self.flow.is_some() {
+        if own || self.verify_digest.is_some() || self.flow.is_some() || self.grpc.is_some() {
             return;
         }
         self.request
@@ -220,7 +223,17 @@ impl Step {
 
     /// Its tags: its own, then one per phase of a flow.
     pub fn n_tags(&self) -> usize {
-        1 + self.flow.as_ref().map_or(0, |f| f.phases().len())
+        1 + self.phases().len()
+    }
+
+    /// The tags recorded beside the step's own: a flow's requests by phase, a gRPC server stream's
+    /// messages.
+    pub fn phases(&self) -> &'static [&'static str] {
+        match (&self.flow, &self.grpc) {
+            (Some(f), _) => f.phases(),
+            (None, Some(call)) if call.server_streaming => &[super::grpc::MESSAGE_PHASE],
+            _ => &[],
+        }
     }
 
     /// Whether its checks and extractions need the response (body, head) captured.
@@ -234,7 +247,14 @@ impl Step {
             .iter()
             .map(Check::needs)
             .chain(self.extracts.iter().map(Extract::needs))
-            .chain(pages);
+            .chain(pages)
+            // A server stream's messages are timed as they arrive (handed over with the capture).
+            .chain(
+                self.grpc
+                    .as_ref()
+                    .filter(|c| c.server_streaming)
+                    .map(|_| (false, true)),
+            );
         needs.fold((false, false), |(b, h), (nb, nh)| (b || nb, h || nh))
     }
 }

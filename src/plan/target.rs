@@ -16,8 +16,10 @@ pub struct Target {
     pub authority: String,
     /// Path and query of the URL (at least `/`).
     pub path: String,
-    /// `https://`: connections speak TLS.
+    /// `https://` (or `grpcs://`): connections speak TLS.
     pub tls: bool,
+    /// `grpc://` or `grpcs://`: the path names a gRPC method, and connections speak HTTP/2.
+    pub grpc: bool,
     /// `Basic …` from credentials in the URL (`http://user:pass@host/`), sent as the Authorization
     /// header of requests that set none. `url` shows them as `user:***@`.
     pub basic_auth: Option<String>,
@@ -27,7 +29,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL.
+    /// Parses an `http://`, `https://`, `grpc://` or `grpcs://` URL.
     pub fn parse(url: &str) -> Result<Target, PlanError> {
         if !url.contains("://") {
             return Err(PlanError::BadUrl(
@@ -46,8 +48,8 @@ impl Target {
             ));
         }
         let (tls, default_port) = match scheme {
-            "http" => (false, 80),
-            "https" => (true, 443),
+            "http" | "grpc" => (false, 80),
+            "https" | "grpcs" => (true, 443),
             _ => return Err(PlanError::UnsupportedScheme(url.into(), scheme.into())),
         };
         let host = uri.host().ok_or_else(|| PlanError::NoHost(url.into()))?;
@@ -107,6 +109,7 @@ impl Target {
             authority,
             path,
             tls,
+            grpc: scheme.starts_with("grpc"),
             basic_auth,
             unix_socket: None,
         })

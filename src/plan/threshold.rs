@@ -3,7 +3,9 @@
 //!
 //! Metrics and their statistics: `latency`, `service_time`, `ttfb` take `p(N)`, `avg`, `med`, `min`,
 //! `max` with a duration (`50ms`, `1.5s`, `200us`; a bare number is refused: k6 reads it as milliseconds, a load tool's -z as seconds); `errors` takes
-//! `rate` (failed / requests: transport errors and 4xx/5xx) and `count`; `checks` takes `rate`
+//! `rate` (failed / requests: transport errors and 4xx/5xx) and `count`; `grpc_CODE`
+//! (`grpc_unavailable`, `grpc_deadline_exceeded`, any gRPC status code by name) the same of calls that
+//! ended with that code; `checks` takes `rate`
 //! (passed / evaluated) and `count` (failed); `rps` takes `rate` (requests per second of the run).
 //!
 //! The watched target (`plan::watch`): `target_cpu`, `target_rss`, `target_fds`, … (every process
@@ -40,6 +42,9 @@ pub enum Metric {
     Downtime,
     /// An event window's convergence times (`{window:NAME}`).
     Convergence,
+    /// gRPC calls that ended with this status code (`grpc_unavailable`, `grpc_deadline_exceeded`,
+    /// `grpc_ok`): `rate` of all requests, or `count`.
+    Grpc(u8),
 }
 
 impl Metric {
@@ -61,6 +66,10 @@ impl Metric {
             "convergence" => Metric::Convergence,
             "metric" => Metric::Scraped { slope: false },
             "metric_slope" => Metric::Scraped { slope: true },
+            other if other.starts_with("grpc_") => {
+                let code = crate::sample::grpc_code_from_name(&other["grpc_".len()..])?;
+                Metric::Grpc(code)
+            }
             other => {
                 let name = other.strip_prefix("target_")?;
                 let (name, slope) = match name.strip_suffix("_slope") {
@@ -357,7 +366,7 @@ pub fn parse_key(key: &str) -> Result<(Metric, Filter), String> {
         None => (key.trim(), None),
     };
     let metric = Metric::parse(name).ok_or_else(|| {
-        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs; a watched target's target_cpu, target_rss, target_fds, … or metric{{name:…}}, with _slope for a trend)")
+        format!("'{name}' is not a metric (expected latency, service_time, ttfb, errors, checks or rps; k6's http_req_duration, http_req_waiting, http_req_failed, http_reqs; a watched target's target_cpu, target_rss, target_fds, … or metric{{name:…}}, with _slope for a trend; a gRPC status code: grpc_unavailable, grpc_deadline_exceeded, …)")
     })?;
     if metric.is_target() {
         let (mut watch, mut series, mut during) = (None, None, None);
@@ -504,7 +513,9 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
     let allowed = match metric {
         Metric::Downtime => stat == Stat::Max,
         m if m.is_duration() => matches!(stat, Stat::P(_) | Stat::Avg | Stat::Min | Stat::Max),
-        Metric::Errors | Metric::Checks => matches!(stat, Stat::Rate | Stat::Count),
+        Metric::Errors | Metric::Checks | Metric::Grpc(_) => {
+            matches!(stat, Stat::Rate | Stat::Count)
+        }
         m if m.is_slope() => stat == Stat::Slope,
         m if m.is_target() => matches!(
             stat,
@@ -516,7 +527,7 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
         let takes = match metric {
             Metric::Downtime => "max (the longest span of failures)",
             m if m.is_duration() => "p(N), avg, med, min or max",
-            Metric::Errors | Metric::Checks => "rate or count",
+            Metric::Errors | Metric::Checks | Metric::Grpc(_) => "rate or count",
             m if m.is_slope() => "a growth per unit of time, e.g. <1MiB/h or slope<10/min",
             m if m.is_target() => "min, max, avg, last, med or p(N)",
             _ => "rate",
@@ -533,7 +544,10 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Stat, Op, f64), String>
     } else {
         // A share may be written as a percentage: `errors` `rate<1%` is `rate<0.01`.
         let (digits, scale) = match value_s.strip_suffix('%') {
-            Some(d) if matches!(metric, Metric::Errors | Metric::Checks) && stat == Stat::Rate => {
+            Some(d)
+                if matches!(metric, Metric::Errors | Metric::Checks | Metric::Grpc(_))
+                    && stat == Stat::Rate =>
+            {
                 (d.trim(), 0.01)
             }
             _ => (value_s, 1.0),

@@ -29,11 +29,13 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
 ];
 /// Status classes and colours, in stacking order.
-const CLASSES: [(&str, &str); 6] = [
+const CLASSES: [(&str, &str); 8] = [
     ("2xx", "#2ca02c"),
     ("3xx", "#17becf"),
     ("4xx", "#ff7f0e"),
     ("5xx", "#d62728"),
+    ("gRPC OK", "#98df8a"),
+    ("gRPC error", "#9467bd"),
     ("no response", "#7f7f7f"),
     ("dropped", "#000000"),
 ];
@@ -310,19 +312,35 @@ fn over_time(o: &mut String, r: &RunReport, shades: &[Shade]) {
                 by_class[c] += n;
             }
         }
-        let answered: u64 = s.status.values().sum();
+        let grpc_ok = s.grpc.get(&0).copied().unwrap_or(0);
+        let grpc_failed = s.grpc.values().sum::<u64>() - grpc_ok;
+        let answered: u64 = s.status.values().sum::<u64>() + grpc_ok + grpc_failed;
         for (c, n) in by_class.iter().enumerate() {
             stacks[c].push(*n as f64);
         }
-        stacks[4].push(s.n_requests.saturating_sub(answered) as f64);
-        stacks[5].push(s.n_dropped as f64);
+        stacks[4].push(grpc_ok as f64);
+        stacks[5].push(grpc_failed as f64);
+        stacks[6].push(s.n_requests.saturating_sub(answered) as f64);
+        stacks[7].push(s.n_dropped as f64);
     }
+    // The gRPC classes only when there were gRPC calls (an HTTP run's legend stays as it was).
+    let grpc = series.iter().any(|s| !s.grpc.is_empty());
+    let shown = |i: usize| grpc || !(4..6).contains(&i);
     let _ = writeln!(o, "<h3>Requests per second by status class</h3>");
-    legend(o, CLASSES.iter().map(|(n, c)| (*n, *c)));
+    legend(
+        o,
+        CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shown(*i))
+            .map(|(_, (n, c))| (*n, *c)),
+    );
     let bars: Vec<(&str, &str, Vec<f64>)> = CLASSES
         .iter()
         .zip(stacks)
-        .map(|((n, c), v)| (*n, *c, v))
+        .enumerate()
+        .filter(|(i, _)| shown(*i))
+        .map(|(_, ((n, c), v))| (*n, *c, v))
         .collect();
     o.push_str(&bar_chart("requests per second", x_max, &bars, shades));
     if !shades.is_empty() {

@@ -60,6 +60,19 @@ fn counts(t: &TagStats) -> (Value, Value) {
     (Value::Object(status), Value::Object(errors))
 }
 
+/// gRPC status counts by code name (`OK`, `UNAVAILABLE`).
+fn grpc_counts(grpc: &std::collections::BTreeMap<u8, u64>) -> Value {
+    grpc.iter()
+        .map(|(code, n)| {
+            (
+                crate::sample::grpc_code_name(*code).into_owned(),
+                Value::from(*n),
+            )
+        })
+        .collect::<Map<String, Value>>()
+        .into()
+}
+
 fn tag(t: &TagStats, secs: f64) -> Value {
     let (status, errors) = counts(t);
     json!({
@@ -82,6 +95,7 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "ttfb": dist(&Dist::of(&t.ttfb)),
         "lag": dist(&Dist::of(&t.lag)),
         "status_codes": status,
+        "grpc_status": grpc_counts(&t.grpc),
         "errors": errors,
         "checks": t.checks.iter().map(|c| json!({ "name": c.name, "passed": c.passed, "failed": c.failed })).collect::<Vec<_>>(),
     })
@@ -434,6 +448,7 @@ pub fn render(r: &RunReport) -> String {
             })).collect::<Vec<_>>(),
             "bytes_in": s.bytes_in,
             "status_codes": s.status.iter().map(|(code, n)| (code.to_string(), Value::from(*n))).collect::<Map<String, Value>>(),
+            "grpc_status": grpc_counts(&s.grpc),
             "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),
             "latency_max_ns": ns(s.latency.max),

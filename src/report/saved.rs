@@ -524,6 +524,18 @@ fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
                 ))
             })
             .collect::<Result<_, String>>()?,
+        // Written since gRPC calls were counted (same schema version: absent means none).
+        grpc: match s.opt("grpc_status") {
+            None => Default::default(),
+            Some(g) => string_map_of(&g, |v| v.as_u64())?
+                .into_iter()
+                .map(|(name, n)| {
+                    let code = crate::sample::grpc_code_from_name(&name)
+                        .ok_or_else(|| g.error(&name, "a gRPC status code name"))?;
+                    Ok((code, n))
+                })
+                .collect::<Result<_, String>>()?,
+        },
         inflight: Inflight {
             max: s.u64("inflight_max")?,
             mean: s.f64("inflight_mean")?,

@@ -221,14 +221,23 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         0 => String::new(),
         n => format!(", {n} of them expected auth challenges (401)"),
     };
-    writeln!(
-        o,
-        "  success      {:.2}%  ({} with status < 400{challenges}; {} 4xx/5xx; {} failed without a response)",
-        pct(all.n_success()),
-        all.n_success(),
-        all.n_requests - all.n_success() - all.n_errors(),
-        all.n_errors()
-    )?;
+    let answered_failed = all.n_requests - all.n_success() - all.n_errors();
+    match all.grpc.is_empty() {
+        true => writeln!(
+            o,
+            "  success      {:.2}%  ({} with status < 400{challenges}; {answered_failed} 4xx/5xx; {} failed without a response)",
+            pct(all.n_success()),
+            all.n_success(),
+            all.n_errors()
+        )?,
+        false => writeln!(
+            o,
+            "  success      {:.2}%  ({} gRPC OK or HTTP status < 400{challenges}; {answered_failed} other gRPC status or HTTP 4xx/5xx; {} failed without a response)",
+            pct(all.n_success()),
+            all.n_success(),
+            all.n_errors()
+        )?,
+    }
     for sc in &info.scenarios {
         let Some(offered) = r.offered_rate(sc) else {
             continue;
@@ -336,6 +345,13 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         writeln!(o, "\nStatus codes")?;
         for (code, n) in &all.status {
             writeln!(o, "  [{code}] {n:>10}  ({:.2}%)", pct(*n))?;
+        }
+    }
+    if !all.grpc.is_empty() {
+        writeln!(o, "\ngRPC status")?;
+        for (code, n) in &all.grpc {
+            let name = crate::sample::grpc_code_name(*code);
+            writeln!(o, "  [{name}] {n:>10}  ({:.2}%)", pct(*n))?;
         }
     }
     if all.n_errors() > 0 {

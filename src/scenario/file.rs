@@ -279,6 +279,37 @@ pub struct StepSpec {
     pub limit: Option<Spanned<i64>>,
     /// service-get: the server's id or name.
     pub server: Option<Spanned<String>>,
+    // gRPC.
+    /// `package.Service/Method`.
+    pub call: Option<Spanned<String>>,
+    /// `.proto` file(s) defining it, relative to the scenario file.
+    pub proto: Option<Spanned<OneOrMany>>,
+    /// A compiled descriptor set, relative to the scenario file.
+    pub protoset: Option<Spanned<String>>,
+    /// Directories imports are searched in, relative to the scenario file.
+    #[serde(default)]
+    pub import_paths: Vec<String>,
+    /// The request message as JSON (protobuf's JSON mapping).
+    pub message: Option<Spanned<String>>,
+    /// Sent as `grpc-timeout`.
+    pub deadline: Option<Spanned<String>>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl StepSpec {
@@ -315,6 +346,11 @@ impl StepSpec {
             span("max_pages", &self.max_pages),
             span("limit", &self.limit),
             span("server", &self.server),
+            span("call", &self.call),
+            span("proto", &self.proto),
+            span("protoset", &self.protoset),
+            span("message", &self.message),
+            span("deadline", &self.deadline),
         ]
         .into_iter()
         .flatten()

@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod file;
+pub mod grpc;
 mod load;
 
 pub use load::{load, Loaded, Overrides, ScenarioError};

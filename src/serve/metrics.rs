@@ -20,11 +20,13 @@ pub enum Route {
     Metrics,
     Token,
     Upload,
+    /// gRPC calls (any method).
+    Grpc,
     NotFound,
 }
 
 impl Route {
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 14] = [
         Route::Base,
         Route::Catalog,
         Route::Tags,
@@ -37,6 +39,7 @@ impl Route {
         Route::Metrics,
         Route::Token,
         Route::Upload,
+        Route::Grpc,
         Route::NotFound,
     ];
 
@@ -54,6 +57,7 @@ impl Route {
             Route::Metrics => "metrics",
             Route::Token => "token",
             Route::Upload => "upload",
+            Route::Grpc => "grpc",
             Route::NotFound => "not_found",
         }
     }

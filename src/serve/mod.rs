@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod content;
+pub mod grpc;
 mod knobs;
 mod metrics;
 pub mod push;
@@ -335,10 +336,24 @@ fn with_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
 
 type Resp = Response<Full<Bytes>>;
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+/// An HTTP answer, or a gRPC one (whose body carries trailers and may stream).
+type AnyResp = Response<http_body_util::Either<Full<Bytes>, grpc::Body>>;
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<AnyResp, Infallible> {
     use http_body_util::BodyExt;
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
+    if grpc::is_grpc(&Request::from_parts(parts.clone(), ())) {
+        let body = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let req = Request::from_parts(parts, ());
+        let resp = grpc::handle(&state, &req, body).await;
+        state.metrics.record(Route::Grpc, 200, t0.elapsed());
+        return Ok(resp.map(http_body_util::Either::Right));
+    }
     // Only writes carry a body worth reading; a client that breaks off mid-body sends an empty one.
     let body = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
         body.collect()
@@ -353,7 +368,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
     state
         .metrics
         .record(route, resp.status().as_u16(), t0.elapsed());
-    Ok(resp)
+    Ok(resp.map(http_body_util::Either::Left))
 }
 
 /// Applies the knobs around the real handler (not to `/metrics`, so scraping stays undisturbed).

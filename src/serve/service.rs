@@ -120,6 +120,11 @@ impl ServiceRegistry {
         self.by_id.get(&key).map(|&i| self.docs[i].clone())
     }
 
+    /// A server's index by id or name.
+    pub fn index(&self, id_or_name: &str) -> Option<usize> {
+        self.by_id.get(id_or_name).copied()
+    }
+
     /// Reloads of `--config` so far.
     pub fn config_version(&self) -> u64 {
         self.state().config_version

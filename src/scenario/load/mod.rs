@@ -277,7 +277,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
                 &registry,
             )?;
             // A flow step's phases are tags too (`STEP/PHASE`), usable in threshold filters.
-            let phases = step.flow.as_ref().map_or(&[][..], |f| f.phases());
+            let phases = step.phases();
             let names = std::iter::once(step.name.clone())
                 .chain(phases.iter().map(|p| format!("{}/{p}", step.name)));
             for tag_name in names {
@@ -396,7 +396,7 @@ pub fn load(path: &Path, ov: &Overrides) -> Result<Loaded, ScenarioError> {
         Some(t) => cx.duration(t, "timeout")?,
         None => Duration::from_secs(30),
     };
-    let http = http_options(&cx, &f.defaults, target.tls, ov)?;
+    let http = http_options(&cx, &f.defaults, &target, ov)?;
     let mut scenarios = scenarios;
     if f.defaults.compression.unwrap_or(true) {
         for step in scenarios.iter_mut().flat_map(|s| s.steps.iter_mut()) {
@@ -520,10 +520,14 @@ fn watch(
 fn http_options(
     cx: &Ctx,
     d: &super::file::Defaults,
-    tls: bool,
+    target: &Target,
     ov: &Overrides,
 ) -> Result<plan::HttpOptions, ScenarioError> {
     let mut o = plan::HttpOptions::default();
+    // gRPC rides HTTP/2: h2c with prior knowledge on grpc://, ALPN h2 on grpcs://.
+    if target.grpc {
+        o.version = plan::HttpVersion::Http2;
+    }
     if let Some(v) = &d.http {
         o.version = match v.get_ref().as_str() {
             "auto" => plan::HttpVersion::Auto,
@@ -546,10 +550,17 @@ fn http_options(
         }
         o.streams = *n.get_ref();
     }
-    (ov.http)(o, tls).map_err(|message| ScenarioError::File {
+    let o = (ov.http)(o, target.tls).map_err(|message| ScenarioError::File {
         file: cx.file.clone(),
         message,
-    })
+    })?;
+    if target.grpc && o.version != plan::HttpVersion::Http2 {
+        return Err(ScenarioError::File {
+            file: cx.file.clone(),
+            message: "gRPC needs HTTP/2: the base_url is grpc:// but http is not \"2\"".into(),
+        });
+    }
+    Ok(o)
 }
 
 /// `[defaults.tls]`: paths are relative to the scenario file.

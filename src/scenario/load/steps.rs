@@ -48,10 +48,11 @@ pub(super) fn compile_step(
         "service-get" => &["url", "server", "headers", "extract", "check"],
         "service-status" => &["url", "headers", "extract", "check"],
         "service-sync" => &["url", "headers", "body", "extract", "check"],
+        "grpc" => &["call", "proto", "protoset", "message", "deadline", "headers"],
         other => {
             return Err(cx.at(
                 kind_span,
-                format!("'{other}' is not a step type (expected http, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
+                format!("'{other}' is not a step type (expected http, grpc, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
             ))
         }
     };
@@ -82,6 +83,11 @@ pub(super) fn compile_step(
         let mut step = Step::new(RequestSpec::get(&name, "/v2/"));
         step.think = think;
         step.flow = Some(Arc::new(flow));
+        return Ok(step);
+    }
+    if kind == "grpc" {
+        let mut step = compile_grpc(cx, st, &name, base, target, default_headers)?;
+        step.think = think;
         return Ok(step);
     }
     let method = match (&spec.method, kind) {
@@ -321,6 +327,7 @@ pub(super) fn compile_step(
         paginate,
         verify_digest,
         flow: None,
+        grpc: None,
     })
 }
 
@@ -508,4 +515,83 @@ pub(super) fn compile_checks(
         }
     }
     Ok(out)
+}
+
+/// A `type = "grpc"` step: `call` on the `grpc://` base URL, its descriptors from `proto` or
+/// `protoset` (paths relative to the scenario file), `message` as JSON, `headers` as metadata.
+fn compile_grpc(
+    cx: &Ctx,
+    st: &Spanned<StepSpec>,
+    name: &str,
+    base: Option<&Target>,
+    target: &mut Option<Target>,
+    default_headers: &[(String, &Spanned<String>)],
+) -> Result<Step, ScenarioError> {
+    let spec = st.get_ref();
+    let base = base.filter(|b| b.grpc).ok_or_else(|| {
+        cx.at(
+            st.span(),
+            "a grpc step needs [defaults] base_url = \"grpc://HOST:PORT\" (or grpcs://)",
+        )
+    })?;
+    if target.is_none() {
+        *target = Some(base.clone());
+    }
+    let call = spec.call.as_ref().ok_or_else(|| {
+        cx.at(
+            st.span(),
+            "a grpc step needs call = \"package.Service/Method\"",
+        )
+    })?;
+    let dir = Path::new(&cx.file).parent().unwrap_or(Path::new("."));
+    let protos = crate::scenario::grpc::Protos {
+        files: spec
+            .proto
+            .as_ref()
+            .map(|p| p.get_ref().items().iter().map(|f| dir.join(f)).collect())
+            .unwrap_or_default(),
+        includes: spec.import_paths.iter().map(|d| dir.join(d)).collect(),
+        protoset: spec.protoset.as_ref().map(|p| dir.join(p.get_ref())),
+    };
+    if protos.is_empty() {
+        return Err(cx.at(
+            st.span(),
+            "a grpc step needs its method's descriptors: proto = \"api.proto\" (or protoset = \"api.pb\")",
+        ));
+    }
+    let at_descriptors = spec
+        .proto
+        .as_ref()
+        .map(|p| p.span())
+        .or_else(|| spec.protoset.as_ref().map(|p| p.span()))
+        .unwrap_or(st.span());
+    let pool = protos.load().map_err(|e| cx.at(at_descriptors, e))?;
+    let deadline = match &spec.deadline {
+        Some(d) => Some(cx.duration(d, "deadline")?),
+        None => None,
+    };
+    let mut metadata: Vec<(String, String)> = default_headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
+        .collect();
+    for (n, v) in &spec.headers {
+        metadata.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
+        metadata.push((n.clone(), v.get_ref().clone()));
+    }
+    let message = spec.message.as_ref().map_or("{}", |m| m.get_ref().as_str());
+    crate::scenario::grpc::step(
+        &pool,
+        Some(name),
+        call.get_ref(),
+        message,
+        &metadata,
+        deadline,
+    )
+    .map_err(|e| {
+        let at = match e.starts_with("the message") {
+            true => spec.message.as_ref().map_or(call.span(), |m| m.span()),
+            false => call.span(),
+        };
+        cx.at(at, e)
+    })
 }
