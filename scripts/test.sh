@@ -31,6 +31,12 @@ python3 -c 'import hdrh' 2>/dev/null || {
   python3 -m pip install -q hdrhistogram
 }
 
+# Independent protocol servers for the interoperability tests: grpcio (gRPC) and websockets.
+python3 -c 'import grpc, websockets' 2>/dev/null || {
+  echo "test.sh: installing the Python packages grpcio and websockets" >&2
+  python3 -m pip install -q grpcio websockets
+}
+
 # The JUnit schema CI systems read (Jenkins xunit-plugin's junit-10.xsd, MIT), as pytest ships it in
 # its source distribution to validate its own JUnit output: fetched, not vendored.
 xsd=target/test-deps/junit-10.xsd

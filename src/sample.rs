@@ -152,16 +152,25 @@ pub enum Outcome {
     /// A gRPC call's status code (`grpc-status` of an HTTP 200 response): 0 is OK. A gRPC call
     /// answered with another HTTP status (a proxy's 503) is that `Status`.
     Grpc(u8),
+    /// A message that arrived on an open stream or socket (a WebSocket reply or pushed message, an
+    /// SSE event, a gRPC stream's message): it has no status of its own.
+    Delivered,
+    /// A WebSocket connection's end: the close code the server sent (1000 normal, 1001 going
+    /// away; 1006 when the connection dropped without a close frame).
+    WsClose(u16),
     Error(ErrorKind),
     Dropped,
 }
 
 impl Outcome {
-    /// A failed request: an error, or a status of 400 or more (a dropped one was never sent).
+    /// A failed request: an error, a status of 400 or more, a gRPC status other than OK, or a
+    /// WebSocket closed abnormally (a dropped one was never sent).
     pub fn is_failure(self) -> bool {
         match self {
             Outcome::Status(code) => code >= 400,
             Outcome::Grpc(code) => code != 0,
+            Outcome::Delivered => false,
+            Outcome::WsClose(code) => !matches!(code, 1000 | 1001),
             Outcome::Error(_) => true,
             Outcome::Dropped => false,
         }
@@ -174,6 +183,7 @@ impl Outcome {
             Outcome::Status(code) if code < 400 => Outcome::Status(599),
             // gRPC has no "failed but OK" code: UNKNOWN is what a client says of an unexpected answer.
             Outcome::Grpc(0) => Outcome::Grpc(GRPC_UNKNOWN),
+            Outcome::Delivered | Outcome::WsClose(1000 | 1001) => Outcome::Status(599),
             other => other,
         }
     }

@@ -67,6 +67,12 @@ fn static_server() -> std::net::SocketAddr {
 }
 
 fn allocations_for(url: &str, n: u64, extra: &[&str]) -> u64 {
+    allocations_of(url, n, extra, "status_codes", "200")
+}
+
+/// Allocations of a run of `n` requests, which must all end with `key` under `counts` in the
+/// report.
+fn allocations_of(url: &str, n: u64, extra: &[&str], counts: &str, key: &str) -> u64 {
     let before = ALLOCATIONS.load(Relaxed);
     let mut out = Vec::with_capacity(1 << 20);
     let n = n.to_string();
@@ -93,11 +99,13 @@ fn allocations_for(url: &str, n: u64, extra: &[&str]) -> u64 {
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
-        report["overall"]["status_codes"]["200"]
+        report["overall"][counts][key]
             .as_u64()
-            .unwrap()
+            .unwrap_or(0)
             .to_string(),
-        n
+        n,
+        "{}",
+        report["overall"]
     );
     ALLOCATIONS.load(Relaxed) - before
 }
@@ -134,6 +142,23 @@ fn allocations_do_not_grow_with_requests() {
         "HTTP/2: {small} allocations for 2 000 requests, {large} for 20 000: {more} extra"
     );
     eprintln!("HTTP/2: {small} allocations for 2 000 requests, {large} for 20 000");
+
+    // gRPC unary with a static message (encoded once from JSON): 4 connections × 8 streams.
+    let proto = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/registry.proto");
+    let grpc = format!(
+        "grpc://{}/regbench.demo.v1.Registry/Lookup",
+        h2c::grpc_server()
+    );
+    let extra = &["--proto", proto, "-d", r#"{"name":"a"}"#, "--streams", "8"][..];
+    let calls = |n| allocations_of(&grpc, n, extra, "grpc_status", "OK");
+    calls(100);
+    let (small, large) = (calls(2_000), calls(20_000));
+    let more = large.saturating_sub(small);
+    assert!(
+        more < 2_000,
+        "gRPC unary: {small} allocations for 2 000 calls, {large} for 20 000: {more} extra"
+    );
+    eprintln!("gRPC unary: {small} allocations for 2 000 calls, {large} for 20 000");
 
     // A scenario file whose path and header are templates: rendered per request into reused buffers.
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,8 @@ mod distributed;
 mod events;
 /// Registry flow steps (oci-pull, oci-push, catalog, tags, service calls) on the demo target.
 mod flows;
+/// Issue 23: gRPC unary and server-streaming calls against the demo target and Python grpcio.
+mod grpc;
 /// HTTP/2: h2c and ALPN, streams over few connections, GOAWAY, RST_STREAM, scenario settings.
 mod http2;
 /// The pipeline's import rules (DESIGN.md §2), read from the source.

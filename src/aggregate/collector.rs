@@ -20,6 +20,8 @@ pub struct SecondStats {
     pub status: std::collections::BTreeMap<u16, u64>,
     /// gRPC calls by gRPC status code (not in `status`).
     pub grpc: std::collections::BTreeMap<u8, u64>,
+    /// Messages delivered on open streams and sockets (not in `status`).
+    pub n_delivered: u64,
     /// Requests in flight during the second: the time-weighted mean (summed over workers, exact)
     /// and the sum of the workers' peaks (an upper bound of the peak).
     pub inflight: Inflight,
@@ -68,6 +70,7 @@ impl SecondStats {
         for (code, n) in &o.grpc {
             *self.grpc.entry(*code).or_default() += n;
         }
+        self.n_delivered += o.n_delivered;
         self.inflight += o.inflight;
         for t in &o.tags {
             match self.tags.iter_mut().find(|x| x.name == t.name) {
@@ -91,6 +94,7 @@ impl SecondStats {
             bytes_in: 0,
             status: Default::default(),
             grpc: Default::default(),
+            n_delivered: 0,
             inflight: Inflight::default(),
             latency: Dist::of(&super::new_histogram()),
             tags: Vec::new(),
@@ -292,6 +296,7 @@ impl Collector {
             bytes_in: all.bytes_in,
             status: all.status.clone(),
             grpc: all.grpc.clone(),
+            n_delivered: all.n_delivered,
             inflight,
             latency: Dist::latency(&all),
             tags,

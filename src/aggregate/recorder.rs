@@ -118,6 +118,8 @@ impl Recorder {
             // The codes a server that is down or overwhelmed answers with (a 5xx's peers):
             // UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS.
             Outcome::Grpc(code) => matches!(code, 2 | 4 | 13 | 14 | 15),
+            Outcome::Delivered => false,
+            Outcome::WsClose(_) => s.outcome.is_failure(),
             Outcome::Dropped => return,
         };
         match (failed, self.outage_since) {

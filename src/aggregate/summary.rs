@@ -58,6 +58,12 @@ pub struct TagStats {
     /// gRPC calls per gRPC status code (answered with HTTP 200; not in `status`).
     #[serde(default)]
     pub grpc: BTreeMap<u8, u64>,
+    /// Messages that arrived on an open stream or socket (`Outcome::Delivered`).
+    #[serde(default)]
+    pub n_delivered: u64,
+    /// WebSocket connections' ends by close code.
+    #[serde(default)]
+    pub ws_close: BTreeMap<u16, u64>,
     /// Failures per error kind.
     #[serde(with = "error_counts")]
     pub errors: [u64; ErrorKind::COUNT],
@@ -173,7 +179,7 @@ impl WindowStats {
     fn record(&mut self, s: &Sample) {
         self.n_requests += 1;
         match s.outcome {
-            Outcome::Status(_) | Outcome::Grpc(_) => {
+            Outcome::Status(_) | Outcome::Grpc(_) | Outcome::Delivered | Outcome::WsClose(_) => {
                 self.n_failed += u64::from(s.outcome.is_failure());
                 record(&mut self.latency, s.latency());
             }
@@ -326,6 +332,8 @@ impl TagStats {
             n_requests: 0,
             status: BTreeMap::new(),
             grpc: BTreeMap::new(),
+            n_delivered: 0,
+            ws_close: BTreeMap::new(),
             errors: [0; ErrorKind::COUNT],
             bytes_in: 0,
             body_bytes: 0,
@@ -390,6 +398,14 @@ impl TagStats {
                 *self.grpc.entry(code).or_insert(0) += 1;
                 true
             }
+            Outcome::Delivered => {
+                self.n_delivered += 1;
+                true
+            }
+            Outcome::WsClose(code) => {
+                *self.ws_close.entry(code).or_insert(0) += 1;
+                true
+            }
             Outcome::Error(kind) => {
                 self.errors[kind.index()] += 1;
                 // A timeout is a real (lower-bound) latency; a refused or reset request has none.
@@ -434,10 +450,14 @@ impl TagStats {
         self.errors.iter().sum()
     }
 
-    /// Responses with a status below 400, gRPC calls that returned OK, and expected auth challenges.
+    /// Responses with a status below 400, gRPC calls that returned OK, delivered messages, WebSocket
+    /// connections closed normally, and expected auth challenges.
     pub fn n_success(&self) -> u64 {
         self.status.range(..400).map(|(_, n)| n).sum::<u64>()
             + self.grpc.get(&0).copied().unwrap_or(0)
+            + self.n_delivered
+            + self.ws_close.get(&1000).copied().unwrap_or(0)
+            + self.ws_close.get(&1001).copied().unwrap_or(0)
             + self.n_challenges
     }
 
@@ -456,6 +476,10 @@ impl AddAssign<&TagStats> for TagStats {
         }
         for (code, n) in &o.grpc {
             *self.grpc.entry(*code).or_insert(0) += n;
+        }
+        self.n_delivered += o.n_delivered;
+        for (code, n) in &o.ws_close {
+            *self.ws_close.entry(*code).or_insert(0) += n;
         }
         for (a, b) in self.errors.iter_mut().zip(o.errors.iter()) {
             *a += b;

@@ -183,8 +183,9 @@ struct Span {
     requests: u64,
     failed: u64,
     dropped: u64,
-    /// 2xx, 3xx, 4xx, 5xx, gRPC OK, gRPC errors, and failures without a response.
-    classes: [u64; 7],
+    /// 2xx, 3xx, 4xx, 5xx, gRPC OK, gRPC errors, delivered messages, and failures without a
+    /// response.
+    classes: [u64; 8],
     latency: Histogram<u64>,
     lag: Histogram<u64>,
 }
@@ -195,7 +196,7 @@ impl Default for Span {
             requests: 0,
             failed: 0,
             dropped: 0,
-            classes: [0; 7],
+            classes: [0; 8],
             latency: new_histogram(),
             lag: new_histogram(),
         }
@@ -222,8 +223,9 @@ impl Span {
         let grpc = t.grpc.values().sum::<u64>();
         self.classes[4] += grpc_ok;
         self.classes[5] += grpc - grpc_ok;
-        answered += grpc;
-        self.classes[6] += t.n_requests.saturating_sub(answered);
+        self.classes[6] += t.n_delivered;
+        answered += grpc + t.n_delivered;
+        self.classes[7] += t.n_requests.saturating_sub(answered);
         let _ = self.latency.add(&t.latency);
         let _ = self.lag.add(&t.lag);
     }

@@ -332,6 +332,10 @@ impl Examples {
                 None,
                 None,
             ),
+            Outcome::Delivered => ("delivered".into(), String::new(), None, None),
+            Outcome::WsClose(code) => {
+                (format!("websocket close {code}"), String::new(), None, None)
+            }
             Outcome::Error(kind) => (
                 kind.name().to_string(),
                 String::new(),

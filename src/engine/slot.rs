@@ -467,7 +467,7 @@ fn record_messages(
             sent: prev,
             first_byte: None,
             done: at,
-            outcome: Outcome::Grpc(0),
+            outcome: Outcome::Delivered,
             bytes_in: 0,
             body_bytes: 0,
             coding: Coding::Identity,

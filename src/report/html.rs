@@ -29,13 +29,14 @@ const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
 ];
 /// Status classes and colours, in stacking order.
-const CLASSES: [(&str, &str); 8] = [
+const CLASSES: [(&str, &str); 9] = [
     ("2xx", "#2ca02c"),
     ("3xx", "#17becf"),
     ("4xx", "#ff7f0e"),
     ("5xx", "#d62728"),
     ("gRPC OK", "#98df8a"),
     ("gRPC error", "#9467bd"),
+    ("delivered", "#bcbd22"),
     ("no response", "#7f7f7f"),
     ("dropped", "#000000"),
 ];
@@ -314,18 +315,24 @@ fn over_time(o: &mut String, r: &RunReport, shades: &[Shade]) {
         }
         let grpc_ok = s.grpc.get(&0).copied().unwrap_or(0);
         let grpc_failed = s.grpc.values().sum::<u64>() - grpc_ok;
-        let answered: u64 = s.status.values().sum::<u64>() + grpc_ok + grpc_failed;
+        let answered: u64 = s.status.values().sum::<u64>() + grpc_ok + grpc_failed + s.n_delivered;
         for (c, n) in by_class.iter().enumerate() {
             stacks[c].push(*n as f64);
         }
         stacks[4].push(grpc_ok as f64);
         stacks[5].push(grpc_failed as f64);
-        stacks[6].push(s.n_requests.saturating_sub(answered) as f64);
-        stacks[7].push(s.n_dropped as f64);
+        stacks[6].push(s.n_delivered as f64);
+        stacks[7].push(s.n_requests.saturating_sub(answered) as f64);
+        stacks[8].push(s.n_dropped as f64);
     }
-    // The gRPC classes only when there were gRPC calls (an HTTP run's legend stays as it was).
+    // The gRPC and message classes only when there were any (an HTTP run's legend stays as it was).
     let grpc = series.iter().any(|s| !s.grpc.is_empty());
-    let shown = |i: usize| grpc || !(4..6).contains(&i);
+    let delivered = series.iter().any(|s| s.n_delivered > 0);
+    let shown = |i: usize| match i {
+        4 | 5 => grpc,
+        6 => delivered,
+        _ => true,
+    };
     let _ = writeln!(o, "<h3>Requests per second by status class</h3>");
     legend(
         o,

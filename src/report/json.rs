@@ -96,6 +96,8 @@ fn tag(t: &TagStats, secs: f64) -> Value {
         "lag": dist(&Dist::of(&t.lag)),
         "status_codes": status,
         "grpc_status": grpc_counts(&t.grpc),
+        "delivered": t.n_delivered,
+        "ws_close_codes": t.ws_close.iter().map(|(code, n)| (code.to_string(), Value::from(*n))).collect::<Map<String, Value>>(),
         "errors": errors,
         "checks": t.checks.iter().map(|c| json!({ "name": c.name, "passed": c.passed, "failed": c.failed })).collect::<Vec<_>>(),
     })
@@ -449,6 +451,7 @@ pub fn render(r: &RunReport) -> String {
             "bytes_in": s.bytes_in,
             "status_codes": s.status.iter().map(|(code, n)| (code.to_string(), Value::from(*n))).collect::<Map<String, Value>>(),
             "grpc_status": grpc_counts(&s.grpc),
+            "delivered": s.n_delivered,
             "latency_p50_ns": ns(s.latency.quantile("p50").unwrap_or_default()),
             "latency_p99_ns": ns(s.latency.quantile("p99").unwrap_or_default()),
             "latency_max_ns": ns(s.latency.max),

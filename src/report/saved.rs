@@ -536,6 +536,7 @@ fn second(s: &At, total: &Summary) -> Result<SecondStats, String> {
                 })
                 .collect::<Result<_, String>>()?,
         },
+        n_delivered: s.opt_u64("delivered")?.unwrap_or(0),
         inflight: Inflight {
             max: s.u64("inflight_max")?,
             mean: s.f64("inflight_mean")?,

@@ -222,7 +222,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         n => format!(", {n} of them expected auth challenges (401)"),
     };
     let answered_failed = all.n_requests - all.n_success() - all.n_errors();
-    match all.grpc.is_empty() {
+    match all.grpc.is_empty() && all.n_delivered == 0 {
         true => writeln!(
             o,
             "  success      {:.2}%  ({} with status < 400{challenges}; {answered_failed} 4xx/5xx; {} failed without a response)",
@@ -232,7 +232,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?,
         false => writeln!(
             o,
-            "  success      {:.2}%  ({} gRPC OK or HTTP status < 400{challenges}; {answered_failed} other gRPC status or HTTP 4xx/5xx; {} failed without a response)",
+            "  success      {:.2}%  ({} gRPC OK, delivered or HTTP status < 400{challenges}; {answered_failed} other gRPC status or HTTP 4xx/5xx; {} failed without a response)",
             pct(all.n_success()),
             all.n_success(),
             all.n_errors()
@@ -352,6 +352,36 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         for (code, n) in &all.grpc {
             let name = crate::sample::grpc_code_name(*code);
             writeln!(o, "  [{name}] {n:>10}  ({:.2}%)", pct(*n))?;
+        }
+    }
+    if all.n_delivered > 0 {
+        writeln!(
+            o,
+            "\nDelivered messages (WebSocket, SSE)\n  {:>10}  ({:.2}%)",
+            all.n_delivered,
+            pct(all.n_delivered)
+        )?;
+    }
+    // Connections' ends are recorded under their steps' `close` tags, beside the requests.
+    let mut closes = std::collections::BTreeMap::<u16, u64>::new();
+    for t in &r.agg.total.tags {
+        for (code, n) in &t.ws_close {
+            *closes.entry(*code).or_default() += n;
+        }
+    }
+    if !closes.is_empty() {
+        let total: u64 = closes.values().sum();
+        writeln!(o, "\nWebSocket close codes (of {total} connections ended)")?;
+        for (code, n) in &closes {
+            let meaning = match code {
+                1000 => "normal",
+                1001 => "going away",
+                1006 => "dropped without a close frame",
+                1011 => "server error",
+                1013 => "try again later",
+                _ => "",
+            };
+            writeln!(o, "  [{code}] {n:>10}  {meaning}")?;
         }
     }
     if all.n_errors() > 0 {

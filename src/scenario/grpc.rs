@@ -47,14 +47,30 @@ impl Protos {
                     includes.push(dir);
                 }
             }
-            let set = protox::compile(&self.files, &includes).map_err(|e| {
-                // protox names the file, line and column of what it could not parse or resolve.
-                format!("cannot compile {}: {e}", list(&self.files))
-            })?;
+            let set = protox::compile(&self.files, &includes)
+                .map_err(|e| format!("cannot compile {}: {}", list(&self.files), located(&e)))?;
             pool.add_file_descriptor_set(set)
                 .map_err(|e| format!("cannot use {}: {e}", list(&self.files)))?;
         }
         Ok(pool)
+    }
+}
+
+/// A compile error with where it is: `FILE:LINE:COLUMN: what` (from the error's first label).
+fn located(e: &protox::Error) -> String {
+    use miette::Diagnostic as _;
+    let at = e.labels().and_then(|mut l| l.next()).and_then(|label| {
+        let source = e.source_code()?;
+        let span = source.read_span(label.inner(), 0, 0).ok()?;
+        let file = span
+            .name()
+            .map(str::to_string)
+            .or_else(|| e.file().map(str::to_string))?;
+        Some(format!("{file}:{}:{}", span.line() + 1, span.column() + 1))
+    });
+    match at {
+        Some(at) => format!("{at}: {e}"),
+        None => e.to_string(),
     }
 }
 
@@ -199,6 +215,6 @@ mod tests {
         }
         .load()
         .unwrap_err();
-        assert!(e.contains("bad.proto"), "{e}");
+        assert!(e.contains("bad.proto:3:3: "), "{e}");
     }
 }

@@ -13,6 +13,17 @@ use std::sync::Arc;
 pub type LastFrame = Arc<AtomicU64>;
 
 pub fn server() -> (SocketAddr, LastFrame) {
+    start(false)
+}
+
+/// The same, answering every request as a unary gRPC call: `:status 200`, one 2-byte message, and
+/// trailers with `grpc-status: 0`.
+#[allow(dead_code)] // used by the allocation test only
+pub fn grpc_server() -> SocketAddr {
+    start(true).0
+}
+
+fn start(grpc: bool) -> (SocketAddr, LastFrame) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let last: LastFrame = Arc::new(AtomicU64::new(u64::MAX));
@@ -21,7 +32,7 @@ pub fn server() -> (SocketAddr, LastFrame) {
         for s in l.incoming().flatten() {
             let noted = Arc::clone(&noted);
             std::thread::spawn(move || {
-                let seen = serve(s);
+                let seen = serve(s, grpc);
                 noted.store(seen, Ordering::SeqCst);
             });
         }
@@ -30,7 +41,7 @@ pub fn server() -> (SocketAddr, LastFrame) {
 }
 
 /// Serves one connection until it closes; returns its last frame as [`LastFrame`] encodes it.
-fn serve(mut s: std::net::TcpStream) -> u64 {
+fn serve(mut s: std::net::TcpStream, grpc: bool) -> u64 {
     let mut last = u64::MAX;
     // Our SETTINGS (empty); regbench needs no more to start.
     if s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).is_err() {
@@ -77,6 +88,19 @@ fn serve(mut s: std::net::TcpStream) -> u64 {
                     id,
                     b"hello, world\n",
                 ];
+                // gRPC: the head, a DATA frame with one framed message (field 1 = 1), and trailers
+                // (HEADERS, END_STREAM | END_HEADERS) with a literal `grpc-status: 0`.
+                let grpc_reply = [
+                    &[0, 0, 1, 1, 4][..],
+                    id,
+                    &[0x88, 0, 0, 7, 0, 0],
+                    id,
+                    &[0, 0, 0, 0, 2, 8, 1],
+                    &[0, 0, 15, 1, 5],
+                    id,
+                    b"\x00\x0bgrpc-status\x010",
+                ];
+                let reply = if grpc { &grpc_reply[..] } else { &reply[..] };
                 for part in reply {
                     out[o..o + part.len()].copy_from_slice(part);
                     o += part.len();
