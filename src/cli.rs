@@ -698,6 +698,8 @@ pub struct RunArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub grpc: GrpcArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -711,6 +713,23 @@ pub struct RunArgs {
     // Last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// WebSocket (`ws://HOST:PORT/PATH`, `wss://`): by default each request sends `-d` and waits for
+/// the next message back (echo); `--ws-receive` subscribes, `--ws-hold` holds idle connections.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "WebSocket")]
+pub struct WsArgs {
+    /// Subscribe: each iteration connects, sends -d if given, receives N messages, and closes.
+    #[arg(long, value_name = "N", conflicts_with = "ws_hold")]
+    pub ws_receive: Option<u32>,
+    /// Hold: each iteration connects, holds the idle connection this long, and closes.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ws_hold: Option<Duration>,
+    /// With --ws-receive: a JSON pointer to each message's send time in Unix nanoseconds
+    /// (`/sent_unix_nanos`), to time each from its event to its delivery.
+    #[arg(long, value_name = "POINTER", requires = "ws_receive")]
+    pub ws_timestamp: Option<String>,
 }
 
 /// gRPC (`grpc://HOST:PORT/package.Service/Method`): where the method's descriptors come from, and

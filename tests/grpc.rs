@@ -1,4 +1,3 @@
-use std::io::BufRead;
 use std::time::Duration;
 
 use regbench::serve::ServeConfig;
@@ -124,7 +123,7 @@ fn unary_calls_at_a_fixed_rate_are_counted_by_status_code() {
 #[test]
 fn unary_calls_against_grpcio_count_the_same() {
     let _machine = machine();
-    let peer = Peer::start();
+    let peer = PythonPeer::start("grpc_peer.py", "grpcio");
     let dir = tempfile::tempdir().unwrap();
     three_outcomes(
         peer.addr,
@@ -165,7 +164,7 @@ fn server_streams_count_and_time_their_messages() {
         );
     };
     check(&grpc_url(t.addr(), WATCH), 5, 5);
-    let peer = Peer::start();
+    let peer = PythonPeer::start("grpc_peer.py", "grpcio");
     check(&grpc_url(peer.addr, WATCH), 5, 5);
 }
 
@@ -252,50 +251,4 @@ fn grpc_usage_errors_name_what_to_fix() {
     );
     expect(&[&t.url(), "--proto", PROTO, "-n", "1"], "grpc://");
     assert_eq!(t.state().metrics.requests_total(), 0, "nothing was sent");
-}
-
-/// Python grpcio serving the demo's Registry (tests/util/grpc_peer.py), stopped on drop.
-struct Peer {
-    addr: std::net::SocketAddr,
-    child: std::process::Child,
-}
-
-impl Peer {
-    fn start() -> Peer {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/util/grpc_peer.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = match line.trim().parse() {
-            Ok(p) => p,
-            Err(_) => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "the grpcio peer did not start (install it: python3 -m pip install grpcio; \
-                     scripts/test.sh does): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        };
-        Peer {
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            child,
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

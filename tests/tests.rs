@@ -48,3 +48,5 @@ mod tls;
 mod truth;
 /// Issue 15: watching the target's processes and metrics; thresholds on them; leak detection.
 mod watch;
+/// Issue 23: WebSocket echo, subscriptions, idle connections, close codes (demo and Python websockets).
+mod ws;

@@ -346,7 +346,7 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             headers.push((name.into(), v.clone()));
         }
     }
-    if a.body.is_some() && !target.grpc && matches!(method.as_str(), "GET" | "HEAD") {
+    if a.body.is_some() && !target.grpc && !target.ws && matches!(method.as_str(), "GET" | "HEAD") {
         // k6's -d is a duration; here it is the body.
         eprintln!(
             "regbench: warning: sending a body with {method} (-d is the request body; the run's \
@@ -372,11 +372,13 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map(plan::parse_stages)
         .transpose()
         .map_err(usage)?;
-    // gRPC rides HTTP/2: h2c with prior knowledge on grpc://, ALPN h2 on grpcs://.
+    // gRPC rides HTTP/2: h2c with prior knowledge on grpc://, ALPN h2 on grpcs://. A WebSocket
+    // is an HTTP/1.1 upgrade.
     let base = plan::HttpOptions {
-        version: match target.grpc {
-            true => plan::HttpVersion::Http2,
-            false => plan::HttpOptions::default().version,
+        version: match (target.grpc, target.ws) {
+            (true, _) => plan::HttpVersion::Http2,
+            (_, true) => plan::HttpVersion::Http1,
+            _ => plan::HttpOptions::default().version,
         },
         ..plan::HttpOptions::default()
     };
@@ -386,6 +388,16 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         .map_err(|e| usage(anyhow!(e)))?;
     if target.grpc && http.version != plan::HttpVersion::Http2 {
         return Err(usage(anyhow!("gRPC needs HTTP/2: drop --http1")));
+    }
+    if target.ws && http.version != plan::HttpVersion::Http1 {
+        return Err(usage(anyhow!(
+            "a WebSocket is an HTTP/1.1 upgrade: drop --http2/--h2c"
+        )));
+    }
+    if !target.ws && (a.ws.ws_receive.is_some() || a.ws.ws_hold.is_some()) {
+        return Err(usage(anyhow!(
+            "--ws-receive and --ws-hold are for WebSockets: the URL is ws://HOST:PORT/PATH"
+        )));
     }
     if !target.grpc
         && (!a.grpc.protos.is_empty() || a.grpc.protoset.is_some() || a.grpc.deadline.is_some())
@@ -460,9 +472,10 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         },
         duration: a.duration,
     };
-    let step = match target.grpc {
-        true => grpc_step(a, &target, &headers, &body)?,
-        false => {
+    let step = match (target.grpc, target.ws) {
+        (true, _) => grpc_step(a, &target, &headers, &body)?,
+        (_, true) => ws_step(a, &target, headers, &body)?,
+        _ => {
             let path = target.path.clone();
             let request = RequestSpec {
                 name: format!("{method} {path}"),
@@ -537,6 +550,53 @@ fn grpc_step(
         .map_err(|_| usage(anyhow!("the gRPC request message (-d) must be JSON text")))?;
     crate::scenario::grpc::step(&pool, None, &target.path, json, headers, a.grpc.deadline)
         .map_err(|e| usage(anyhow!(e)))
+}
+
+/// The step of `ws://HOST:PORT/PATH`: echo `-d` (the default), subscribe (`--ws-receive`) or hold
+/// (`--ws-hold`); `-H` headers go on the upgrade request.
+fn ws_step(
+    a: &RunArgs,
+    target: &Target,
+    headers: Vec<(String, String)>,
+    body: &Bytes,
+) -> Result<Step, Failure> {
+    use crate::plan::{template::Template, ws};
+    let text = std::str::from_utf8(body)
+        .map_err(|_| usage(anyhow!("the WebSocket message (-d) must be text")))?;
+    let mode = match (a.ws.ws_receive, a.ws.ws_hold) {
+        (Some(0), _) => return Err(usage(anyhow!("--ws-receive must be at least 1"))),
+        (Some(receive), _) => ws::Mode::Subscribe {
+            send: (!text.is_empty()).then(|| Template::literal(text)),
+            receive,
+            timestamp: a.ws.ws_timestamp.clone(),
+        },
+        (None, Some(hold)) => ws::Mode::Hold { hold },
+        (None, None) if text.is_empty() => {
+            return Err(usage(anyhow!(
+                "a WebSocket echo sends a message: add -d 'MESSAGE' (or --ws-receive N to subscribe, --ws-hold DURATION to hold)"
+            )))
+        }
+        (None, None) => ws::Mode::Echo {
+            message: Template::literal(text),
+        },
+    };
+    if a.method.is_some() {
+        return Err(usage(anyhow!(
+            "-m/--method is HTTP's: a WebSocket opens with GET"
+        )));
+    }
+    let name = match &mode {
+        ws::Mode::Echo { .. } => format!("WS {}", target.path),
+        ws::Mode::Subscribe { .. } => format!("WS subscribe {}", target.path),
+        ws::Mode::Hold { .. } => format!("WS hold {}", target.path),
+    };
+    let mut step = Step::new(RequestSpec::get(&name, &target.path));
+    step.ws = Some(std::sync::Arc::new(ws::Ws {
+        path: target.path.clone(),
+        headers,
+        mode,
+    }));
+    Ok(step)
 }
 
 /// `--segment I/N`, or `auto/N`: I from `JOB_COMPLETION_INDEX`, which Kubernetes sets in the pods of

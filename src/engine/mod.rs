@@ -14,6 +14,7 @@ pub mod http2;
 mod slot;
 pub mod step;
 pub mod tls;
+mod ws;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -368,7 +369,7 @@ impl Worker {
                 .steps
                 .iter()
                 .map(|st| {
-                    (st.template.is_none() && st.flow.is_none())
+                    (st.template.is_none() && st.flow.is_none() && st.ws.is_none())
                         .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
                 })
                 .collect();

@@ -37,6 +37,8 @@ struct Vu {
     /// Per step, a flow step's state (auth, tokens, buffers), and its templates rendered for the
     /// current iteration.
     flows: Vec<Option<FlowStep>>,
+    /// Per step, a WebSocket step's open connection (echo keeps it across iterations).
+    sockets: Vec<Option<super::ws::Socket>>,
 }
 
 /// A virtual user's flow step: the runner's state for it, and its rendered templates.
@@ -151,6 +153,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 ))
             })
             .collect(),
+        sockets: steps.iter().map(|_| None).collect(),
     };
     // Only the open model drops late ticks: a closed-model user's next request is intended after its
     // previous one, so it is never late by more than the wake-up, and dropping it would leave that
@@ -221,6 +224,63 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 bytes_out += sample.bytes_out;
                 if whole.is_none() && !matches!(sample.outcome, Outcome::Status(100..=399)) {
                     whole = Some(sample.outcome);
+                }
+                intended = sample.done + step.think;
+                continue;
+            }
+            if let Some(ws) = &step.ws {
+                let tag = scenario.step_tags[i];
+                let Vu {
+                    vars,
+                    rng,
+                    rows,
+                    body,
+                    capture,
+                    sockets,
+                    ..
+                } = &mut vu;
+                body.clear();
+                if let Some(t) = ws.template() {
+                    let mut ctx = Ctx {
+                        vars,
+                        iteration: n,
+                        vu: slot.global,
+                        data: &plan.data,
+                        rows,
+                        rng,
+                    };
+                    t.render(&mut ctx, body);
+                }
+                let sample = super::ws::run(
+                    &worker,
+                    &mut sockets[i],
+                    ws,
+                    tag,
+                    body,
+                    intended,
+                    &mut capture.body,
+                )
+                .await;
+                unconnected |= sample.got_no_connection();
+                // An echo's checks judge its reply.
+                let mut ok = !sample.outcome.is_failure();
+                if !step.checks.is_empty() {
+                    // A reply came on a connection the server upgraded (101); no reply, no response.
+                    let status = (sample.outcome == Outcome::Delivered).then_some(101);
+                    let resp = Response::new(status, &[], &vu.capture.body, sample.latency());
+                    let mut recorder = worker.recorder.borrow_mut();
+                    for (ci, check) in step.checks.iter().enumerate() {
+                        let passed = check.passes(&resp);
+                        recorder.record_check(tag, ci, passed);
+                        ok &= passed;
+                    }
+                }
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                decoded_bytes += sample.decoded_bytes;
+                bytes_out += sample.bytes_out;
+                if !ok && whole.is_none() {
+                    whole = Some(sample.outcome.as_failure());
                 }
                 intended = sample.done + step.think;
                 continue;
@@ -448,6 +508,13 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         // The closed model's next iteration is intended when this one ended (its last think
         // included), plus any back-off.
         slot.prev_done = Some(intended + backoff);
+    }
+    // The schedule is done: echo connections still open are closed as a client should (their
+    // ends counted by code).
+    for (i, socket) in vu.sockets.iter_mut().enumerate() {
+        if let Some(sock) = socket.take() {
+            super::ws::close(&worker, scenario.step_tags[i], sock).await;
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod target;
 pub mod template;
 pub mod threshold;
 pub mod watch;
+pub mod ws;
 
 pub use step::*;
 pub use target::*;
@@ -34,7 +35,7 @@ pub enum PlanError {
     #[error("'{0}' is not a valid URL: {1}")]
     BadUrl(String, String),
     #[error(
-        "'{0}': scheme '{1}' is not supported (expected http://, https://, grpc:// or grpcs://)"
+        "'{0}': scheme '{1}' is not supported (expected http://, https://, grpc://, grpcs://, ws:// or wss://)"
     )]
     UnsupportedScheme(String, String),
     #[error("'{0}' has no host")]
@@ -333,9 +334,10 @@ impl Plan {
                 .chain(st.phases().iter().map(|p| TagSpec {
                     name: format!("{}/{p}", st.name),
                     checks: Vec::new(),
-                    // A flow's phases are its requests; a gRPC stream's messages are parts of
-                    // one call, not requests of their own.
-                    iteration: st.grpc.is_some(),
+                    // A flow's phases are its requests; a gRPC stream's messages and a
+                    // WebSocket's handshakes, messages and closes are parts of the step's calls
+                    // or sessions, not requests of their own.
+                    iteration: st.grpc.is_some() || st.ws.is_some(),
                 }))
             });
         let iterations = self

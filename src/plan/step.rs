@@ -94,6 +94,8 @@ pub struct Step {
     pub flow: Option<Arc<flow::Flow>>,
     /// A gRPC call: `request` is its HTTP/2 POST (framed message, gRPC headers), encoded once.
     pub grpc: Option<super::grpc::Call>,
+    /// A WebSocket step, run instead of `request` (which then only names the step).
+    pub ws: Option<Arc<super::ws::Ws>>,
 }
 
 /// How a step walks pages.
@@ -194,6 +196,7 @@ impl Step {
             verify_digest: None,
             flow: None,
             grpc: None,
+            ws: None,
         }
     }
 
@@ -207,7 +210,8 @@ impl Step {
                 .template
                 .as_ref()
                 .is_some_and(|t| t.headers.iter().any(|(n, _)| named(n)));
-        if own || self.verify_digest.is_some() || self.flow.is_some() || self.grpc.is_some() {
+        let not_http = self.flow.is_some() || self.grpc.is_some() || self.ws.is_some();
+        if own || self.verify_digest.is_some() || not_http {
             return;
         }
         self.request
@@ -229,9 +233,10 @@ impl Step {
     /// The tags recorded beside the step's own: a flow's requests by phase, a gRPC server stream's
     /// messages.
     pub fn phases(&self) -> &'static [&'static str] {
-        match (&self.flow, &self.grpc) {
-            (Some(f), _) => f.phases(),
-            (None, Some(call)) if call.server_streaming => &[super::grpc::MESSAGE_PHASE],
+        match (&self.flow, &self.grpc, &self.ws) {
+            (Some(f), _, _) => f.phases(),
+            (None, Some(call), _) if call.server_streaming => &[super::grpc::MESSAGE_PHASE],
+            (None, _, Some(_)) => &super::ws::PHASES,
             _ => &[],
         }
     }

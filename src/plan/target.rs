@@ -20,6 +20,8 @@ pub struct Target {
     pub tls: bool,
     /// `grpc://` or `grpcs://`: the path names a gRPC method, and connections speak HTTP/2.
     pub grpc: bool,
+    /// `ws://` or `wss://`: a WebSocket endpoint (connections are upgraded from HTTP/1.1).
+    pub ws: bool,
     /// `Basic …` from credentials in the URL (`http://user:pass@host/`), sent as the Authorization
     /// header of requests that set none. `url` shows them as `user:***@`.
     pub basic_auth: Option<String>,
@@ -29,7 +31,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses an `http://`, `https://`, `grpc://` or `grpcs://` URL.
+    /// Parses an `http://`, `https://`, `grpc://`, `grpcs://`, `ws://` or `wss://` URL.
     pub fn parse(url: &str) -> Result<Target, PlanError> {
         if !url.contains("://") {
             return Err(PlanError::BadUrl(
@@ -48,8 +50,8 @@ impl Target {
             ));
         }
         let (tls, default_port) = match scheme {
-            "http" | "grpc" => (false, 80),
-            "https" | "grpcs" => (true, 443),
+            "http" | "grpc" | "ws" => (false, 80),
+            "https" | "grpcs" | "wss" => (true, 443),
             _ => return Err(PlanError::UnsupportedScheme(url.into(), scheme.into())),
         };
         let host = uri.host().ok_or_else(|| PlanError::NoHost(url.into()))?;
@@ -110,6 +112,7 @@ impl Target {
             path,
             tls,
             grpc: scheme.starts_with("grpc"),
+            ws: scheme.starts_with("ws"),
             basic_auth,
             unix_socket: None,
         })

@@ -222,7 +222,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         n => format!(", {n} of them expected auth challenges (401)"),
     };
     let answered_failed = all.n_requests - all.n_success() - all.n_errors();
-    match all.grpc.is_empty() && all.n_delivered == 0 {
+    match all.grpc.is_empty() && all.n_delivered == 0 && all.ws_close.is_empty() {
         true => writeln!(
             o,
             "  success      {:.2}%  ({} with status < 400{challenges}; {answered_failed} 4xx/5xx; {} failed without a response)",
@@ -232,7 +232,7 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
         )?,
         false => writeln!(
             o,
-            "  success      {:.2}%  ({} gRPC OK, delivered or HTTP status < 400{challenges}; {answered_failed} other gRPC status or HTTP 4xx/5xx; {} failed without a response)",
+            "  success      {:.2}%  ({} gRPC OK, delivered, closed normally or HTTP status < 400{challenges}; {answered_failed} other gRPC status, abnormal close or HTTP 4xx/5xx; {} failed without a response)",
             pct(all.n_success()),
             all.n_success(),
             all.n_errors()
@@ -362,9 +362,10 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
             pct(all.n_delivered)
         )?;
     }
-    // Connections' ends are recorded under their steps' `close` tags, beside the requests.
+    // Connections' ends are recorded under their steps' `close` tags, beside the requests (a
+    // session step's own outcome is its close too: counted once, from the close tags).
     let mut closes = std::collections::BTreeMap::<u16, u64>::new();
-    for t in &r.agg.total.tags {
+    for t in r.agg.total.tags.iter().filter(|t| t.iteration) {
         for (code, n) in &t.ws_close {
             *closes.entry(*code).or_default() += n;
         }

@@ -293,6 +293,13 @@ pub struct StepSpec {
     pub message: Option<Spanned<String>>,
     /// Sent as `grpc-timeout`.
     pub deadline: Option<Spanned<String>>,
+    // WebSocket.
+    /// Subscribe: messages to receive per connection.
+    pub receive: Option<Spanned<i64>>,
+    /// Hold: how long each connection is held idle.
+    pub hold: Option<Spanned<String>>,
+    /// Subscribe: a JSON pointer to each message's send time (Unix nanoseconds).
+    pub timestamp: Option<Spanned<String>>,
 }
 
 /// A string or a list of strings.
@@ -351,6 +358,9 @@ impl StepSpec {
             span("protoset", &self.protoset),
             span("message", &self.message),
             span("deadline", &self.deadline),
+            span("receive", &self.receive),
+            span("hold", &self.hold),
+            span("timestamp", &self.timestamp),
         ]
         .into_iter()
         .flatten()

@@ -22,11 +22,13 @@ pub enum Route {
     Upload,
     /// gRPC calls (any method).
     Grpc,
+    /// WebSocket upgrades.
+    WebSocket,
     NotFound,
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 15] = [
         Route::Base,
         Route::Catalog,
         Route::Tags,
@@ -40,6 +42,7 @@ impl Route {
         Route::Token,
         Route::Upload,
         Route::Grpc,
+        Route::WebSocket,
         Route::NotFound,
     ];
 
@@ -58,6 +61,7 @@ impl Route {
             Route::Token => "token",
             Route::Upload => "upload",
             Route::Grpc => "grpc",
+            Route::WebSocket => "websocket",
             Route::NotFound => "not_found",
         }
     }

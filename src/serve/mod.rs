@@ -13,6 +13,7 @@ pub mod push;
 mod service;
 pub mod tls;
 mod v2;
+mod ws;
 
 use v2::*;
 
@@ -342,6 +343,13 @@ type AnyResp = Response<http_body_util::Either<Full<Bytes>, grpc::Body>>;
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<AnyResp, Infallible> {
     use http_body_util::BodyExt;
     let t0 = Instant::now();
+    if ws::is_upgrade(&req) {
+        let resp = ws::handle(Arc::clone(&state), req);
+        state
+            .metrics
+            .record(Route::WebSocket, resp.status().as_u16(), t0.elapsed());
+        return Ok(resp.map(http_body_util::Either::Left));
+    }
     let (parts, body) = req.into_parts();
     if grpc::is_grpc(&Request::from_parts(parts.clone(), ())) {
         let body = body

@@ -464,3 +464,48 @@ pub fn machine() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// An independent server in Python (a script in tests/util that prints the port it bound), stopped
+/// on drop.
+pub struct PythonPeer {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl PythonPeer {
+    /// Starts `tests/util/SCRIPT`; `package` is the pip package it needs, named when it cannot start.
+    pub fn start(script: &str, package: &str) -> PythonPeer {
+        use std::io::BufRead;
+        let path = format!("{}/tests/util/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = std::process::Command::new("python3")
+            .arg(path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let Ok(port) = line.trim().parse::<u16>() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{script} did not start (install it: python3 -m pip install {package}; \
+                 scripts/test.sh does)"
+            );
+        };
+        PythonPeer {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+        }
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -528,6 +528,10 @@ fn http_options(
     if target.grpc {
         o.version = plan::HttpVersion::Http2;
     }
+    // A WebSocket is an HTTP/1.1 upgrade.
+    if target.ws {
+        o.version = plan::HttpVersion::Http1;
+    }
     if let Some(v) = &d.http {
         o.version = match v.get_ref().as_str() {
             "auto" => plan::HttpVersion::Auto,
@@ -554,6 +558,13 @@ fn http_options(
         file: cx.file.clone(),
         message,
     })?;
+    if target.ws && o.version != plan::HttpVersion::Http1 {
+        return Err(ScenarioError::File {
+            file: cx.file.clone(),
+            message: "a WebSocket is an HTTP/1.1 upgrade: the base_url is ws:// but http is \"2\""
+                .into(),
+        });
+    }
     if target.grpc && o.version != plan::HttpVersion::Http2 {
         return Err(ScenarioError::File {
             file: cx.file.clone(),

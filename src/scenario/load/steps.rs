@@ -49,10 +49,11 @@ pub(super) fn compile_step(
         "service-status" => &["url", "headers", "extract", "check"],
         "service-sync" => &["url", "headers", "body", "extract", "check"],
         "grpc" => &["call", "proto", "protoset", "message", "deadline", "headers"],
+        "ws" => &["url", "headers", "message", "receive", "hold", "timestamp", "check"],
         other => {
             return Err(cx.at(
                 kind_span,
-                format!("'{other}' is not a step type (expected http, grpc, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
+                format!("'{other}' is not a step type (expected http, grpc, ws, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
             ))
         }
     };
@@ -83,6 +84,11 @@ pub(super) fn compile_step(
         let mut step = Step::new(RequestSpec::get(&name, "/v2/"));
         step.think = think;
         step.flow = Some(Arc::new(flow));
+        return Ok(step);
+    }
+    if kind == "ws" {
+        let mut step = compile_ws(cx, st, &name, &scope, base, target, default_headers)?;
+        step.think = think;
         return Ok(step);
     }
     if kind == "grpc" {
@@ -328,6 +334,7 @@ pub(super) fn compile_step(
         verify_digest,
         flow: None,
         grpc: None,
+        ws: None,
     })
 }
 
@@ -594,4 +601,103 @@ fn compile_grpc(
         };
         cx.at(at, e)
     })
+}
+
+/// A `type = "ws"` step on a `ws://` base URL: echo `message` (the default), subscribe
+/// (`receive = N`, optionally sending `message` first) or hold (`hold = "30s"`); `check` judges an
+/// echo's reply.
+fn compile_ws(
+    cx: &Ctx,
+    st: &Spanned<StepSpec>,
+    name: &str,
+    scope: &Scope,
+    base: Option<&Target>,
+    target: &mut Option<Target>,
+    default_headers: &[(String, &Spanned<String>)],
+) -> Result<Step, ScenarioError> {
+    use crate::plan::ws::{Mode, Ws};
+    let spec = st.get_ref();
+    let base = base.filter(|b| b.ws).ok_or_else(|| {
+        cx.at(
+            st.span(),
+            "a ws step needs [defaults] base_url = \"ws://HOST:PORT\" (or wss://)",
+        )
+    })?;
+    if target.is_none() {
+        *target = Some(base.clone());
+    }
+    let url = spec
+        .url
+        .as_ref()
+        .ok_or_else(|| cx.at(st.span(), "a ws step needs url = \"/PATH\" (on base_url)"))?;
+    if !url.get_ref().starts_with('/') {
+        return Err(cx.at(
+            url.span(),
+            "a ws step's url is a path on base_url (/ws/echo)",
+        ));
+    }
+    let path = format!("{}{}", base.path.trim_end_matches('/'), url.get_ref());
+    let message = match &spec.message {
+        Some(m) => Some(cx.template(m, scope)?),
+        None => None,
+    };
+    let mode = match (&spec.receive, &spec.hold) {
+        (Some(r), None) => Mode::Subscribe {
+            send: message,
+            receive: u32::try_from(*r.get_ref())
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| cx.at(r.span(), "receive is a number of messages, at least 1"))?,
+            timestamp: match &spec.timestamp {
+                Some(p) if !p.get_ref().starts_with('/') => {
+                    return Err(cx.at(p.span(), "timestamp is a JSON pointer (/sent_unix_nanos)"))
+                }
+                p => p.as_ref().map(|p| p.get_ref().clone()),
+            },
+        },
+        (None, Some(h)) => Mode::Hold {
+            hold: cx.duration(h, "hold")?,
+        },
+        (Some(_), Some(h)) => {
+            return Err(cx.at(h.span(), "a ws step either receives messages or holds: not both"))
+        }
+        (None, None) => Mode::Echo {
+            message: message.ok_or_else(|| {
+                cx.at(
+                    st.span(),
+                    "a ws echo step sends a message: add message = \"…\" (or receive = N, or hold = \"30s\")",
+                )
+            })?,
+        },
+    };
+    if let (Some(t), false) = (&spec.timestamp, matches!(mode, Mode::Subscribe { .. })) {
+        return Err(cx.at(
+            t.span(),
+            "timestamp times received messages: it needs receive = N",
+        ));
+    }
+    if let (Some(c), false) = (&spec.check, matches!(mode, Mode::Echo { .. })) {
+        return Err(cx.at(
+            c.span(),
+            "check judges an echo's reply: a ws step with message and neither receive nor hold",
+        ));
+    }
+    let mut headers: Vec<(String, String)> = default_headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
+        .collect();
+    for (n, v) in &spec.headers {
+        headers.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
+        headers.push((n.clone(), v.get_ref().clone()));
+    }
+    let mut step = Step::new(RequestSpec::get(name, &path));
+    if let Some(c) = &spec.check {
+        step.checks = compile_checks(cx, c)?;
+    }
+    step.ws = Some(Arc::new(Ws {
+        path,
+        headers,
+        mode,
+    }));
+    Ok(step)
 }
