@@ -700,6 +700,8 @@ pub struct RunArgs {
     pub grpc: GrpcArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub sse: SseArgs,
     /// Scenario files: set a template constant, over [defaults.vars] (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub vars: Vec<(String, String)>,
@@ -713,6 +715,23 @@ pub struct RunArgs {
     // Last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// Server-Sent Events: read the URL as a `text/event-stream`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Server-Sent Events")]
+pub struct SseArgs {
+    /// Read the URL as an event stream: each iteration opens it and reads N events (reopening it
+    /// with Last-Event-ID when the server ends it early).
+    #[arg(long, value_name = "N")]
+    pub sse_events: Option<u32>,
+    /// A JSON pointer into each event's data to its send time in Unix nanoseconds, to time each
+    /// event from its sending to its delivery.
+    #[arg(long, value_name = "POINTER", requires = "sse_events")]
+    pub sse_timestamp: Option<String>,
+    /// Reopenings of an ended stream allowed per iteration [default: 10].
+    #[arg(long, value_name = "N", requires = "sse_events")]
+    pub sse_reconnects: Option<u32>,
 }
 
 /// WebSocket (`ws://HOST:PORT/PATH`, `wss://`): by default each request sends `-d` and waits for

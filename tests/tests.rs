@@ -40,6 +40,8 @@ mod run;
 mod scenario;
 /// The demo registry target's API: OCI reads, service registry, metrics, knobs, shutdown.
 mod serve;
+/// Issue 23: Server-Sent Events: counts, delivery times, Last-Event-ID resumption (demo and Python).
+mod sse;
 /// `regbench stress`: the search, knee, breaking point, recovery, USL sweep, saturation, signals.
 mod stress;
 /// TLS: versions, trust, SNI, mutual TLS, resumption, scenario-file settings.

@@ -346,7 +346,8 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
             headers.push((name.into(), v.clone()));
         }
     }
-    if a.body.is_some() && !target.grpc && !target.ws && matches!(method.as_str(), "GET" | "HEAD") {
+    let not_http = target.grpc || target.ws || a.sse.sse_events.is_some();
+    if a.body.is_some() && !not_http && matches!(method.as_str(), "GET" | "HEAD") {
         // k6's -d is a duration; here it is the body.
         eprintln!(
             "regbench: warning: sending a body with {method} (-d is the request body; the run's \
@@ -472,9 +473,15 @@ pub(crate) fn plan_from_args(a: &RunArgs) -> Result<Plan, Failure> {
         },
         duration: a.duration,
     };
-    let step = match (target.grpc, target.ws) {
-        (true, _) => grpc_step(a, &target, &headers, &body)?,
-        (_, true) => ws_step(a, &target, headers, &body)?,
+    let step = match (target.grpc, target.ws, a.sse.sse_events) {
+        (true, _, None) => grpc_step(a, &target, &headers, &body)?,
+        (_, true, None) => ws_step(a, &target, headers, &body)?,
+        (false, false, Some(events)) => sse_step(a, &target, headers, &body, events)?,
+        (_, _, Some(_)) => {
+            return Err(usage(anyhow!(
+                "--sse-events reads an http:// or https:// URL as an event stream"
+            )))
+        }
         _ => {
             let path = target.path.clone();
             let request = RequestSpec {
@@ -550,6 +557,40 @@ fn grpc_step(
         .map_err(|_| usage(anyhow!("the gRPC request message (-d) must be JSON text")))?;
     crate::scenario::grpc::step(&pool, None, &target.path, json, headers, a.grpc.deadline)
         .map_err(|e| usage(anyhow!(e)))
+}
+
+/// The step of `--sse-events N`: the URL read as an event stream, N events per iteration.
+fn sse_step(
+    a: &RunArgs,
+    target: &Target,
+    headers: Vec<(String, String)>,
+    body: &Bytes,
+    events: u32,
+) -> Result<Step, Failure> {
+    if events == 0 {
+        return Err(usage(anyhow!("--sse-events must be at least 1")));
+    }
+    if !body.is_empty()
+        || a.method
+            .as_deref()
+            .is_some_and(|m| !m.eq_ignore_ascii_case("GET"))
+    {
+        return Err(usage(anyhow!(
+            "an event stream is opened with GET and no body: drop -d/-m"
+        )));
+    }
+    let mut step = Step::new(RequestSpec::get(
+        &format!("SSE {}", target.path),
+        &target.path,
+    ));
+    step.sse = Some(std::sync::Arc::new(crate::plan::sse::Sse {
+        path: target.path.clone(),
+        headers,
+        events,
+        timestamp: a.sse.sse_timestamp.clone(),
+        max_reconnects: a.sse.sse_reconnects.unwrap_or(10),
+    }));
+    Ok(step)
 }
 
 /// The step of `ws://HOST:PORT/PATH`: echo `-d` (the default), subscribe (`--ws-receive`) or hold

@@ -12,6 +12,7 @@ mod hpack;
 pub mod http1;
 pub mod http2;
 mod slot;
+mod sse;
 pub mod step;
 pub mod tls;
 mod ws;
@@ -369,8 +370,11 @@ impl Worker {
                 .steps
                 .iter()
                 .map(|st| {
-                    (st.template.is_none() && st.flow.is_none() && st.ws.is_none())
-                        .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
+                    (st.template.is_none()
+                        && st.flow.is_none()
+                        && st.ws.is_none()
+                        && st.sse.is_none())
+                    .then(|| http1::encode_request(&st.request, &plan.target, plan.keepalive))
                 })
                 .collect();
             let may_h2 = plan.http.version != HttpVersion::Http1;

@@ -228,6 +228,19 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                 intended = sample.done + step.think;
                 continue;
             }
+            if let Some(sse) = &step.sse {
+                let sample = super::sse::run(&worker, sse, scenario.step_tags[i], intended).await;
+                unconnected |= sample.got_no_connection();
+                bytes_in += sample.bytes_in;
+                body_bytes += sample.body_bytes;
+                decoded_bytes += sample.decoded_bytes;
+                bytes_out += sample.bytes_out;
+                if sample.outcome.is_failure() && whole.is_none() {
+                    whole = Some(sample.outcome);
+                }
+                intended = sample.done + step.think;
+                continue;
+            }
             if let Some(ws) = &step.ws {
                 let tag = scenario.step_tags[i];
                 let Vu {

@@ -36,7 +36,8 @@ fn config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-fn sample(tag: usize, intended: Instant) -> Sample {
+/// A sample of `tag` intended at `intended`, not yet done (shared with `sse`).
+pub(super) fn sample(tag: usize, intended: Instant) -> Sample {
     Sample {
         tag: tag as u16,
         intended,
@@ -375,7 +376,7 @@ fn close_code(frame: Option<&CloseFrame>) -> u16 {
 }
 
 /// The delay from the message's send time (Unix nanoseconds at JSON pointer `pointer`) to now.
-fn delivery_delay(payload: &[u8], pointer: &str) -> Option<Duration> {
+pub(super) fn delivery_delay(payload: &[u8], pointer: &str) -> Option<Duration> {
     let doc: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let v = doc.pointer(pointer)?;
     let sent_ns = v

@@ -9,6 +9,7 @@ pub mod event;
 pub mod flow;
 pub mod grpc;
 mod profile;
+pub mod sse;
 mod step;
 mod target;
 pub mod template;
@@ -337,7 +338,7 @@ impl Plan {
                     // A flow's phases are its requests; a gRPC stream's messages and a
                     // WebSocket's handshakes, messages and closes are parts of the step's calls
                     // or sessions, not requests of their own.
-                    iteration: st.grpc.is_some() || st.ws.is_some(),
+                    iteration: st.grpc.is_some() || st.ws.is_some() || st.sse.is_some(),
                 }))
             });
         let iterations = self

@@ -96,6 +96,8 @@ pub struct Step {
     pub grpc: Option<super::grpc::Call>,
     /// A WebSocket step, run instead of `request` (which then only names the step).
     pub ws: Option<Arc<super::ws::Ws>>,
+    /// A Server-Sent Events step, run instead of `request` (which then only names the step).
+    pub sse: Option<Arc<super::sse::Sse>>,
 }
 
 /// How a step walks pages.
@@ -197,6 +199,7 @@ impl Step {
             flow: None,
             grpc: None,
             ws: None,
+            sse: None,
         }
     }
 
@@ -210,7 +213,8 @@ impl Step {
                 .template
                 .as_ref()
                 .is_some_and(|t| t.headers.iter().any(|(n, _)| named(n)));
-        let not_http = self.flow.is_some() || self.grpc.is_some() || self.ws.is_some();
+        let not_http =
+            self.flow.is_some() || self.grpc.is_some() || self.ws.is_some() || self.sse.is_some();
         if own || self.verify_digest.is_some() || not_http {
             return;
         }
@@ -237,6 +241,7 @@ impl Step {
             (Some(f), _, _) => f.phases(),
             (None, Some(call), _) if call.server_streaming => &[super::grpc::MESSAGE_PHASE],
             (None, _, Some(_)) => &super::ws::PHASES,
+            _ if self.sse.is_some() => &super::sse::PHASES,
             _ => &[],
         }
     }

@@ -300,6 +300,11 @@ pub struct StepSpec {
     pub hold: Option<Spanned<String>>,
     /// Subscribe: a JSON pointer to each message's send time (Unix nanoseconds).
     pub timestamp: Option<Spanned<String>>,
+    // Server-Sent Events.
+    /// Events to read per iteration.
+    pub events: Option<Spanned<i64>>,
+    /// Reopenings of an ended stream allowed per iteration.
+    pub reconnects: Option<Spanned<i64>>,
 }
 
 /// A string or a list of strings.
@@ -361,6 +366,8 @@ impl StepSpec {
             span("receive", &self.receive),
             span("hold", &self.hold),
             span("timestamp", &self.timestamp),
+            span("events", &self.events),
+            span("reconnects", &self.reconnects),
         ]
         .into_iter()
         .flatten()

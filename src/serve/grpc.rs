@@ -5,9 +5,6 @@
 //! Protobuf is read and written by hand here (a few scalar fields), never by the client's
 //! prost-reflect: the two sides share no code, so a test of one checks the other.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,21 +25,7 @@ const UNAVAILABLE: u8 = 14;
 const MAX_WATCH: u32 = 100_000;
 const MAX_INTERVAL_MS: u32 = 60_000;
 
-/// A gRPC response body: its messages and trailers as they are produced (a stream's come over
-/// time).
-pub struct Body(mpsc::Receiver<Frame<Bytes>>);
-
-impl http_body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|f| f.map(Ok))
-    }
-}
+use super::Streamed as Body;
 
 /// A gRPC request: `content-type: application/grpc…`.
 pub fn is_grpc<B>(req: &Request<B>) -> bool {

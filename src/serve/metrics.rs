@@ -24,11 +24,13 @@ pub enum Route {
     Grpc,
     /// WebSocket upgrades.
     WebSocket,
+    /// Event streams (`/sse/watch`).
+    Events,
     NotFound,
 }
 
 impl Route {
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 16] = [
         Route::Base,
         Route::Catalog,
         Route::Tags,
@@ -43,6 +45,7 @@ impl Route {
         Route::Upload,
         Route::Grpc,
         Route::WebSocket,
+        Route::Events,
         Route::NotFound,
     ];
 
@@ -62,6 +65,7 @@ impl Route {
             Route::Upload => "upload",
             Route::Grpc => "grpc",
             Route::WebSocket => "websocket",
+            Route::Events => "events",
             Route::NotFound => "not_found",
         }
     }

@@ -11,6 +11,7 @@ mod knobs;
 mod metrics;
 pub mod push;
 mod service;
+mod sse;
 pub mod tls;
 mod v2;
 mod ws;
@@ -337,8 +338,24 @@ fn with_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
 
 type Resp = Response<Full<Bytes>>;
 
-/// An HTTP answer, or a gRPC one (whose body carries trailers and may stream).
-type AnyResp = Response<http_body_util::Either<Full<Bytes>, grpc::Body>>;
+/// A response body produced over time (a gRPC stream with its trailers, an event stream): its
+/// frames as a task sends them.
+pub struct Streamed(tokio::sync::mpsc::Receiver<http_body::Frame<Bytes>>);
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|f| f.map(Ok))
+    }
+}
+
+/// An HTTP answer, or a streamed one (gRPC, with trailers; an event stream).
+type AnyResp = Response<http_body_util::Either<Full<Bytes>, Streamed>>;
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<AnyResp, Infallible> {
     use http_body_util::BodyExt;
@@ -349,6 +366,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<AnyResp, In
             .metrics
             .record(Route::WebSocket, resp.status().as_u16(), t0.elapsed());
         return Ok(resp.map(http_body_util::Either::Left));
+    }
+    if req.uri().path() == "/sse/watch" {
+        let resp = sse::watch(&req);
+        state.metrics.record(Route::Events, 200, t0.elapsed());
+        return Ok(resp.map(http_body_util::Either::Right));
     }
     let (parts, body) = req.into_parts();
     if grpc::is_grpc(&Request::from_parts(parts.clone(), ())) {

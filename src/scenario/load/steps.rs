@@ -50,10 +50,11 @@ pub(super) fn compile_step(
         "service-sync" => &["url", "headers", "body", "extract", "check"],
         "grpc" => &["call", "proto", "protoset", "message", "deadline", "headers"],
         "ws" => &["url", "headers", "message", "receive", "hold", "timestamp", "check"],
+        "sse" => &["url", "headers", "events", "timestamp", "reconnects"],
         other => {
             return Err(cx.at(
                 kind_span,
-                format!("'{other}' is not a step type (expected http, grpc, ws, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
+                format!("'{other}' is not a step type (expected http, grpc, ws, sse, oci-pull, oci-push, oci-catalog, oci-tags, service-list, service-get, service-status or service-sync)"),
             ))
         }
     };
@@ -84,6 +85,11 @@ pub(super) fn compile_step(
         let mut step = Step::new(RequestSpec::get(&name, "/v2/"));
         step.think = think;
         step.flow = Some(Arc::new(flow));
+        return Ok(step);
+    }
+    if kind == "sse" {
+        let mut step = compile_sse(cx, st, &name, base, default_headers)?;
+        step.think = think;
         return Ok(step);
     }
     if kind == "ws" {
@@ -335,6 +341,7 @@ pub(super) fn compile_step(
         flow: None,
         grpc: None,
         ws: None,
+        sse: None,
     })
 }
 
@@ -698,6 +705,76 @@ fn compile_ws(
         path,
         headers,
         mode,
+    }));
+    Ok(step)
+}
+
+/// A `type = "sse"` step: `url` (a path on base_url) read as an event stream, `events` per
+/// iteration.
+fn compile_sse(
+    cx: &Ctx,
+    st: &Spanned<StepSpec>,
+    name: &str,
+    base: Option<&Target>,
+    default_headers: &[(String, &Spanned<String>)],
+) -> Result<Step, ScenarioError> {
+    let spec = st.get_ref();
+    let base = base.filter(|b| !b.ws && !b.grpc).ok_or_else(|| {
+        cx.at(
+            st.span(),
+            "an sse step needs [defaults] base_url = \"http://HOST:PORT\" (or https://)",
+        )
+    })?;
+    let url = spec
+        .url
+        .as_ref()
+        .ok_or_else(|| cx.at(st.span(), "an sse step needs url = \"/PATH\" (on base_url)"))?;
+    if !url.get_ref().starts_with('/') {
+        return Err(cx.at(
+            url.span(),
+            "an sse step's url is a path on base_url (/events)",
+        ));
+    }
+    let count = |v: Option<&Spanned<i64>>, key: &str, default: u32, min: u32| match v {
+        None => Ok(default),
+        Some(v) => u32::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| {
+                cx.at(
+                    v.span(),
+                    format!("{key} must be a whole number of at least {min}"),
+                )
+            }),
+    };
+    let events = spec
+        .events
+        .as_ref()
+        .ok_or_else(|| cx.at(st.span(), "an sse step reads events = N per iteration"))?;
+    let events = count(Some(events), "events", 1, 1)?;
+    let max_reconnects = count(spec.reconnects.as_ref(), "reconnects", 10, 0)?;
+    let timestamp = match &spec.timestamp {
+        Some(p) if !p.get_ref().starts_with('/') => {
+            return Err(cx.at(p.span(), "timestamp is a JSON pointer (/sent_unix_nanos)"))
+        }
+        p => p.as_ref().map(|p| p.get_ref().clone()),
+    };
+    let mut headers: Vec<(String, String)> = default_headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
+        .collect();
+    for (n, v) in &spec.headers {
+        headers.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
+        headers.push((n.clone(), v.get_ref().clone()));
+    }
+    let path = format!("{}{}", base.path.trim_end_matches('/'), url.get_ref());
+    let mut step = Step::new(RequestSpec::get(name, &path));
+    step.sse = Some(Arc::new(crate::plan::sse::Sse {
+        path,
+        headers,
+        events,
+        timestamp,
+        max_reconnects,
     }));
     Ok(step)
 }
