@@ -40,6 +40,21 @@ fn demo_runs_a_mixed_registry_plan_and_exits_0() {
     );
     assert!(step("pull/layer")["requests"].as_u64().unwrap() >= 3 * pulls);
     assert_eq!(step("pull")["scenario"], "image-pulls");
+    // The watch APIs: changes pushed over a WebSocket and as Server-Sent Events, all delivered.
+    let (_, r) = regbench_json(&["demo", "--duration", "2s", "-c", "4"]);
+    let steps = r["steps"].as_array().unwrap();
+    let step = |name: &str| steps.iter().find(|s| s["name"] == name).unwrap();
+    for (session, each) in [
+        ("ws-watch", "ws-watch/message"),
+        ("sse-watch", "sse-watch/event"),
+    ] {
+        let n = step(session)["success"].as_u64().unwrap();
+        assert!(n >= 1, "{session}: {}", step(session));
+        assert!(
+            step(each)["delivered"].as_u64().unwrap() >= 10 * n,
+            "{each}"
+        );
+    }
     let reads = step("service-registry (iteration)");
     assert_eq!(
         reads["requests"],

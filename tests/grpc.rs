@@ -70,8 +70,30 @@ deadline = "20ms"
         ),
     )
     .unwrap();
-    let (code, r) = regbench_json(&["run", plan.to_str().unwrap()]);
+    let saved = dir.join("result.json");
+    let html = dir.join("report.html");
+    let (code, r) = regbench_json(&[
+        "run",
+        plan.to_str().unwrap(),
+        "-o",
+        &format!("json={}", saved.display()),
+        "-o",
+        &format!("html={}", html.display()),
+    ]);
     assert_eq!(code, 0, "thresholds: {}", r["thresholds"]);
+    // The saved result reads back with its gRPC counts: rendered again, the same JSON.
+    let (code, again) = regbench_json(&["report", saved.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        again,
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&saved).unwrap()).unwrap()
+    );
+    // The page stacks requests by gRPC outcome.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("gRPC OK") && page.contains("gRPC error"),
+        "no gRPC classes in the page"
+    );
     let ok = step(&r, "lookup");
     assert_eq!(ok["requests"], 100, "{ok}");
     assert_eq!(count(ok, "OK"), 100, "{ok}");

@@ -202,7 +202,7 @@ const FORMATS: [(&str, &str); 6] = [
     ("hdr", "run.hlog"),
 ];
 
-fn outputs(dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn outputs(dir: &std::path::Path) -> Vec<String> {
     let mut args: Vec<String> = FORMATS
         .iter()
         .flat_map(|(f, file)| {
@@ -218,7 +218,7 @@ fn outputs(dir: &std::path::Path) -> Vec<String> {
 
 /// Renders the run's JSON again with `regbench report` and checks every format comes out byte for
 /// byte as the run wrote it, with the run's exit code.
-fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
+pub(crate) fn assert_renders_again(dir: &std::path::Path, run_code: u8) {
     let again = dir.join("again");
     std::fs::create_dir(&again).unwrap();
     let mut args = vec![

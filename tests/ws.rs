@@ -14,6 +14,63 @@ fn closes(r: &serde_json::Value, name: &str, code: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A plan with every WebSocket and SSE pattern, saved in every format and rendered again from its
+/// JSON: the same bytes (delivered counts and close codes read back).
+#[test]
+fn websocket_and_sse_results_render_again_exactly() {
+    let t = demo_target(ServeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("all.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"
+[defaults]
+base_url = "ws://{addr}"
+
+[[scenario]]
+name = "socket"
+executor = "per-vu-iterations"
+vus = 2
+iterations = 3
+
+[[scenario.step]]
+name = "echo"
+type = "ws"
+url = "/ws/echo"
+message = "hi"
+
+[[scenario.step]]
+name = "watch"
+type = "ws"
+url = "/ws/watch?count=3&interval_ms=1"
+receive = 3
+
+[[scenario.step]]
+name = "held"
+type = "ws"
+url = "/ws/echo"
+hold = "10ms"
+"#,
+            addr = t.addr()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["run".to_string(), plan.display().to_string()];
+    args.extend(crate::report::outputs(dir.path()));
+    let (code, _) = regbench(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0);
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_valid(&r);
+    assert_eq!(delivered(&r, "echo"), 6);
+    assert_eq!(closes(&r, "watch", "1000"), 6);
+    assert_eq!(closes(&r, "held", "1000"), 6);
+    let text = std::fs::read_to_string(dir.path().join("run.txt")).unwrap();
+    assert!(text.contains("WebSocket close codes"), "{text}");
+    crate::report::assert_renders_again(dir.path(), 0);
+}
+
 /// An echo at 1,000 messages a second (open model): every message comes back, each round trip is
 /// the demo's configured 5 ms plus little, the reply is checked, and the connections are closed
 /// normally at the end.

@@ -132,10 +132,30 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
         )),
         Step::new(RequestSpec::get("status", "/registry/status")),
     ];
-    // Image pulls get half the virtual users, the service registry the rest, and one crawls the
-    // catalog.
+    // A registry's watch APIs: changes pushed over a WebSocket and as Server-Sent Events, each
+    // timed from the change's own send time to its delivery.
+    let mut ws = Step::new(RequestSpec::get("ws-watch", "/ws/watch"));
+    ws.ws = Some(Arc::new(crate::plan::ws::Ws {
+        path: "/ws/watch?count=10&interval_ms=20".into(),
+        headers: Vec::new(),
+        mode: crate::plan::ws::Mode::Subscribe {
+            send: None,
+            receive: 10,
+            timestamp: Some("/sent_unix_nanos".into()),
+        },
+    }));
+    let mut sse = Step::new(RequestSpec::get("sse-watch", "/sse/watch"));
+    sse.sse = Some(Arc::new(crate::plan::sse::Sse {
+        path: "/sse/watch?count=10&interval_ms=20".into(),
+        headers: Vec::new(),
+        events: 10,
+        timestamp: Some("/sent_unix_nanos".into()),
+        max_reconnects: 3,
+    }));
+    // Image pulls get half the virtual users, the service registry the rest, one crawls the
+    // catalog and one watches.
     let pullers = (a.connections / 2).max(1);
-    let readers = a.connections.saturating_sub(pullers + 1).max(1);
+    let readers = a.connections.saturating_sub(pullers + 2).max(1);
     let scenario = |name: &str, vus: usize, steps: Vec<Step>| ScenarioPlan {
         name: name.into(),
         // Users pause between iterations, as registry clients do: the target and the generator share
@@ -162,6 +182,7 @@ pub fn demo_plan(server: &serve::Server, a: &DemoArgs) -> Result<Plan, plan::Pla
             scenario("image-pulls", pullers, vec![pull]),
             scenario("catalog-crawl", 1, vec![catalog]),
             scenario("service-registry", readers, service),
+            scenario("watchers", 1, vec![ws, sse]),
         ],
         n_workers: a.threads.min(a.connections),
         keepalive: true,
