@@ -50,13 +50,16 @@ pub enum ErrorKind {
     /// A registry flow got a manifest it cannot use: not JSON, no config or layers, or an index
     /// without the requested platform.
     BadManifest,
+    /// The request could not be made: a templated gRPC message rendered to JSON its message type
+    /// cannot hold. Nothing was sent.
+    BadMessage,
     /// Any other I/O error.
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in the order reports list them.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -74,6 +77,7 @@ impl ErrorKind {
         ErrorKind::NoH2,
         ErrorKind::Auth,
         ErrorKind::BadManifest,
+        ErrorKind::BadMessage,
         ErrorKind::Other,
     ];
     /// Number of kinds; sizes the per-kind counter arrays.
@@ -99,6 +103,7 @@ impl ErrorKind {
             ErrorKind::NoH2 => "no-h2",
             ErrorKind::Auth => "auth",
             ErrorKind::BadManifest => "bad-manifest",
+            ErrorKind::BadMessage => "bad-message",
             ErrorKind::Other => "other",
         }
     }
@@ -329,6 +334,8 @@ impl Sample {
     /// It failed before it had a connection to go on: the TCP connect or the TLS handshake failed.
     pub fn got_no_connection(&self) -> bool {
         match self.outcome {
+            // Never meant to go anywhere.
+            Outcome::Error(ErrorKind::BadMessage) => false,
             Outcome::Error(kind) => {
                 !self.reused && (self.connect.is_none() || kind == ErrorKind::Tls)
             }

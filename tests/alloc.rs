@@ -160,6 +160,54 @@ fn allocations_do_not_grow_with_requests() {
     );
     eprintln!("gRPC unary: {small} allocations for 2 000 calls, {large} for 20 000");
 
+    // A templated gRPC message: rendered to JSON and encoded per call (a dynamic message each time,
+    // so it allocates; measured, and bounded so a regression shows).
+    let dir = tempfile::tempdir().unwrap();
+    let grpc_file = |n: u64| {
+        let path = dir.path().join(format!("g{n}.toml"));
+        let text = format!(
+            "[defaults]\nbase_url = \"grpc://{addr}\"\n\n\
+             [[scenario]]\nname = \"g\"\nexecutor = \"shared-iterations\"\nvus = 4\niterations = {n}\n\n\
+             [[scenario.step]]\nname = \"lookup\"\ntype = \"grpc\"\ncall = \"regbench.demo.v1.Registry/Lookup\"\n\
+             proto = \"{proto}\"\nmessage = '{{\"name\": \"server-{{{{iteration}}}}\"}}'\n",
+            addr = grpc.trim_start_matches("grpc://").split('/').next().unwrap(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let run_grpc_file = |f: &str| {
+        let before = ALLOCATIONS.load(Relaxed);
+        let mut out = Vec::with_capacity(1 << 20);
+        let args = [
+            "regbench",
+            "run",
+            f,
+            "--threads",
+            "2",
+            "--quiet",
+            "-o",
+            "json",
+        ];
+        let code = regbench::app::run(
+            args,
+            &mut out,
+            regbench::app::Options {
+                handle_signals: false,
+            },
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+        ALLOCATIONS.load(Relaxed) - before
+    };
+    let (warm, g2k, g20k) = (grpc_file(100), grpc_file(2_000), grpc_file(20_000));
+    run_grpc_file(&warm);
+    let (small, large) = (run_grpc_file(&g2k), run_grpc_file(&g20k));
+    let per_call = large.saturating_sub(small) as f64 / 18_000.0;
+    eprintln!("templated gRPC messages: {per_call:.1} allocations per call");
+    assert!(
+        per_call < 100.0,
+        "templated gRPC: {per_call:.1} allocations per call ({small} for 2 000, {large} for 20 000)"
+    );
+
     // A scenario file whose path and header are templates: rendered per request into reused buffers.
     let dir = tempfile::tempdir().unwrap();
     let file = |n: u64| {

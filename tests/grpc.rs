@@ -141,6 +141,71 @@ fn unary_calls_at_a_fixed_rate_are_counted_by_status_code() {
     assert_eq!(per_second, 100);
 }
 
+/// A templated message is rendered and encoded per call: every call names one of the demo's
+/// servers. One that renders to JSON its type cannot hold is never sent, and the diagnosis names the
+/// field the encoder refused.
+#[test]
+fn templated_messages_are_encoded_per_call() {
+    let t = demo_target(ServeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("t.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"
+[defaults]
+base_url = "grpc://{}"
+
+[[scenario]]
+name = "t"
+executor = "shared-iterations"
+vus = 4
+iterations = 100
+
+[[scenario.step]]
+name = "lookup"
+type = "grpc"
+call = "{LOOKUP}"
+proto = "{PROTO}"
+message = '{{"name": "io.example.demo/server-000{{{{random.int(0,9)}}}}"}}'
+
+[[scenario.step]]
+name = "bad"
+type = "grpc"
+call = "{LOOKUP}"
+proto = "{PROTO}"
+message = '{{"delayMs": "{{{{vu}}}}x"}}'
+"#,
+            t.addr()
+        ),
+    )
+    .unwrap();
+    let (_, r) = regbench_json(&["run", plan.to_str().unwrap()]);
+    assert_eq!(
+        count(step(&r, "lookup"), "OK"),
+        100,
+        "{}",
+        step(&r, "lookup")
+    );
+    let bad = step(&r, "bad");
+    assert_eq!(bad["errors"]["bad-message"], 100, "{bad}");
+    let d = r["diagnosis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "bad-message")
+        .unwrap();
+    assert!(
+        d["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("not a valid regbench.demo.v1.LookupRequest"),
+        "{d}"
+    );
+    // Only the good calls reached the target.
+    assert_eq!(t.state().metrics.requests_total(), 100);
+}
+
 /// The same plan against an independent server, Python's grpcio: the same numbers hold.
 #[test]
 fn unary_calls_against_grpcio_count_the_same() {

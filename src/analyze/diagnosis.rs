@@ -101,6 +101,10 @@ pub fn explain(kind: ErrorKind) -> (&'static str, &'static str) {
             "a manifest the flow cannot use (not JSON, no layers, or no matching platform)",
             "check the image reference and --platform",
         ),
+        ErrorKind::BadMessage => (
+            "a templated gRPC message rendered to JSON its message type cannot hold (nothing was sent)",
+            "fix the step's message template: the example shows the field the encoder refused",
+        ),
         ErrorKind::Other => (
             "an I/O error of no other kind",
             "run again with fewer connections and look at the target's logs",

@@ -69,6 +69,30 @@ impl Framing {
     }
 }
 
+/// A templated call's message: `json` (rendered this iteration) encoded as `input` and framed into
+/// `out`. Allocates (a dynamic message per call): only templated messages take this path.
+pub fn encode_json(
+    input: &prost_reflect::MessageDescriptor,
+    json: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    use prost::Message as _;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let msg = prost_reflect::DynamicMessage::deserialize(input.clone(), &mut de)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|e| {
+            format!(
+                "the rendered message is not a valid {}: {e}",
+                input.full_name()
+            )
+        })?;
+    out.clear();
+    out.push(0);
+    out.extend_from_slice(&(msg.encoded_len() as u32).to_be_bytes());
+    msg.encode(out)
+        .map_err(|e| format!("cannot encode {}: {e}", input.full_name()))
+}
+
 /// Parses a `grpc-status` value: a decimal code.
 pub fn parse_status(value: &[u8]) -> Option<u8> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()

@@ -301,6 +301,21 @@ impl Examples {
         self.get(tag) == EXAMPLE_DONE
     }
 
+    /// The example of a request that could not be made (a templated gRPC message that rendered to
+    /// something its type cannot hold): the tag has its example from now on.
+    fn unencodable(&self, tag: usize, path: &str, why: String) -> crate::aggregate::FailureExample {
+        if let Some(s) = self.state.borrow_mut().get_mut(tag) {
+            *s = EXAMPLE_DONE;
+        }
+        crate::aggregate::FailureExample {
+            request: format!("POST {path}"),
+            outcome: ErrorKind::BadMessage.name().to_string(),
+            body: String::new(),
+            retry_after: None,
+            detail: Some(why),
+        }
+    }
+
     fn want(&self, tag: usize) {
         if let Some(s) = self.state.borrow_mut().get_mut(tag) {
             *s = EXAMPLE_WANTED;

@@ -31,6 +31,8 @@ struct Vu {
     request: Vec<u8>,
     path: Vec<u8>,
     body: Vec<u8>,
+    /// A templated gRPC message, encoded.
+    framed: Vec<u8>,
     capture: Capture,
     /// A gzip body inflated for checks (swapped with the capture's body).
     inflated: Vec<u8>,
@@ -137,6 +139,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         request: Vec::new(),
         path: Vec::new(),
         body: Vec::new(),
+        framed: Vec::new(),
         capture: Capture {
             max_body: MAX_CAPTURED_BODY,
             ..Capture::default()
@@ -310,9 +313,11 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     request,
                     path,
                     body,
+                    framed,
                     capture,
                     ..
                 } = &mut vu;
+                let mut unencodable = None;
                 let bytes: &[u8] = match (&scenario.requests[i], &step.template, page) {
                     (Some(encoded), _, 0) => encoded,
                     (_, Some(t), _) => {
@@ -331,6 +336,13 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                         }
                         body.clear();
                         t.body.render(&mut ctx, body);
+                        // A templated gRPC message: the rendered JSON, encoded and framed.
+                        if let Some(input) = step.grpc.as_ref().and_then(|c| c.input.as_ref()) {
+                            if let Err(e) = super::grpc::encode_json(input, body, framed) {
+                                unencodable = Some(e);
+                            }
+                            std::mem::swap(body, framed);
+                        }
                         request.clear();
                         http1::encode_into(
                             request,
@@ -379,9 +391,25 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     0 => scenario.h2_requests[i].as_ref(),
                     _ => None,
                 };
-                let mut sample = worker
-                    .send(slot.id, tag, bytes, h2, head_only, intended, capture)
-                    .await;
+                let mut sample = match unencodable {
+                    // Nothing to send: the failure is the plan's, named in the example.
+                    Some(why) => {
+                        let now = Instant::now();
+                        worker.recorder.borrow_mut().started(now);
+                        let mut s = Sample::dropped(tag as u16, intended, now);
+                        s.outcome = Outcome::Error(ErrorKind::BadMessage);
+                        if !worker.examples.done(tag) {
+                            let example = worker.examples.unencodable(tag, &step.request.path, why);
+                            worker.recorder.borrow_mut().record_example(tag, example);
+                        }
+                        s
+                    }
+                    None => {
+                        worker
+                            .send(slot.id, tag, bytes, h2, head_only, intended, capture)
+                            .await
+                    }
+                };
                 if let (Some(expected), Outcome::Status(200..=299)) =
                     (&step.verify_digest, sample.outcome)
                 {

@@ -120,7 +120,7 @@ async fn echo(
     timeout: Duration,
 ) -> Outcome {
     if socket.is_none() {
-        match connect(worker, ws, tag, s.intended).await {
+        match connect(worker, ws, tag, s).await {
             Ok(sock) => *socket = Some(sock),
             Err(failed) => return failed,
         }
@@ -188,7 +188,7 @@ async fn subscribe(
     timestamp: Option<&str>,
     s: &mut Sample,
 ) -> Outcome {
-    let mut sock = match connect(worker, ws, tag, s.intended).await {
+    let mut sock = match connect(worker, ws, tag, s).await {
         Ok(sock) => sock,
         Err(failed) => return failed,
     };
@@ -256,7 +256,7 @@ async fn subscribe(
 
 /// Connect, hold the connection idle for `hold`, close.
 async fn held(worker: &Worker, ws: &Ws, tag: usize, hold: Duration, s: &mut Sample) -> Outcome {
-    let mut sock = match connect(worker, ws, tag, s.intended).await {
+    let mut sock = match connect(worker, ws, tag, s).await {
         Ok(sock) => sock,
         Err(failed) => return failed,
     };
@@ -282,13 +282,8 @@ async fn held(worker: &Worker, ws: &Ws, tag: usize, hold: Duration, s: &mut Samp
 
 /// Opens a connection and upgrades it, recording the handshake under `STEP/handshake` (with its
 /// connect and TLS times). On failure, the step's outcome.
-async fn connect(
-    worker: &Worker,
-    ws: &Ws,
-    tag: usize,
-    intended: Instant,
-) -> Result<Socket, Outcome> {
-    let mut h = sample(tag + HANDSHAKE, intended);
+async fn connect(worker: &Worker, ws: &Ws, tag: usize, s: &mut Sample) -> Result<Socket, Outcome> {
+    let mut h = sample(tag + HANDSHAKE, s.intended);
     h.sent = Instant::now();
     let result = upgrade(worker, ws, &mut h).await;
     h.done = Instant::now();
@@ -297,6 +292,9 @@ async fn connect(
         Err(o) => *o,
     };
     worker.recorder.borrow_mut().record_iteration(&h);
+    // The step's own sample opened this connection: its connect and TLS times are the step's too.
+    s.connect = h.connect;
+    s.tls = h.tls;
     result
 }
 

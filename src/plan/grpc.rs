@@ -21,6 +21,9 @@ pub struct Call {
     pub server_streaming: bool,
     /// Sent as `grpc-timeout`: the server gives up (DEADLINE_EXCEEDED) after it.
     pub deadline: Option<Duration>,
+    /// A templated message: the step's body template renders JSON each iteration, encoded as this
+    /// message type before it is sent. `None`: the message was encoded once, in the request.
+    pub input: Option<prost_reflect::MessageDescriptor>,
 }
 
 /// A message in gRPC's length-prefixed framing: uncompressed flag, 32-bit big-endian length, bytes.

@@ -408,9 +408,11 @@ fn write_report(o: &mut String, r: &RunReport) -> std::fmt::Result {
 
     let conn = Dist::of(&all.connect);
     writeln!(o, "\nConnections")?;
+    // A request that was never meant to be sent (a message its type cannot hold) needed none.
+    let unsent = all.errors[ErrorKind::BadMessage.index()];
     let failed = all
         .n_requests
-        .saturating_sub(all.n_new_connections + all.n_reused);
+        .saturating_sub(all.n_new_connections + all.n_reused + unsent);
     let failed = match failed {
         0 => String::new(),
         n => format!(", {n} request{} got no connection", plural(n)),

@@ -10,7 +10,8 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 
 use crate::plan::grpc::{self, Call};
-use crate::plan::Step;
+use crate::plan::template::Template;
+use crate::plan::{RequestTemplate, Step};
 
 /// Where a call's descriptors come from.
 #[derive(Clone, Debug, Default)]
@@ -144,14 +145,54 @@ pub fn step(
         ));
     }
     let message = encode(&desc, json)?;
-    let call = Call {
-        method: format!("{}/{}", desc.parent_service().full_name(), desc.name()),
-        server_streaming: desc.is_server_streaming(),
-        deadline,
-    };
+    let call = call(&desc, deadline);
     let name = name.map_or_else(|| call.method.clone(), str::to_string);
     let request = grpc::request(&name, &call, &message, metadata);
     let mut step = Step::new(request);
+    step.grpc = Some(call);
+    Ok(step)
+}
+
+fn call(desc: &MethodDescriptor, deadline: Option<Duration>) -> Call {
+    Call {
+        method: format!("{}/{}", desc.parent_service().full_name(), desc.name()),
+        server_streaming: desc.is_server_streaming(),
+        deadline,
+        input: None,
+    }
+}
+
+/// A gRPC step whose message is a template (`{"name": "server-{{vu}}"}`): rendered to JSON each
+/// iteration and encoded as the method's input then (the engine's `grpc::encode_json`).
+pub fn templated_step(
+    pool: &DescriptorPool,
+    name: &str,
+    method_name: &str,
+    message: Template,
+    metadata: &[(String, String)],
+    deadline: Option<Duration>,
+) -> Result<Step, String> {
+    let desc = method(pool, method_name)?;
+    if desc.is_client_streaming() {
+        return Err(format!(
+            "{} is a client-streaming call: regbench sends unary and server-streaming calls",
+            desc.full_name()
+        ));
+    }
+    let mut call = call(&desc, deadline);
+    call.input = Some(desc.input());
+    let request = grpc::request(name, &call, &[], metadata);
+    let template = RequestTemplate {
+        path: Template::literal(&request.path),
+        headers: request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), Template::literal(v)))
+            .collect(),
+        body: message,
+    };
+    let mut step = Step::new(request);
+    step.template = Some(std::sync::Arc::new(template));
     step.grpc = Some(call);
     Ok(step)
 }

@@ -98,7 +98,7 @@ pub(super) fn compile_step(
         return Ok(step);
     }
     if kind == "grpc" {
-        let mut step = compile_grpc(cx, st, &name, base, target, default_headers)?;
+        let mut step = compile_grpc(cx, st, &name, &scope, base, target, default_headers)?;
         step.think = think;
         return Ok(step);
     }
@@ -537,6 +537,7 @@ fn compile_grpc(
     cx: &Ctx,
     st: &Spanned<StepSpec>,
     name: &str,
+    scope: &Scope,
     base: Option<&Target>,
     target: &mut Option<Target>,
     default_headers: &[(String, &Spanned<String>)],
@@ -591,6 +592,21 @@ fn compile_grpc(
     for (n, v) in &spec.headers {
         metadata.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
         metadata.push((n.clone(), v.get_ref().clone()));
+    }
+    // A message with placeholders is rendered and encoded per iteration.
+    if let Some(m) = spec.message.as_ref() {
+        let t = cx.template(m, scope)?;
+        if !t.is_static() {
+            return crate::scenario::grpc::templated_step(
+                &pool,
+                name,
+                call.get_ref(),
+                t,
+                &metadata,
+                deadline,
+            )
+            .map_err(|e| cx.at(call.span(), e));
+        }
     }
     let message = spec.message.as_ref().map_or("{}", |m| m.get_ref().as_str());
     crate::scenario::grpc::step(
