@@ -166,7 +166,7 @@ impl Metrics {
         );
         registry.register(
             "responses",
-            "Responses by HTTP status code",
+            "Responses by HTTP status code, gRPC status name (OK, UNAVAILABLE, ...), or delivered (messages on open streams and sockets)",
             m.responses.clone(),
         );
         registry.register(
@@ -242,6 +242,21 @@ impl Metrics {
                     code: code.to_string(),
                 };
                 self.responses.get_or_create(&labels).inc_by(*n);
+            }
+            // gRPC calls by status name (OK, UNAVAILABLE: never read as an HTTP code), messages on
+            // open streams and sockets as "delivered".
+            let grpc = t
+                .grpc
+                .iter()
+                .map(|(code, n)| (crate::sample::grpc_code_name(*code).into_owned(), *n));
+            let delivered = (t.n_delivered > 0).then(|| ("delivered".to_string(), t.n_delivered));
+            for (code, n) in grpc.chain(delivered) {
+                let labels = StepCode {
+                    scenario: scenario.clone(),
+                    step: t.name.clone(),
+                    code,
+                };
+                self.responses.get_or_create(&labels).inc_by(n);
             }
             for k in ErrorKind::ALL.iter().filter(|k| t.errors[k.index()] > 0) {
                 let labels = StepKind {
