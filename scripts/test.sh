@@ -32,9 +32,10 @@ python3 -c 'import hdrh' 2>/dev/null || {
 }
 
 # Independent protocol servers for the interoperability tests: grpcio (gRPC) and websockets.
-python3 -c 'import grpc, websockets' 2>/dev/null || {
-  echo "test.sh: installing the Python packages grpcio and websockets" >&2
-  python3 -m pip install -q grpcio websockets
+# grpcio-reflection and grpcio-tools (protoc) describe the gRPC peer's service independently.
+python3 -c 'import grpc, grpc_reflection, grpc_tools, websockets' 2>/dev/null || {
+  echo "test.sh: installing the Python packages grpcio, grpcio-reflection, grpcio-tools and websockets" >&2
+  python3 -m pip install -q grpcio grpcio-reflection grpcio-tools websockets
 }
 
 # The JUnit schema CI systems read (Jenkins xunit-plugin's junit-10.xsd, MIT), as pytest ships it in

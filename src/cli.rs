@@ -61,10 +61,12 @@ pub enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
     /// Start the built-in registry target on loopback, load it with authenticated image pulls, a
-    /// catalog crawl and service-registry reads, report.
+    /// catalog crawl, service-registry reads and a watcher of pushed changes, report.
     #[command(after_help = DEMO_EXAMPLES)]
     Demo(DemoArgs),
-    /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics).
+    /// Serve the built-in demo registry target (OCI distribution reads, a service registry, /metrics,
+    /// gRPC on h2c with server reflection, WebSockets at /ws/echo and /ws/watch, an event stream at
+    /// /sse/watch).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(Box<ServeArgs>),
     /// OCI registry tools.

@@ -219,6 +219,56 @@ fn unary_calls_against_grpcio_count_the_same() {
     );
 }
 
+/// Without --proto, the method's descriptors come from the server by reflection: the demo's own,
+/// and grpcio-reflection's (describing what protoc compiled). A descriptor set written by protoc
+/// (grpcio-tools) works as --protoset.
+#[test]
+fn reflection_and_protoc_descriptor_sets_describe_the_method() {
+    let _machine = machine();
+    let t = demo_target(ServeConfig::default());
+    let peer = PythonPeer::start("grpc_peer.py", "grpcio grpcio-reflection grpcio-tools");
+    for addr in [t.addr(), peer.addr] {
+        let (code, r) = regbench_json(&[
+            "run",
+            &grpc_url(addr, LOOKUP),
+            "-d",
+            r#"{"name": "io.example.demo/server-0003"}"#,
+            "-n",
+            "20",
+        ]);
+        assert_eq!(code, 0, "{addr}");
+        assert_eq!(
+            r["overall"]["grpc_status"]["OK"], 20,
+            "{addr}: {}",
+            r["overall"]
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("registry.pb");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}/proto", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!("--descriptor_set_out={}", set.display()))
+        .args(["--include_imports", "registry.proto"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "protoc (python3 -m pip install grpcio-tools; scripts/test.sh does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, r) = regbench_json(&[
+        "run",
+        &grpc_url(peer.addr, WATCH),
+        "--protoset",
+        set.to_str().unwrap(),
+        "-n",
+        "4",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(step(&r, &format!("{WATCH}/message"))["delivered"], 20);
+}
+
 /// A server stream: every call's messages are counted and each is timed from the one before.
 #[test]
 fn server_streams_count_and_time_their_messages() {
@@ -289,7 +339,9 @@ fn grpc_usage_errors_name_what_to_fix() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: expected '{says}' in: {err}");
     };
-    expect(&[&url, "-n", "1"], "--proto");
+    // Without descriptors, nothing to ask reflection of: the message says what to give.
+    let nobody = format!("grpc://{}/{LOOKUP}", closed_port());
+    expect(&[&nobody, "-n", "1"], "--proto or --protoset");
     expect(
         &[&url, "--proto", PROTO, "-d", r#"{"nmae":"x"}"#, "-n", "1"],
         "regbench.demo.v1.LookupRequest",

@@ -542,17 +542,15 @@ fn grpc_step(
         includes: a.grpc.import_paths.clone(),
         protoset: a.grpc.protoset.clone(),
     };
-    if protos.is_empty() {
-        return Err(usage(anyhow!(
-            "a gRPC call needs its method's descriptors: add --proto FILE.proto (or --protoset FILE)"
-        )));
-    }
     if a.method.is_some() {
         return Err(usage(anyhow!(
             "-m/--method is HTTP's: a gRPC call's method is the URL's path (package.Service/Method)"
         )));
     }
-    let pool = protos.load().map_err(|e| usage(anyhow!(e)))?;
+    let pool = match protos.is_empty() {
+        true => reflected(a, target)?,
+        false => protos.load().map_err(|e| usage(anyhow!(e)))?,
+    };
     let json = std::str::from_utf8(body)
         .map_err(|_| usage(anyhow!("the gRPC request message (-d) must be JSON text")))?;
     crate::scenario::grpc::step(&pool, None, &target.path, json, headers, a.grpc.deadline)
@@ -591,6 +589,46 @@ fn sse_step(
         max_reconnects: a.sse.sse_reconnects.unwrap_or(10),
     }));
     Ok(step)
+}
+
+/// Without `--proto` or `--protoset`: the method's descriptors from the server itself (gRPC server
+/// reflection), fetched once before the run.
+fn reflected(a: &RunArgs, target: &Target) -> Result<prost_reflect::DescriptorPool, Failure> {
+    let service = target
+        .path
+        .trim_start_matches('/')
+        .rsplit_once('/')
+        .map(|(service, _)| service.to_string())
+        .ok_or_else(|| {
+            usage(anyhow!(
+                "'{}' names no method: grpc://HOST:PORT/package.Service/Method",
+                target.url
+            ))
+        })?;
+    let pins = parse_pins(&a.resolve, &a.connect_to)?;
+    let addr = connect::resolve(target, &pins, family(a))
+        .map_err(run_failed)?
+        .addr;
+    let tls = match target.tls {
+        true => Some(
+            crate::engine::tls::TlsClient::new(
+                &a.tls.apply(&TlsOptions::default()),
+                &target.host,
+                vec![b"h2".to_vec()],
+            )
+            .map_err(usage)?,
+        ),
+        false => None,
+    };
+    let timeout = a.timeout.unwrap_or(Duration::from_secs(10));
+    let files = crate::engine::grpc::reflect(addr, target, tls.as_ref(), &service, timeout)
+        .map_err(|e| {
+            usage(anyhow!(
+                "{e} (without --proto or --protoset, the method's descriptors are asked of the \
+                 server by reflection)"
+            ))
+        })?;
+    crate::scenario::grpc::Protos::pool_of(files).map_err(|e| usage(anyhow!(e)))
 }
 
 /// The step of `ws://HOST:PORT/PATH`: echo `-d` (the default), subscribe (`--ws-receive`) or hold

@@ -75,6 +75,23 @@ fn located(e: &protox::Error) -> String {
     }
 }
 
+impl Protos {
+    /// A pool of encoded `FileDescriptorProto`s (from server reflection), in any order.
+    pub fn pool_of(files: Vec<Vec<u8>>) -> Result<DescriptorPool, String> {
+        // A FileDescriptorSet is its files as field 1, repeated: built on the wire.
+        let mut set = Vec::new();
+        for f in &files {
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut set);
+            prost::encoding::encode_varint(f.len() as u64, &mut set);
+            set.extend_from_slice(f);
+        }
+        let mut pool = DescriptorPool::new();
+        pool.decode_file_descriptor_set(set.as_slice())
+            .map_err(|e| format!("the server's reflected descriptors do not load: {e}"))?;
+        Ok(pool)
+    }
+}
+
 fn list(files: &[PathBuf]) -> String {
     files
         .iter()

@@ -145,7 +145,7 @@ fn unary(message: Vec<u8>) -> Response<Body> {
     ok_head(Body(rx))
 }
 
-fn ok_head(body: Body) -> Response<Body> {
+pub(super) fn ok_head(body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -162,7 +162,7 @@ pub fn trailers_only(code: u8, message: &str) -> Response<Body> {
     resp
 }
 
-fn status_trailers(code: u8, message: &str) -> hyper::HeaderMap {
+pub(super) fn status_trailers(code: u8, message: &str) -> hyper::HeaderMap {
     let mut h = hyper::HeaderMap::new();
     h.insert("grpc-status", u16::from(code).into());
     if !message.is_empty() {
@@ -228,7 +228,7 @@ fn unframe(body: &[u8]) -> Option<&[u8]> {
     (head[0] == 0 && rest.len() == len).then_some(rest)
 }
 
-fn frame(message: &[u8]) -> Bytes {
+pub(super) fn frame(message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(5 + message.len());
     out.push(0);
     out.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -237,15 +237,15 @@ fn frame(message: &[u8]) -> Bytes {
 }
 
 /// A message's fields: (number, varint value or bytes). Enough protobuf for the demo's requests.
-struct Fields<'a>(Vec<(u32, Value<'a>)>);
+pub(super) struct Fields<'a>(Vec<(u32, Value<'a>)>);
 
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
 }
 
 impl<'a> Fields<'a> {
-    fn parse(mut m: &'a [u8]) -> Option<Fields<'a>> {
+    pub(super) fn parse(mut m: &'a [u8]) -> Option<Fields<'a>> {
         let mut fields = Vec::new();
         while !m.is_empty() {
             let key = varint(&mut m)?;
@@ -280,9 +280,13 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn string(&self, n: u32) -> Option<&'a str> {
+    pub(super) fn string(&self, n: u32) -> Option<&'a str> {
+        self.bytes(n).and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    pub(super) fn bytes(&self, n: u32) -> Option<&'a [u8]> {
         self.0.iter().rev().find_map(|(k, v)| match v {
-            Value::Bytes(b) if *k == n => std::str::from_utf8(b).ok(),
+            Value::Bytes(b) if *k == n => Some(*b),
             _ => None,
         })
     }
@@ -309,12 +313,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_varint_field(out: &mut Vec<u8>, n: u32, v: u64) {
+pub(super) fn put_varint_field(out: &mut Vec<u8>, n: u32, v: u64) {
     put_varint(out, u64::from(n) << 3);
     put_varint(out, v);
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, n: u32, b: &[u8]) {
+pub(super) fn put_bytes_field(out: &mut Vec<u8>, n: u32, b: &[u8]) {
     put_varint(out, (u64::from(n) << 3) | 2);
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);

@@ -10,6 +10,7 @@ pub mod grpc;
 mod knobs;
 mod metrics;
 pub mod push;
+mod reflection;
 mod service;
 mod sse;
 pub mod tls;
@@ -370,6 +371,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<AnyResp, In
     if req.uri().path() == "/sse/watch" {
         let resp = sse::watch(&req);
         state.metrics.record(Route::Events, 200, t0.elapsed());
+        return Ok(resp.map(http_body_util::Either::Right));
+    }
+    if grpc::is_grpc(&req) && [reflection::V1, reflection::V1ALPHA].contains(&req.uri().path()) {
+        // A stream answered as its requests arrive: the body is not collected first.
+        let resp = reflection::serve(req.into_body());
+        state.metrics.record(Route::Grpc, 200, t0.elapsed());
         return Ok(resp.map(http_body_util::Either::Right));
     }
     let (parts, body) = req.into_parts();
