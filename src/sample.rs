@@ -311,15 +311,16 @@ pub struct TlsHandshake {
 }
 
 impl Sample {
-    /// A tick that was not sent because it was already later than `--max-lag`.
-    pub fn dropped(tag: u16, intended: Instant, now: Instant) -> Sample {
+    /// A request of `tag` intended at `intended`, before anything happened: sent and done then, no
+    /// bytes, and an outcome (`other`) its sender replaces.
+    pub fn new(tag: u16, intended: Instant) -> Sample {
         Sample {
             tag,
             intended,
-            sent: now,
+            sent: intended,
             first_byte: None,
-            done: now,
-            outcome: Outcome::Dropped,
+            done: intended,
+            outcome: Outcome::Error(ErrorKind::Other),
             bytes_in: 0,
             body_bytes: 0,
             coding: Coding::Identity,
@@ -328,6 +329,16 @@ impl Sample {
             connect: None,
             tls: None,
             reused: false,
+        }
+    }
+
+    /// A tick that was not sent because it was already later than `--max-lag`.
+    pub fn dropped(tag: u16, intended: Instant, now: Instant) -> Sample {
+        Sample {
+            sent: now,
+            done: now,
+            outcome: Outcome::Dropped,
+            ..Sample::new(tag, intended)
         }
     }
 

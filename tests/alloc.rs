@@ -110,6 +110,31 @@ fn allocations_of(url: &str, n: u64, extra: &[&str], counts: &str, key: &str) ->
     ALLOCATIONS.load(Relaxed) - before
 }
 
+/// Allocations of a run of the scenario file `f`, which must exit 0.
+fn allocations_of_file(f: &str) -> u64 {
+    let before = ALLOCATIONS.load(Relaxed);
+    let mut out = Vec::with_capacity(1 << 20);
+    let args = [
+        "regbench",
+        "run",
+        f,
+        "--threads",
+        "2",
+        "--quiet",
+        "-o",
+        "json",
+    ];
+    let code = regbench::app::run(
+        args,
+        &mut out,
+        regbench::app::Options {
+            handle_signals: false,
+        },
+    );
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    ALLOCATIONS.load(Relaxed) - before
+}
+
 #[test]
 fn allocations_do_not_grow_with_requests() {
     let addr = static_server();
@@ -175,32 +200,9 @@ fn allocations_do_not_grow_with_requests() {
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     };
-    let run_grpc_file = |f: &str| {
-        let before = ALLOCATIONS.load(Relaxed);
-        let mut out = Vec::with_capacity(1 << 20);
-        let args = [
-            "regbench",
-            "run",
-            f,
-            "--threads",
-            "2",
-            "--quiet",
-            "-o",
-            "json",
-        ];
-        let code = regbench::app::run(
-            args,
-            &mut out,
-            regbench::app::Options {
-                handle_signals: false,
-            },
-        );
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
-        ALLOCATIONS.load(Relaxed) - before
-    };
     let (warm, g2k, g20k) = (grpc_file(100), grpc_file(2_000), grpc_file(20_000));
-    run_grpc_file(&warm);
-    let (small, large) = (run_grpc_file(&g2k), run_grpc_file(&g20k));
+    allocations_of_file(&warm);
+    let (small, large) = (allocations_of_file(&g2k), allocations_of_file(&g20k));
     let per_call = large.saturating_sub(small) as f64 / 18_000.0;
     eprintln!("templated gRPC messages: {per_call:.1} allocations per call");
     assert!(
@@ -222,31 +224,8 @@ fn allocations_do_not_grow_with_requests() {
         path.display().to_string()
     };
     let (warm, f2k, f20k) = (file(100), file(2_000), file(20_000));
-    let run_file = |f: &str| {
-        let before = ALLOCATIONS.load(Relaxed);
-        let mut out = Vec::with_capacity(1 << 20);
-        let args = [
-            "regbench",
-            "run",
-            f,
-            "--threads",
-            "2",
-            "--quiet",
-            "-o",
-            "json",
-        ];
-        let code = regbench::app::run(
-            args,
-            &mut out,
-            regbench::app::Options {
-                handle_signals: false,
-            },
-        );
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
-        ALLOCATIONS.load(Relaxed) - before
-    };
-    run_file(&warm);
-    let (small, large) = (run_file(&f2k), run_file(&f20k));
+    allocations_of_file(&warm);
+    let (small, large) = (allocations_of_file(&f2k), allocations_of_file(&f20k));
     let more = large.saturating_sub(small);
     assert!(
         more < 2_000,

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::aggregate::{Msg, Recorder, WorkerStats};
 use crate::plan::{HttpVersion, Plan, Step, WorkerPlan};
-use crate::sample::{Coding, ErrorKind, Outcome, Sample, TlsHandshake};
+use crate::sample::{ErrorKind, Outcome, Sample, TlsHandshake};
 use crate::schedule::{Schedule, Slot, Waiter};
 use http1::{Capture, Conn};
 use http2::H2Request;
@@ -474,22 +474,7 @@ impl Worker {
         capture: Option<&mut Capture>,
     ) -> Sample {
         self.recorder.borrow_mut().started(Instant::now());
-        let mut s = Sample {
-            tag: tag as u16,
-            intended,
-            sent: intended,
-            first_byte: None,
-            done: intended,
-            outcome: Outcome::Error(ErrorKind::Other),
-            bytes_in: 0,
-            body_bytes: 0,
-            coding: Coding::Identity,
-            decoded_bytes: 0,
-            bytes_out: 0,
-            connect: None,
-            tls: None,
-            reused: false,
-        };
+        let mut s = Sample::new(tag as u16, intended);
         let deadline = tokio::time::Instant::now() + self.plan.timeout;
         let attempt = async {
             if self.mode.get() != Mode::H1 {

@@ -570,20 +570,9 @@ fn record_messages(
     let mut prev = call.sent;
     for &at in arrivals {
         recorder.record_iteration(&Sample {
-            tag: tag as u16,
-            intended: prev,
-            sent: prev,
-            first_byte: None,
             done: at,
             outcome: Outcome::Delivered,
-            bytes_in: 0,
-            body_bytes: 0,
-            coding: Coding::Identity,
-            decoded_bytes: 0,
-            bytes_out: 0,
-            connect: None,
-            tls: None,
-            reused: false,
+            ..Sample::new(tag as u16, prev)
         });
         prev = at;
     }

@@ -25,7 +25,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// One iteration: records its events, reopenings and itself, and returns its sample.
 pub(super) async fn run(worker: &Worker, sse: &Sse, tag: usize, intended: Instant) -> Sample {
     worker.recorder.borrow_mut().started(Instant::now());
-    let mut s = super::ws::sample(tag, intended);
+    let mut s = Sample::new(tag as u16, intended);
     let deadline = tokio::time::Instant::now() + worker.plan.timeout;
     let mut reader = Events::default();
     let outcome = match tokio::time::timeout_at(
@@ -58,7 +58,7 @@ async fn read(
     let mut ended: Option<Instant> = None;
     loop {
         // Open (or reopen) the stream.
-        let mut r = super::ws::sample(tag + RECONNECT, ended.unwrap_or(s.intended));
+        let mut r = Sample::new((tag + RECONNECT) as u16, ended.unwrap_or(s.intended));
         let opened = open(worker, sse, events.last_id.as_deref(), &mut r).await;
         let (mut stream, mut body, status) = match opened {
             Ok(o) => o,
@@ -103,18 +103,8 @@ async fn read(
                     if s.first_byte.is_none() {
                         s.first_byte = Some(now);
                     }
-                    let mut e = super::ws::sample(tag + EVENT, prev);
-                    if let Some(delay) = sse
-                        .timestamp
-                        .as_deref()
-                        .and_then(|p| super::ws::delivery_delay(data, p))
-                    {
-                        e.intended = now.checked_sub(delay).unwrap_or(now);
-                    }
-                    e.sent = e.intended;
-                    e.done = now;
-                    e.outcome = Outcome::Delivered;
-                    e.bytes_in = data.len() as u64;
+                    let timestamp = sse.timestamp.as_deref();
+                    let e = super::ws::delivered(tag + EVENT, prev, now, data, timestamp);
                     worker.recorder.borrow_mut().record_iteration(&e);
                     prev = now;
                 })

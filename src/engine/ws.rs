@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http1::Stream;
 use super::Worker;
 use crate::plan::ws::{Mode, Ws};
-use crate::sample::{Coding, ErrorKind, Outcome, Sample};
+use crate::sample::{ErrorKind, Outcome, Sample};
 
 /// A virtual user's open WebSocket (echo keeps it across iterations).
 pub type Socket = WebSocketStream<Stream>;
@@ -34,26 +34,6 @@ fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
-}
-
-/// A sample of `tag` intended at `intended`, not yet done (shared with `sse`).
-pub(super) fn sample(tag: usize, intended: Instant) -> Sample {
-    Sample {
-        tag: tag as u16,
-        intended,
-        sent: intended,
-        first_byte: None,
-        done: intended,
-        outcome: Outcome::Error(ErrorKind::Other),
-        bytes_in: 0,
-        body_bytes: 0,
-        coding: Coding::Identity,
-        decoded_bytes: 0,
-        bytes_out: 0,
-        connect: None,
-        tls: None,
-        reused: false,
-    }
 }
 
 fn kind_of(e: &WsError) -> ErrorKind {
@@ -79,7 +59,7 @@ pub(super) async fn run(
     reply: &mut Vec<u8>,
 ) -> Sample {
     worker.recorder.borrow_mut().started(Instant::now());
-    let mut s = sample(tag, intended);
+    let mut s = Sample::new(tag as u16, intended);
     reply.clear();
     let timeout = worker.plan.timeout;
     let outcome = match &ws.mode {
@@ -237,15 +217,7 @@ async fn subscribe(
         }
         got += 1;
         s.bytes_in += payload.len() as u64;
-        let mut m = sample(tag + MESSAGE, prev);
-        if let Some(delay) = timestamp.and_then(|p| delivery_delay(&payload, p)) {
-            // From the event's own send time to now.
-            m.intended = now.checked_sub(delay).unwrap_or(now);
-        }
-        m.sent = m.intended;
-        m.done = now;
-        m.outcome = Outcome::Delivered;
-        m.bytes_in = payload.len() as u64;
+        let m = delivered(tag + MESSAGE, prev, now, &payload, timestamp);
         worker.recorder.borrow_mut().record_iteration(&m);
         prev = now;
     }
@@ -283,7 +255,7 @@ async fn held(worker: &Worker, ws: &Ws, tag: usize, hold: Duration, s: &mut Samp
 /// Opens a connection and upgrades it, recording the handshake under `STEP/handshake` (with its
 /// connect and TLS times). On failure, the step's outcome.
 async fn connect(worker: &Worker, ws: &Ws, tag: usize, s: &mut Sample) -> Result<Socket, Outcome> {
-    let mut h = sample(tag + HANDSHAKE, s.intended);
+    let mut h = Sample::new((tag + HANDSHAKE) as u16, s.intended);
     h.sent = Instant::now();
     let result = upgrade(worker, ws, &mut h).await;
     h.done = Instant::now();
@@ -362,7 +334,7 @@ pub(super) async fn close(worker: &Worker, tag: usize, mut sock: Socket) -> u16 
 }
 
 fn record_close(worker: &Worker, tag: usize, since: Instant, code: u16) {
-    let mut c = sample(tag + CLOSE, since);
+    let mut c = Sample::new((tag + CLOSE) as u16, since);
     c.done = Instant::now();
     c.outcome = Outcome::WsClose(code);
     worker.recorder.borrow_mut().record_iteration(&c);
@@ -371,6 +343,27 @@ fn record_close(worker: &Worker, tag: usize, since: Instant, code: u16) {
 /// A close frame's code; 1005 ("no status") for a frame without one.
 fn close_code(frame: Option<&CloseFrame>) -> u16 {
     frame.map_or(1005, |f| u16::from(f.code))
+}
+
+/// A message of `tag` that arrived at `now`: timed from the one before it (`prev`), or, when
+/// `timestamp` points at its send time in its JSON, from that (shared with `sse`).
+pub(super) fn delivered(
+    tag: usize,
+    prev: Instant,
+    now: Instant,
+    payload: &[u8],
+    timestamp: Option<&str>,
+) -> Sample {
+    let since = match timestamp.and_then(|p| delivery_delay(payload, p)) {
+        Some(delay) => now.checked_sub(delay).unwrap_or(now),
+        None => prev,
+    };
+    Sample {
+        done: now,
+        outcome: Outcome::Delivered,
+        bytes_in: payload.len() as u64,
+        ..Sample::new(tag as u16, since)
+    }
 }
 
 /// The delay from the message's send time (Unix nanoseconds at JSON pointer `pointer`) to now.

@@ -149,6 +149,18 @@ pub fn step(
     metadata: &[(String, String)],
     deadline: Option<Duration>,
 ) -> Result<Step, String> {
+    let desc = callable(pool, method_name)?;
+    let message = encode(&desc, json)?;
+    let call = call(&desc, deadline);
+    let name = name.map_or_else(|| call.method.clone(), str::to_string);
+    let request = grpc::request(&name, &call, &message, metadata);
+    let mut step = Step::new(request);
+    step.grpc = Some(call);
+    Ok(step)
+}
+
+/// A method regbench can call: unary or server-streaming.
+fn callable(pool: &DescriptorPool, method_name: &str) -> Result<MethodDescriptor, String> {
     let desc = method(pool, method_name)?;
     if desc.is_client_streaming() {
         return Err(format!(
@@ -161,13 +173,7 @@ pub fn step(
             }
         ));
     }
-    let message = encode(&desc, json)?;
-    let call = call(&desc, deadline);
-    let name = name.map_or_else(|| call.method.clone(), str::to_string);
-    let request = grpc::request(&name, &call, &message, metadata);
-    let mut step = Step::new(request);
-    step.grpc = Some(call);
-    Ok(step)
+    Ok(desc)
 }
 
 fn call(desc: &MethodDescriptor, deadline: Option<Duration>) -> Call {
@@ -189,13 +195,7 @@ pub fn templated_step(
     metadata: &[(String, String)],
     deadline: Option<Duration>,
 ) -> Result<Step, String> {
-    let desc = method(pool, method_name)?;
-    if desc.is_client_streaming() {
-        return Err(format!(
-            "{} is a client-streaming call: regbench sends unary and server-streaming calls",
-            desc.full_name()
-        ));
-    }
+    let desc = callable(pool, method_name)?;
     let mut call = call(&desc, deadline);
     call.input = Some(desc.input());
     let request = grpc::request(name, &call, &[], metadata);

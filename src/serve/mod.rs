@@ -333,6 +333,13 @@ thread_local! {
     ));
 }
 
+/// A number from the query string (`count=10&interval_ms=5`), or `default`.
+fn query_number(query: &str, name: &str, default: u64) -> u64 {
+    query_param(query, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn with_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
     RNG.with(|r| f(&mut r.borrow_mut()))
 }

@@ -19,14 +19,7 @@ const MAX_INTERVAL_MS: u64 = 60_000;
 /// Answers one stream request.
 pub fn watch<B>(req: &Request<B>) -> Response<Streamed> {
     let query = req.uri().query().unwrap_or("");
-    let param = |name: &str, default: u64| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let param = |name: &str, default: u64| super::query_number(query, name, default);
     let count = param("count", 10).min(MAX_EVENTS);
     let interval = Duration::from_millis(param("interval_ms", 100).min(MAX_INTERVAL_MS));
     let drop_after = param("drop_after", u64::MAX);

@@ -98,14 +98,7 @@ async fn echo(state: &State, mut ws: Socket) {
 }
 
 async fn watch(mut ws: Socket, query: &str) {
-    let param = |name: &str, default: u64| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let param = |name: &str, default: u64| super::query_number(query, name, default);
     let count = param("count", 10).min(MAX_WATCH);
     let interval = Duration::from_millis(param("interval_ms", 100).min(MAX_INTERVAL_MS));
     let mut next = tokio::time::Instant::now();

@@ -88,7 +88,7 @@ pub(super) fn compile_step(
         return Ok(step);
     }
     if kind == "sse" {
-        let mut step = compile_sse(cx, st, &name, base, default_headers)?;
+        let mut step = compile_sse(cx, st, &name, base, target, default_headers)?;
         step.think = think;
         return Ok(step);
     }
@@ -543,15 +543,15 @@ fn compile_grpc(
     default_headers: &[(String, &Spanned<String>)],
 ) -> Result<Step, ScenarioError> {
     let spec = st.get_ref();
-    let base = base.filter(|b| b.grpc).ok_or_else(|| {
-        cx.at(
-            st.span(),
-            "a grpc step needs [defaults] base_url = \"grpc://HOST:PORT\" (or grpcs://)",
-        )
-    })?;
-    if target.is_none() {
-        *target = Some(base.clone());
-    }
+    protocol_base(
+        cx,
+        st,
+        base,
+        target,
+        |b| b.grpc,
+        "a grpc step",
+        "grpc://HOST:PORT\" (or grpcs://)",
+    )?;
     let call = spec.call.as_ref().ok_or_else(|| {
         cx.at(
             st.span(),
@@ -585,14 +585,7 @@ fn compile_grpc(
         Some(d) => Some(cx.duration(d, "deadline")?),
         None => None,
     };
-    let mut metadata: Vec<(String, String)> = default_headers
-        .iter()
-        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
-        .collect();
-    for (n, v) in &spec.headers {
-        metadata.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
-        metadata.push((n.clone(), v.get_ref().clone()));
-    }
+    let metadata = plain_headers(spec, default_headers);
     // A message with placeholders is rendered and encoded per iteration.
     if let Some(m) = spec.message.as_ref() {
         let t = cx.template(m, scope)?;
@@ -640,15 +633,15 @@ fn compile_ws(
 ) -> Result<Step, ScenarioError> {
     use crate::plan::ws::{Mode, Ws};
     let spec = st.get_ref();
-    let base = base.filter(|b| b.ws).ok_or_else(|| {
-        cx.at(
-            st.span(),
-            "a ws step needs [defaults] base_url = \"ws://HOST:PORT\" (or wss://)",
-        )
-    })?;
-    if target.is_none() {
-        *target = Some(base.clone());
-    }
+    let base = protocol_base(
+        cx,
+        st,
+        base,
+        target,
+        |b| b.ws,
+        "a ws step",
+        "ws://HOST:PORT\" (or wss://)",
+    )?;
     let url = spec
         .url
         .as_ref()
@@ -705,14 +698,7 @@ fn compile_ws(
             "check judges an echo's reply: a ws step with message and neither receive nor hold",
         ));
     }
-    let mut headers: Vec<(String, String)> = default_headers
-        .iter()
-        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
-        .collect();
-    for (n, v) in &spec.headers {
-        headers.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
-        headers.push((n.clone(), v.get_ref().clone()));
-    }
+    let headers = plain_headers(spec, default_headers);
     let mut step = Step::new(RequestSpec::get(name, &path));
     if let Some(c) = &spec.check {
         step.checks = compile_checks(cx, c)?;
@@ -732,15 +718,19 @@ fn compile_sse(
     st: &Spanned<StepSpec>,
     name: &str,
     base: Option<&Target>,
+    target: &mut Option<Target>,
     default_headers: &[(String, &Spanned<String>)],
 ) -> Result<Step, ScenarioError> {
     let spec = st.get_ref();
-    let base = base.filter(|b| !b.ws && !b.grpc).ok_or_else(|| {
-        cx.at(
-            st.span(),
-            "an sse step needs [defaults] base_url = \"http://HOST:PORT\" (or https://)",
-        )
-    })?;
+    let base = protocol_base(
+        cx,
+        st,
+        base,
+        target,
+        |b| !b.ws && !b.grpc,
+        "an sse step",
+        "http://HOST:PORT\" (or https://)",
+    )?;
     let url = spec
         .url
         .as_ref()
@@ -775,14 +765,7 @@ fn compile_sse(
         }
         p => p.as_ref().map(|p| p.get_ref().clone()),
     };
-    let mut headers: Vec<(String, String)> = default_headers
-        .iter()
-        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
-        .collect();
-    for (n, v) in &spec.headers {
-        headers.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
-        headers.push((n.clone(), v.get_ref().clone()));
-    }
+    let headers = plain_headers(spec, default_headers);
     let path = format!("{}{}", base.path.trim_end_matches('/'), url.get_ref());
     let mut step = Step::new(RequestSpec::get(name, &path));
     step.sse = Some(Arc::new(crate::plan::sse::Sse {
@@ -793,4 +776,44 @@ fn compile_sse(
         max_reconnects,
     }));
     Ok(step)
+}
+
+/// The base URL a protocol's step needs (`accepts` it), which becomes the plan's target when none
+/// is set yet; otherwise an error saying which URL `what` needs.
+fn protocol_base<'b>(
+    cx: &Ctx,
+    st: &Spanned<StepSpec>,
+    base: Option<&'b Target>,
+    target: &mut Option<Target>,
+    accepts: fn(&Target) -> bool,
+    what: &str,
+    url: &str,
+) -> Result<&'b Target, ScenarioError> {
+    let base = base.filter(|b| accepts(b)).ok_or_else(|| {
+        cx.at(
+            st.span(),
+            format!("{what} needs [defaults] base_url = \"{url}"),
+        )
+    })?;
+    if target.is_none() {
+        *target = Some(base.clone());
+    }
+    Ok(base)
+}
+
+/// The step's `headers` over `[defaults]`' ones, as sent (a gRPC step's metadata, a WebSocket's or
+/// an event stream's request headers: never templates).
+fn plain_headers(
+    spec: &StepSpec,
+    default_headers: &[(String, &Spanned<String>)],
+) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = default_headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.get_ref().clone()))
+        .collect();
+    for (n, v) in &spec.headers {
+        headers.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
+        headers.push((n.clone(), v.get_ref().clone()));
+    }
+    headers
 }
