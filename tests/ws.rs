@@ -283,3 +283,22 @@ fn websocket_usage_errors_name_what_to_fix() {
         assert!(err.contains(says), "{args:?}: expected '{says}' in: {err}");
     }
 }
+
+/// The examples of docs/protocols.md pass their own thresholds against the demo target.
+#[test]
+fn the_protocol_examples_pass_against_the_demo_target() {
+    let _machine = machine();
+    let t = demo_target(ServeConfig::default());
+    let example = |name: &str| format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    for (file, base) in [
+        (
+            "grpc-registry.toml",
+            format!("base_url=grpc://{}", t.addr()),
+        ),
+        ("watch-apis.toml", format!("base_url=http://{}", t.addr())),
+    ] {
+        let (code, r) = regbench_json(&["run", &example(file), "-e", &base, "-z", "2s"]);
+        assert_eq!(code, 0, "{file}: {} {}", r["thresholds"], r["steps"]);
+        assert_eq!(r["overall"]["errors_total"], 0, "{file}");
+    }
+}

@@ -262,11 +262,9 @@ impl Body {
                 }
                 let n = stream.read(buf).await.map_err(|e| ErrorKind::from_io(&e))?;
                 if n == 0 {
-                    return match self.framing {
-                        Framing::UntilClose => Ok(None),
-                        // The server went away mid-body: the stream ended.
-                        _ => Ok(None),
-                    };
+                    // The end of a close-delimited body, or the server went away mid-body: either
+                    // way the stream ended (and may be reopened).
+                    return Ok(None);
                 }
                 buf[..n].to_vec()
             } else {
@@ -381,6 +379,7 @@ impl Events {
                 self.has_data = false;
                 continue;
             }
+            // Taken to read it while `self` changes; put back (emptied) to keep its capacity.
             let line = std::mem::take(&mut self.line);
             let (field, value) = match line.iter().position(|&c| c == b':') {
                 Some(0) => {

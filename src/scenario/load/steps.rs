@@ -638,9 +638,11 @@ fn compile_ws(
         st,
         base,
         target,
-        |b| b.ws,
+        // Cleartext http:// too, so one file can mix a registry's HTTP API, its event stream and
+        // its WebSocket; over https:// the TLS handshake could pick HTTP/2 by ALPN, so wss://.
+        |b| b.ws || (!b.tls && !b.grpc),
         "a ws step",
-        "ws://HOST:PORT\" (or wss://)",
+        "ws://HOST:PORT\" (or wss://; or a cleartext http:// one)",
     )?;
     let url = spec
         .url
