@@ -65,11 +65,15 @@ pub fn handle<B: Send + 'static>(
     let mut resp = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert(hyper::header::UPGRADE, "websocket".parse().expect("static")); // invariant: ASCII
+    use hyper::header::HeaderValue;
+    h.insert(
+        hyper::header::UPGRADE,
+        HeaderValue::from_static("websocket"),
+    );
     h.insert(
         hyper::header::CONNECTION,
-        "Upgrade".parse().expect("static"),
-    ); // invariant: ASCII
+        HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(v) = accept.parse() {
         h.insert("sec-websocket-accept", v);
     }
