@@ -257,3 +257,46 @@ fn a_tls_flag_overrides_one_setting_of_the_file() {
     assert_eq!(tls_of(&r)["handshakes"], 6);
     assert_eq!(tls_of(&r)["resumed"], 0, "the flag turned resumption off");
 }
+
+/// gRPC (grpcs://, ALPN h2, the method found by server reflection over TLS), WebSocket (wss://) and
+/// an event stream (https://) against the TLS demo target, its certificate verified.
+#[test]
+fn grpc_websocket_and_sse_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let t = tls_target(&pki, false);
+    let port = t.addr().port();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let grpc = format!("grpcs://localhost:{port}/regbench.demo.v1.Registry/Lookup");
+    let mut a = args(&grpc, &resolve, &pki);
+    a.extend([
+        "-d",
+        r#"{"name": "io.example.demo/server-0002"}"#,
+        "-n",
+        "10",
+        "-c",
+        "2",
+    ]);
+    let (code, r) = regbench_json(&a);
+    assert_eq!(code, 0);
+    assert_eq!(r["overall"]["grpc_status"]["OK"], 10, "{}", r["overall"]);
+    assert_eq!(tls_of(&r)["negotiated"][0]["alpn"], "h2", "{}", tls_of(&r));
+
+    let ws = format!("wss://localhost:{port}/ws/echo");
+    let mut a = args(&ws, &resolve, &pki);
+    a.extend(["-d", "hello", "-n", "10", "-c", "2"]);
+    let (code, r) = regbench_json(&a);
+    assert_eq!(code, 0);
+    assert_eq!(step(&r, "WS /ws/echo")["delivered"], 10);
+    assert_eq!(tls_of(&r)["negotiated"][0]["alpn"], "http/1.1", "{}", tls_of(&r));
+
+    let sse = format!("https://localhost:{port}/sse/watch?count=3&interval_ms=1");
+    let mut a = args(&sse, &resolve, &pki);
+    a.extend(["--sse-events", "3", "-n", "4", "-c", "2"]);
+    let (code, r) = regbench_json(&a);
+    assert_eq!(code, 0);
+    assert_eq!(
+        step(&r, "SSE /sse/watch?count=3&interval_ms=1/event")["delivered"],
+        12
+    );
+}
