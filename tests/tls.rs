@@ -288,7 +288,12 @@ fn grpc_websocket_and_sse_over_tls() {
     let (code, r) = regbench_json(&a);
     assert_eq!(code, 0);
     assert_eq!(step(&r, "WS /ws/echo")["delivered"], 10);
-    assert_eq!(tls_of(&r)["negotiated"][0]["alpn"], "http/1.1", "{}", tls_of(&r));
+    assert_eq!(
+        tls_of(&r)["negotiated"][0]["alpn"],
+        "http/1.1",
+        "{}",
+        tls_of(&r)
+    );
 
     let sse = format!("https://localhost:{port}/sse/watch?count=3&interval_ms=1");
     let mut a = args(&sse, &resolve, &pki);
