@@ -76,21 +76,10 @@ pub fn encode_json(
     json: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    use prost::Message as _;
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let msg = prost_reflect::DynamicMessage::deserialize(input.clone(), &mut de)
-        .and_then(|m| de.end().map(|()| m))
-        .map_err(|e| {
-            format!(
-                "the rendered message is not a valid {}: {e}",
-                input.full_name()
-            )
-        })?;
-    out.clear();
-    out.push(0);
-    out.extend_from_slice(&(msg.encoded_len() as u32).to_be_bytes());
-    msg.encode(out)
-        .map_err(|e| format!("cannot encode {}: {e}", input.full_name()))
+    let msg = crate::plan::grpc::message(input, json)
+        .map_err(|e| format!("the rendered message is {e}"))?;
+    crate::plan::grpc::frame_into(&msg, out);
+    Ok(())
 }
 
 /// Parses a `grpc-status` value: a decimal code.
@@ -323,11 +312,7 @@ async fn ask(
 ) -> Result<Vec<Vec<u8>>, Asked> {
     use prost::Message as _;
     let mut body = Vec::new();
-    body.push(0);
-    body.extend_from_slice(&(request.encoded_len() as u32).to_be_bytes());
-    request
-        .encode(&mut body)
-        .map_err(|e| Asked::Failed(e.to_string()))?;
+    crate::plan::grpc::frame_into(request, &mut body);
     let mut encoded = Vec::new();
     super::http1::encode_into(
         &mut encoded,

@@ -202,9 +202,8 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         // Each step is intended when the previous one is done plus its think time.
         let started = intended;
         let mut intended = intended;
-        let mut whole: Option<Outcome> = None;
+        let mut totals = Totals::default();
         let mut unconnected = false;
-        let (mut bytes_in, mut body_bytes, mut decoded_bytes, mut bytes_out) = (0, 0, 0, 0);
         for (i, step) in steps.iter().enumerate() {
             if i > 0 {
                 worker.waiter.sleep_until(slot.id, intended).await;
@@ -221,26 +220,17 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     intended,
                 )
                 .await;
-                bytes_in += sample.bytes_in;
-                body_bytes += sample.body_bytes;
-                decoded_bytes += sample.decoded_bytes;
-                bytes_out += sample.bytes_out;
-                if whole.is_none() && !matches!(sample.outcome, Outcome::Status(100..=399)) {
-                    whole = Some(sample.outcome);
-                }
+                totals.add(
+                    &sample,
+                    matches!(sample.outcome, Outcome::Status(100..=399)),
+                );
                 intended = sample.done + step.think;
                 continue;
             }
             if let Some(sse) = &step.sse {
                 let sample = super::sse::run(&worker, sse, scenario.step_tags[i], intended).await;
                 unconnected |= sample.got_no_connection();
-                bytes_in += sample.bytes_in;
-                body_bytes += sample.body_bytes;
-                decoded_bytes += sample.decoded_bytes;
-                bytes_out += sample.bytes_out;
-                if sample.outcome.is_failure() && whole.is_none() {
-                    whole = Some(sample.outcome);
-                }
+                totals.add(&sample, !sample.outcome.is_failure());
                 intended = sample.done + step.think;
                 continue;
             }
@@ -291,13 +281,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                         ok &= passed;
                     }
                 }
-                bytes_in += sample.bytes_in;
-                body_bytes += sample.body_bytes;
-                decoded_bytes += sample.decoded_bytes;
-                bytes_out += sample.bytes_out;
-                if !ok && whole.is_none() {
-                    whole = Some(sample.outcome.as_failure());
-                }
+                totals.add(&sample, ok);
                 intended = sample.done + step.think;
                 continue;
             }
@@ -479,14 +463,7 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
                     }
                 }
                 drop(recorder);
-                bytes_in += sample.bytes_in;
-                body_bytes += sample.body_bytes;
-                decoded_bytes += sample.decoded_bytes;
-                bytes_out += sample.bytes_out;
-                // The iteration fails with its first failing step.
-                if !ok && whole.is_none() {
-                    whole = Some(sample.outcome.as_failure());
-                }
+                totals.add(&sample, ok);
                 intended = sample.done;
                 page += 1;
                 let next = match &step.paginate {
@@ -525,22 +502,8 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
         }
         if let Some(tag) = scenario.iteration_tag {
             let last_done = intended - steps.last().map_or(Duration::ZERO, |s| s.think);
-            worker.recorder.borrow_mut().record_iteration(&Sample {
-                tag: tag as u16,
-                intended: started,
-                sent: started,
-                first_byte: None,
-                done: last_done,
-                outcome: whole.unwrap_or(Outcome::Status(200)),
-                bytes_in,
-                body_bytes,
-                coding: Coding::Identity,
-                decoded_bytes,
-                bytes_out,
-                connect: None,
-                tls: None,
-                reused: false,
-            });
+            let whole = totals.iteration(tag, started, last_done);
+            worker.recorder.borrow_mut().record_iteration(&whole);
         }
         backoff = match (backs_off, unconnected) {
             (true, true) => (backoff * 2).clamp(MIN_CONNECT_BACKOFF, MAX_CONNECT_BACKOFF),
@@ -555,6 +518,42 @@ pub(super) async fn run_slot(worker: Rc<Worker>, mine: usize, mut slot: Slot) {
     for (i, socket) in vu.sockets.iter_mut().enumerate() {
         if let Some(sock) = socket.take() {
             super::ws::close(&worker, scenario.step_tags[i], sock).await;
+        }
+    }
+}
+
+/// What an iteration's steps add up to: their bytes, and its outcome — its first failing step's.
+#[derive(Default)]
+struct Totals {
+    failure: Option<Outcome>,
+    bytes_in: u64,
+    body_bytes: u64,
+    decoded_bytes: u64,
+    bytes_out: u64,
+}
+
+impl Totals {
+    /// Adds a step's sample; `ok` says whether the step succeeded (its checks included).
+    fn add(&mut self, s: &Sample, ok: bool) {
+        self.bytes_in += s.bytes_in;
+        self.body_bytes += s.body_bytes;
+        self.decoded_bytes += s.decoded_bytes;
+        self.bytes_out += s.bytes_out;
+        if !ok {
+            self.failure.get_or_insert(s.outcome.as_failure());
+        }
+    }
+
+    /// The whole iteration's sample under `tag`, from `started` to `done`.
+    fn iteration(&self, tag: usize, started: Instant, done: Instant) -> Sample {
+        Sample {
+            done,
+            outcome: self.failure.unwrap_or(Outcome::Status(200)),
+            bytes_in: self.bytes_in,
+            body_bytes: self.body_bytes,
+            decoded_bytes: self.decoded_bytes,
+            bytes_out: self.bytes_out,
+            ..Sample::new(tag as u16, started)
         }
     }
 }

@@ -253,11 +253,9 @@ impl Body {
         buf: &mut [u8],
     ) -> Result<Option<&'b [u8]>, ErrorKind> {
         loop {
-            let raw: Vec<u8> = if self.pending.is_empty() {
-                if matches!(
-                    self.framing,
-                    Framing::Chunked(Chunk::Done) | Framing::Sized(0)
-                ) {
+            self.out.clear();
+            if self.pending.is_empty() {
+                if self.ended() {
                     return Ok(None);
                 }
                 let n = stream.read(buf).await.map_err(|e| ErrorKind::from_io(&e))?;
@@ -266,22 +264,27 @@ impl Body {
                     // way the stream ended (and may be reopened).
                     return Ok(None);
                 }
-                buf[..n].to_vec()
+                self.decode(&buf[..n])?;
             } else {
-                std::mem::take(&mut self.pending)
-            };
-            self.out.clear();
-            self.decode(&raw)?;
+                // What came with the head, once.
+                let pending = std::mem::take(&mut self.pending);
+                self.decode(&pending)?;
+            }
             if !self.out.is_empty() {
                 return Ok(Some(&self.out));
             }
-            if matches!(
-                self.framing,
-                Framing::Chunked(Chunk::Done) | Framing::Sized(0)
-            ) {
+            if self.ended() {
                 return Ok(None);
             }
         }
+    }
+
+    /// The body's framing says it is complete.
+    fn ended(&self) -> bool {
+        matches!(
+            self.framing,
+            Framing::Chunked(Chunk::Done) | Framing::Sized(0)
+        )
     }
 
     fn decode(&mut self, mut raw: &[u8]) -> Result<(), ErrorKind> {

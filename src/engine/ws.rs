@@ -120,8 +120,9 @@ async fn echo(
         sock.send(msg).await.map_err(|e| (kind_of(&e), None))?;
         loop {
             match sock.next().await {
-                Some(Ok(Message::Text(t))) => return Ok(t.as_bytes().to_vec()),
-                Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+                // The frame's own bytes, not copied.
+                Some(Ok(Message::Text(t))) => return Ok(bytes::Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => return Ok(b),
                 // Pings are answered by tungstenite on the next write or flush.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(frame))) => {
@@ -138,7 +139,8 @@ async fn echo(
             s.bytes_in = bytes.len() as u64;
             s.body_bytes = s.bytes_in;
             s.decoded_bytes = s.bytes_in;
-            *reply = bytes;
+            // Into the virtual user's buffer, which keeps its capacity.
+            reply.extend_from_slice(&bytes);
             Outcome::Delivered
         }
         Ok(Err((kind, closed))) => {
@@ -193,8 +195,8 @@ async fn subscribe(
             Err(_) => return Outcome::Error(ErrorKind::Timeout),
         };
         let payload = match next {
-            Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
-            Some(Ok(Message::Binary(b))) => b.to_vec(),
+            Some(Ok(Message::Text(t))) => bytes::Bytes::from(t),
+            Some(Ok(Message::Binary(b))) => b,
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Close(frame))) => {
                 // The server ended it before every message came: counted by its code, and the

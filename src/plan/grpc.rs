@@ -29,11 +29,36 @@ pub struct Call {
 /// A message in gRPC's length-prefixed framing: uncompressed flag, 32-bit big-endian length, bytes.
 pub fn frame(message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(5 + message.len());
-    out.push(0);
-    // invariant: messages come from a JSON body bounded far below 4 GiB (MAX_BODY_FILE).
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    put_prefix(&mut out, message.len());
     out.extend_from_slice(message);
     Bytes::from(out)
+}
+
+/// `msg` encoded and framed into `out` (cleared first), without an intermediate buffer.
+pub fn frame_into(msg: &impl prost::Message, out: &mut Vec<u8>) {
+    out.clear();
+    put_prefix(out, msg.encoded_len());
+    msg.encode_raw(out);
+}
+
+/// gRPC's 5-byte prefix of an uncompressed message of `len` bytes.
+fn put_prefix(out: &mut Vec<u8>, len: usize) {
+    out.push(0);
+    // invariant: messages come from JSON bodies bounded far below 4 GiB (MAX_BODY_FILE).
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+}
+
+/// `json` (protobuf's JSON mapping) read as a message of type `input`; the error says what is not
+/// `a valid TYPE`. Shared by the plan (static messages, encoded once) and the engine (templated
+/// ones, per call).
+pub fn message(
+    input: &prost_reflect::MessageDescriptor,
+    json: &[u8],
+) -> Result<prost_reflect::DynamicMessage, String> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    prost_reflect::DynamicMessage::deserialize(input.clone(), &mut de)
+        .and_then(|m| de.end().map(|()| m))
+        .map_err(|e| format!("not a valid {}: {e}", input.full_name()))
 }
 
 /// A `grpc-timeout` value: at most 8 digits and a unit, the finest unit that fits, rounded up (a

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
+use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use crate::plan::grpc::{self, Call};
 use crate::plan::template::Template;
@@ -130,12 +130,9 @@ pub fn method(pool: &DescriptorPool, name: &str) -> Result<MethodDescriptor, Str
 
 /// Encodes `json` (protobuf's JSON mapping; empty: the default message) as `desc`'s input.
 pub fn encode(desc: &MethodDescriptor, json: &str) -> Result<Vec<u8>, String> {
-    let input = desc.input();
     let json = if json.trim().is_empty() { "{}" } else { json };
-    let mut de = serde_json::Deserializer::from_str(json);
-    let msg = DynamicMessage::deserialize(input.clone(), &mut de)
-        .and_then(|m| de.end().map(|()| m))
-        .map_err(|e| format!("the message is not a valid {}: {e}", input.full_name()))?;
+    let msg =
+        grpc::message(&desc.input(), json.as_bytes()).map_err(|e| format!("the message is {e}"))?;
     Ok(msg.encode_to_vec())
 }
 
